@@ -1,0 +1,7 @@
+"""webchat-sim: a mock UltraCart webchat server and a Locust load generator."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"

@@ -1,0 +1,40 @@
+"""UltraCart's conversation websocket protocol: enums, models, codec, schema."""
+
+from __future__ import annotations
+
+from .codec import CONVERSATION_EVENTS, EVENT_PAYLOADS, check_context, decode, dts, encode, epoch_ms
+from .enums import (
+    AgentStatus,
+    CartItemOptionType,
+    EventType,
+    FrameType,
+    Medium,
+    MessageType,
+    RRWebType,
+    SentimentValue,
+    TransportStatus,
+)
+from .models import *  # noqa: F403
+from .models import __all__ as _models_all
+from .schema import json_schema
+
+__all__ = [
+    "CONVERSATION_EVENTS",
+    "EVENT_PAYLOADS",
+    "AgentStatus",
+    "CartItemOptionType",
+    "EventType",
+    "FrameType",
+    "Medium",
+    "MessageType",
+    "RRWebType",
+    "SentimentValue",
+    "TransportStatus",
+    "check_context",
+    "decode",
+    "dts",
+    "encode",
+    "epoch_ms",
+    "json_schema",
+    *_models_all,
+]

@@ -1,0 +1,219 @@
+"""Wire codec: ``encode`` a frame to bytes once, ``decode`` and validate bytes.
+
+* ``encode`` writes UTF-8 JSON with orjson; absent fields are omitted, never
+  ``null``; unknown keys that came in with a decoded frame are written back.
+* ``decode`` validates types and enums strictly (``"2"`` is not an integer) and
+  the frame's required context (a ``message`` frame carries ``message``, an
+  ``event`` frame its ``event_type`` and that event's payload, …). Every
+  failure raises :class:`~simulator.errors.FrameError` whose message names the
+  path and the reason, e.g.
+  ``event_queue_position.position: expected integer, got string "2"``.
+  ``null`` is read as "absent" (the SDKs never send it; lenient clients may).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from ..errors import FrameError
+from .enums import EventType, FrameType
+from .models import ConversationWebsocketMessage, Frame
+
+__all__ = [
+    "CONVERSATION_EVENTS",
+    "EVENT_PAYLOADS",
+    "check_context",
+    "decode",
+    "dts",
+    "encode",
+    "epoch_ms",
+]
+
+# Which envelope keys carry each event's payload (protocol.md part A).
+EVENT_PAYLOADS: Mapping[EventType, tuple[str, ...]] = {
+    EventType.QUEUE_POSITION: ("event_queue_position",),
+    EventType.WEBCHAT_START_CONVERSATION: ("event_engage_customer", "event_new_conversation"),
+    EventType.CONVERSATION_CLOSED: ("event_conversation_closed",),
+    EventType.NEW_CONVERSATION: ("event_new_conversation",),
+    EventType.NEW_MESSAGE: ("event_new_message",),
+    EventType.UPDATED_MESSAGE: ("event_updated_message",),
+    EventType.QUEUE_STATUS_UPDATE: ("event_queue_status_update",),
+    EventType.RRWEB: ("event_rrweb",),
+    EventType.PARTICIPANT_UPDATE: ("event_participant_update",),
+    EventType.PARTICIPANT_JOIN: ("event_participant_join", "event_participant_join_participant"),
+    EventType.PARTICIPANT_LEFT: ("event_participant_left", "event_participant_left_participant"),
+    EventType.READ_MESSAGE: ("event_read_message",),
+    EventType.TYPING: ("event_typing",),
+    EventType.ADD_COUPON: ("event_add_coupon",),
+    EventType.ADD_ITEM: ("event_add_item",),
+    EventType.WEBCHAT_CONTEXT: ("event_webchat_context",),
+    EventType.ENGAGE_CUSTOMER: ("event_engage_customer",),
+    EventType.QUEUE_NEW_MEMBER: ("event_queue_new_member",),
+}
+
+# Events whose payload depends on the direction (client request vs server
+# notice): the codec does not require it, the receiver checks.
+_PAYLOAD_OPTIONAL = frozenset({EventType.WEBCHAT_START_CONVERSATION, EventType.CONVERSATION_CLOSED})
+
+# Events that always belong to one conversation: they carry conversation_uuid.
+CONVERSATION_EVENTS: frozenset[EventType] = frozenset(
+    {
+        EventType.CONVERSATION_CLOSED,
+        EventType.UPDATED_MESSAGE,
+        EventType.RRWEB,
+        EventType.PARTICIPANT_UPDATE,
+        EventType.PARTICIPANT_JOIN,
+        EventType.PARTICIPANT_LEFT,
+        EventType.READ_MESSAGE,
+        EventType.TYPING,
+        EventType.ADD_COUPON,
+        EventType.ADD_ITEM,
+        EventType.WEBCHAT_CONTEXT,
+    }
+)
+
+_dumps = orjson.dumps
+_serialize = ConversationWebsocketMessage.__pydantic_serializer__.to_python
+_validate_json = ConversationWebsocketMessage.__pydantic_validator__.validate_json
+
+
+def encode(frame: Frame) -> bytes:
+    """Serialize ``frame`` to the bytes of one websocket text frame."""
+    return _dumps(_serialize(frame, exclude_none=True))
+
+
+def decode(data: bytes | str, *, context: bool = True) -> Frame:
+    """Parse and validate one frame; raise :class:`FrameError` if it is invalid.
+
+    With ``context=False`` only types and enums are checked, not the frame's
+    required context (for peers whose dialect differs).
+    """
+    try:
+        frame: Frame = _validate_json(data, strict=True)
+    except ValidationError as exc:
+        raise _frame_error(exc, data) from None
+    if context:
+        check_context(frame)
+    return frame
+
+
+def check_context(frame: Frame) -> None:
+    """Raise :class:`FrameError` unless ``frame`` carries what its kind needs."""
+    kind = frame.type
+    if kind is None:
+        raise FrameError("required", path="type", code="missing_field")
+    if kind is FrameType.MESSAGE:
+        if frame.message is None:
+            raise FrameError('required when type is "message"', path="message", code="missing_field")
+        if frame.conversation_uuid is None:
+            raise FrameError('required when type is "message"', path="conversation_uuid", code="missing_field")
+    elif kind is FrameType.EVENT:
+        event = frame.event_type
+        if event is None:
+            if frame.error is not None:  # an error frame: an envelope with no event
+                return
+            raise FrameError('required when type is "event"', path="event_type", code="missing_field")
+        if event not in _PAYLOAD_OPTIONAL:
+            for key in EVENT_PAYLOADS[event]:
+                if getattr(frame, key) is None:
+                    raise FrameError(f'required when event_type is "{event.value}"', path=key, code="missing_field")
+        if event in CONVERSATION_EVENTS and frame.conversation_uuid is None:
+            raise FrameError(
+                f'required when event_type is "{event.value}"', path="conversation_uuid", code="missing_field"
+            )
+    elif kind is FrameType.CHECK_QUEUE_POSITION and frame.conversation_uuid is None:
+        raise FrameError(
+            'required when type is "check queue position"', path="conversation_uuid", code="missing_field"
+        )
+
+
+# ---------------------------------------------------------------------------
+# Error reasons
+
+_TYPE_NAMES = {
+    "int_type": "integer",
+    "int_from_float": "integer",
+    "int_parsing": "integer",
+    "string_type": "string",
+    "bool_type": "boolean",
+    "float_type": "number",
+    "list_type": "array",
+    "model_type": "object",
+    "model_attributes_type": "object",
+    "dict_type": "object",
+}
+
+
+def _describe_value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean true" if value else "boolean false"
+    if isinstance(value, int):
+        return f"integer {value}"
+    if isinstance(value, float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return "string " + orjson.dumps(shown).decode()
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _reason(err: ErrorDetails, data: bytes | str) -> tuple[str, str]:
+    kind = err["type"]
+    if kind == "json_invalid":
+        detail = err.get("ctx", {}).get("error", "")
+        return "invalid_json", f"not valid JSON ({detail})" if detail else "not valid JSON"
+    if kind in ("model_type", "model_attributes_type") and not err["loc"]:
+        return "not_object", f"not a JSON object (got {_describe_value(err['input']).split(' ')[0]})"
+    if kind == "enum":
+        expected = err.get("ctx", {}).get("expected", "")
+        options = expected.replace("'", '"').replace(" or ", ", ")
+        return "invalid_enum", f"{_describe_value(err['input']).removeprefix('string ')} is not one of {options}"
+    if kind in _TYPE_NAMES:
+        return "invalid_type", f"expected {_TYPE_NAMES[kind]}, got {_describe_value(err['input'])}"
+    return "invalid_value", err["msg"]
+
+
+def _frame_error(exc: ValidationError, data: bytes | str) -> FrameError:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    code, reason = _reason(first, data)
+    if len(errors) > 1:
+        reason += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+    return FrameError(reason, path=_path(first["loc"]), code=code)
+
+
+# ---------------------------------------------------------------------------
+# Time on the wire
+
+
+def dts(epoch_millis: int) -> str:
+    """ISO-8601 UTC with milliseconds and ``Z``: ``2026-11-25T14:05:25.123Z``."""
+    moment = datetime.fromtimestamp(epoch_millis / 1000, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{epoch_millis % 1000:03d}Z"
+
+
+def epoch_ms(seconds: float) -> int:
+    """Milliseconds since the Unix epoch of a ``time.time()`` value."""
+    return int(seconds * 1000)
