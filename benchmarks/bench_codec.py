@@ -1,0 +1,146 @@
+"""Codec cost per frame: decode+validate and encode of typical frames, against
+bare ``orjson.loads`` / ``orjson.dumps`` of the same bytes in the same run.
+
+    python benchmarks/bench_codec.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from simulator.protocol import decode, encode  # noqa: E402
+
+ARN_C = "arn:webchat-sim:DEMO:participant/5f0c1d2e-8f3a-4b6e-9a1d-2c3b4d5e6f70"
+ARN_A = "arn:webchat-sim:DEMO:participant/9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
+CONV = "7c1f1d2e-8f3a-4b6e-9a1d-2c3b4d5e6f70"
+DTS = "2026-11-25T14:05:25.123Z"
+
+SAMPLES: dict[str, dict[str, Any]] = {
+    "message": {
+        "type": "message",
+        "conversation_uuid": CONV,
+        "message": {
+            "author_conversation_participant_arn": ARN_C,
+            "author_conversation_participant_name": "Jane Doe",
+            "body": "Hi, where is my order #12345? It was supposed to arrive yesterday.",
+            "client_message_id": "c-1234",
+            "conversation_message_uuid": "1f2e3d4c-5b6a-4789-8abc-def012345678",
+            "language_iso_code": "en",
+            "merchant_id": "DEMO",
+            "message_dts": DTS,
+            "message_epoch": 1_795_615_525_123,
+            "type": "message",
+            "transport_statuses": [
+                {"conversation_participant_arn": ARN_A, "status": "sent"},
+                {"conversation_participant_arn": ARN_C, "status": "accepted"},
+            ],
+        },
+    },
+    "typing": {
+        "type": "event",
+        "event_type": "typing",
+        "conversation_uuid": CONV,
+        "event_typing": {"author_conversation_participant_arn": ARN_C,
+                         "author_conversation_participant_name": "Jane Doe", "value": "Hi, where is my"},
+    },
+    "new message (summary)": {
+        "type": "event",
+        "event_type": "new message",
+        "conversation_uuid": CONV,
+        "event_new_message": {
+            "closed": False,
+            "conversation_arn": "arn:webchat-sim:DEMO:conversation/" + CONV,
+            "conversation_uuid": CONV,
+            "customer_first_message_unresponded_to_dts": DTS,
+            "last_conversation_message_body": "Hi, where is my order #12345?",
+            "last_conversation_participant_arn": ARN_C,
+            "last_conversation_participant_name": "Jane Doe",
+            "last_message_dts": DTS,
+            "medium": "websocket",
+            "merchant_id": "DEMO",
+            "message_count": 3,
+            "participants": [
+                {"conversation_participant_arn": a, "conversation_participant_name": n, "joined_dts": DTS,
+                 "language_iso_code": "en", "status": "active", "unread_messages": 0}
+                for a, n in ((ARN_C, "Jane Doe"), (ARN_A, "Alex Agent"))
+            ],
+            "start_dts": DTS,
+            "unread_messages": True,
+            "visible": True,
+        },
+    },
+}
+
+
+def per_call_us(fn: Callable[[], object], *, seconds: float, max_calls: int) -> float:
+    """Best of 5 rounds of the mean µs per call (bounded in time and count)."""
+    batch = 1000
+    best = float("inf")
+    budget_end = time.perf_counter() + seconds
+    for _ in range(5):
+        calls = 0
+        start = time.perf_counter()
+        while calls < max_calls // 5 and time.perf_counter() < budget_end:
+            for _ in range(batch):
+                fn()
+            calls += batch
+        elapsed = time.perf_counter() - start
+        if calls:
+            best = min(best, elapsed / calls * 1e6)
+    return best
+
+
+def run(quick: bool) -> dict[str, Any]:
+    seconds = 0.5 if quick else 5.0
+    max_calls = 20_000 if quick else 1_000_000
+    results: dict[str, Any] = {}
+    for name, sample in SAMPLES.items():
+        raw = orjson.dumps(sample)
+        frame = decode(raw)
+        assert encode(frame) == raw or orjson.loads(encode(frame)) == sample
+        data = orjson.loads(raw)
+        row = {
+            "bytes": len(raw),
+            "orjson_loads_us": per_call_us(lambda raw=raw: orjson.loads(raw), seconds=seconds, max_calls=max_calls),
+            "decode_us": per_call_us(lambda raw=raw: decode(raw), seconds=seconds, max_calls=max_calls),
+            "orjson_dumps_us": per_call_us(lambda d=data: orjson.dumps(d), seconds=seconds, max_calls=max_calls),
+            "encode_us": per_call_us(lambda f=frame: encode(f), seconds=seconds, max_calls=max_calls),
+        }
+        row["decode_ratio"] = row["decode_us"] / row["orjson_loads_us"]
+        row["encode_ratio"] = row["encode_us"] / row["orjson_dumps_us"]
+        results[name] = row
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bench_codec.json")
+    args = parser.parse_args(argv)
+    results = run(args.quick)
+    print(f"{'frame':24} {'bytes':>6} {'loads µs':>9} {'decode µs':>10} {'ratio':>6}"
+          f" {'dumps µs':>9} {'encode µs':>10} {'ratio':>6}")
+    for name, r in results.items():
+        print(f"{name:24} {r['bytes']:6d} {r['orjson_loads_us']:9.2f} {r['decode_us']:10.2f} {r['decode_ratio']:5.1f}x"
+              f" {r['orjson_dumps_us']:9.2f} {r['encode_us']:10.2f} {r['encode_ratio']:5.1f}x")
+    target = 20.0
+    worst = max(max(r["decode_us"], r["encode_us"]) for r in results.values())
+    verdict = "met" if results["message"]["decode_us"] < target and results["message"]["encode_us"] < target else "MISSED"
+    print(f"target: message decode and encode each < {target:.0f} µs: {verdict}; slowest figure {worst:.1f} µs")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"benchmark": "codec", "quick": args.quick, "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Long chat: 10–20 exchanges in one conversation, with reads and think
+time, then a goodbye.
+
+Exercises: long-lived conversations, growing summaries and message counts,
+server memory per conversation.
+"""
+
+from __future__ import annotations
+
+from simulator.sessions import CustomerSession
+
+
+def run(customer: CustomerSession) -> None:
+    customer.connect()
+    customer.start_chat()
+    customer.wait_for_agent()
+    for _ in range(customer.rng.randint(10, 20)):
+        if customer.closed:
+            return
+        customer.say()
+        reply = customer.wait_for_reply()
+        if reply is None:
+            return
+        customer.read(message=reply)
+        customer.think()
+    customer.say(customer.faker.goodbye(customer.language))
+    customer.close_chat()

@@ -1,0 +1,33 @@
+"""Multilingual: a customer who writes Spanish, French or German
+(``language_iso_code`` set accordingly) chats with an agent who answers in
+the customer's language; a reply whose ``language_iso_code`` differs from the
+customer's is reported as a failure.
+
+Exercises: language propagation through queue entry, participants and
+messages; non-ASCII text through the codec.
+"""
+
+from __future__ import annotations
+
+from simulator.sessions import CustomerSession
+
+
+def run(customer: CustomerSession) -> None:
+    customer.use_language(customer.rng.choice(["es", "fr", "de"]))
+    customer.connect()
+    customer.start_chat()
+    customer.wait_for_agent()
+    for _ in range(customer.rng.randint(2, 4)):
+        if customer.closed:
+            return
+        customer.say()
+        reply = customer.wait_for_reply()
+        if reply is None:
+            return
+        language = reply.message.language_iso_code if reply.message else None
+        if language not in (None, customer.language):
+            customer.report_failure("reply language", f"expected {customer.language}, got {language}")
+        customer.read(message=reply)
+        customer.think()
+    customer.say(customer.faker.goodbye(customer.language))
+    customer.close_chat()

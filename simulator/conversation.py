@@ -1,0 +1,402 @@
+"""The state of conversations and participants, as the engine keeps it.
+
+Plain mutable records, no behaviour beyond bookkeeping and building the wire
+summaries; :mod:`simulator.engine` decides what happens and when.
+
+* :class:`Client` — one participant identity (a webchat visitor or an agent),
+  bound to at most one connection at a time, surviving a disconnect for the
+  reconnect grace period.
+* :class:`Member` — a client's participation in one conversation (join/leave
+  times, language, what it has read).
+* :class:`Conversation` — one chat: its members, its messages (indexed by
+  uuid and by ``client_message_id``), its queue entry, held context and
+  rrweb recording; :meth:`Conversation.summary` builds the ``ConversationSummary``.
+* :class:`RRWebStream` — verification of chunked rrweb recordings with
+  incremental hashing (O(1) memory per recording whatever its size) and a
+  bounded buffer of the latest recording for agents who join later.
+
+ARNs follow Amazon Connect's layout (see :func:`conversation_arn` and
+:func:`participant_arn`), under the merchant id as instance id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import Enum, StrEnum
+from typing import Any, NamedTuple
+
+from .protocol import (
+    ConversationEventRRWeb,
+    ConversationEventWebchatContext,
+    ConversationMessage,
+    ConversationParticipant,
+    ConversationSummary,
+    ConversationWebchatQueueStatusQueueEntry,
+    Frame,
+    Medium,
+    RRWebType,
+    dts,
+)
+
+__all__ = [
+    "ARN_PREFIX",
+    "Client",
+    "ConnId",
+    "Conversation",
+    "Member",
+    "RRWebRefusal",
+    "RRWebStream",
+    "Role",
+    "State",
+    "StoredMessage",
+    "conversation_arn",
+    "participant_arn",
+]
+
+ConnId = int
+"""The server's handle of one websocket connection."""
+
+ARN_PREFIX = "arn:aws:connect:us-east-1:000000000000:instance"
+"""Every ARN the engine hands out starts with this."""
+
+
+def conversation_arn(merchant_id: str, conversation_uuid: str) -> str:
+    """``arn:aws:connect:us-east-1:000000000000:instance/DEMO/contact/<uuid>``."""
+    return f"{ARN_PREFIX}/{merchant_id}/contact/{conversation_uuid}"
+
+
+def participant_arn(merchant_id: str, role: Role, participant_uuid: str) -> str:
+    """``…/instance/DEMO/agent/<uuid>`` for agents, ``…/participant/<uuid>`` for customers."""
+    kind = "agent" if role is Role.AGENT else "participant"
+    return f"{ARN_PREFIX}/{merchant_id}/{kind}/{participant_uuid}"
+
+
+class Role(StrEnum):
+    """Which side of a chat a connection is on."""
+
+    CUSTOMER = "customer"
+    AGENT = "agent"
+
+
+class State(Enum):
+    """Lifecycle of a conversation: waiting in a queue, chatting, over."""
+
+    QUEUED = "queued"
+    ENGAGED = "engaged"
+    CLOSED = "closed"
+
+
+# Participant ``status`` strings (free text in UltraCart's model).
+STATUS_ACTIVE = "active"
+STATUS_DISCONNECTED = "disconnected"
+STATUS_LEFT = "left"
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class Client:
+    """One participant identity; hashable by identity."""
+
+    role: Role
+    uuid: str
+    arn: str
+    name: str
+    email: str | None = None
+    language: str | None = None
+    conn: ConnId | None = None
+    grace_until: float | None = None
+    """While disconnected: when the reconnect grace period ends."""
+    conversations: dict[str, Conversation] = field(default_factory=dict)
+    """Open conversations the client is in, plus closed ones it has not been told about."""
+    # Customers
+    resume_token: str | None = None
+    # Agents
+    queues: tuple[str, ...] = ()
+    ring_key: int = 0
+    chats: int = 0
+    """Open conversations the agent is in."""
+    available: bool = False
+    """Connected and below its chat limit (kept in the queues' round-robin rings)."""
+    last_chat_ms: int | None = None
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class Member:
+    """A client's participation in one conversation."""
+
+    client: Client
+    joined_ms: int
+    language: str | None = None
+    left_ms: int | None = None
+    last_message_ms: int | None = None
+    last_read_seq: int = 0
+    """Messages 1..last_read_seq count as read by this member."""
+    own_seqs: list[int] = field(default_factory=list)
+    """Sequence numbers of the messages this member wrote (ascending)."""
+
+    @property
+    def present(self) -> bool:
+        """Joined and not left."""
+        return self.left_ms is None
+
+    def unread(self, total: int) -> int:
+        """Messages by others after the last one this member read."""
+        after = total - self.last_read_seq
+        own_after = len(self.own_seqs) - bisect_right(self.own_seqs, self.last_read_seq)
+        return after - own_after
+
+    def participant(self, total: int) -> ConversationParticipant:
+        """The wire view of this member; ``total`` is the conversation's message count."""
+        client = self.client
+        if self.left_ms is not None:
+            status = STATUS_LEFT
+        elif client.conn is None:
+            status = STATUS_DISCONNECTED
+        else:
+            status = STATUS_ACTIVE
+        return ConversationParticipant(
+            conversation_participant_arn=client.arn,
+            conversation_participant_name=client.name,
+            conversation_participant_uuid=client.uuid,
+            email=client.email,
+            joined_dts=dts(self.joined_ms),
+            language_iso_code=self.language,
+            last_message_dts=dts(self.last_message_ms) if self.last_message_ms is not None else None,
+            left_dts=dts(self.left_ms) if self.left_ms is not None else None,
+            status=status,
+            unread_messages=self.unread(total),
+        )
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class StoredMessage:
+    """One message of a conversation, with the frame that carries it."""
+
+    seq: int
+    """1-based place in the conversation."""
+    author: Member
+    epoch: int
+    model: ConversationMessage
+    frame: Frame
+    readers: set[str] = field(default_factory=set)
+    """ARNs of the participants who reported reading it."""
+
+
+@dataclass(eq=False, slots=True, kw_only=True)
+class Conversation:
+    """One chat and everything the engine remembers about it."""
+
+    uuid: str
+    arn: str
+    merchant_id: str
+    queue_name: str
+    queue_uuid: str
+    seq: int
+    """Join sequence number in its queue."""
+    start_ms: int
+    joined_at: float
+    customer: Client
+    entry: ConversationWebchatQueueStatusQueueEntry
+    state: State = State.QUEUED
+    engaged_at: float | None = None
+    members: dict[Client, Member] = field(default_factory=dict)
+    messages: list[StoredMessage] = field(default_factory=list)
+    by_uuid: dict[str, StoredMessage] = field(default_factory=dict)
+    by_client_id: dict[str, StoredMessage] = field(default_factory=dict)
+    last_epoch: int = 0
+    first_unresponded_ms: int | None = None
+    context: ConversationEventWebchatContext | None = None
+    rrweb: RRWebStream = field(default_factory=lambda: RRWebStream())
+    # Queue position pushes
+    told_position: tuple[int, bool] | None = None
+    pushed_at: float = -math.inf
+
+    @property
+    def closed(self) -> bool:
+        return self.state is State.CLOSED
+
+    def present(self) -> Iterator[Member]:
+        """Members currently joined."""
+        return (m for m in self.members.values() if m.left_ms is None)
+
+    def next_epoch(self, now_ms: int) -> int:
+        """A message epoch for ``now_ms``, strictly after every earlier one, so
+        that "messages newer than epoch X" never misses one written in the
+        same millisecond."""
+        epoch = max(now_ms, self.last_epoch + 1)
+        self.last_epoch = epoch
+        return epoch
+
+    def add(self, message: StoredMessage) -> None:
+        """Store ``message`` (its ``seq`` must be ``len(messages) + 1``)."""
+        self.messages.append(message)
+        uuid = message.model.conversation_message_uuid
+        if uuid is not None:
+            self.by_uuid[uuid] = message
+        client_id = message.model.client_message_id
+        if client_id is not None:
+            self.by_client_id[client_id] = message
+
+    def summary(self) -> ConversationSummary:
+        """The ``ConversationSummary`` as of now.
+
+        ``unread_messages`` is true when any joined participant has unread
+        messages (the summary is built once for every recipient).
+        """
+        total = len(self.messages)
+        last = self.messages[-1] if self.messages else None
+        participants = [m.participant(total) for m in self.members.values()]
+        unread = any(p.unread_messages for p, m in zip(participants, self.members.values(), strict=True) if m.present)
+        last_dts = dts(last.epoch) if last is not None else None
+        first_unresponded = self.first_unresponded_ms
+        return ConversationSummary(
+            closed=self.state is State.CLOSED,
+            conversation_arn=self.arn,
+            conversation_uuid=self.uuid,
+            customer_first_message_unresponded_to_dts=dts(first_unresponded) if first_unresponded is not None else None,
+            last_conversation_message_body=last.model.body if last is not None else None,
+            last_conversation_participant_arn=last.author.client.arn if last is not None else None,
+            last_conversation_participant_name=last.author.client.name if last is not None else None,
+            last_interactive_message_dts=last_dts,
+            last_message_dts=last_dts,
+            medium=Medium.WEBSOCKET,
+            merchant_id=self.merchant_id,
+            message_count=total,
+            participants=participants,
+            start_dts=dts(self.start_ms),
+            unread_messages=unread,
+            visible=True,
+        )
+
+
+# ---------------------------------------------------------------------------
+# rrweb recordings
+
+
+class RRWebRefusal(NamedTuple):
+    """Why a chunk was refused: an engine error code and a precise reason."""
+
+    code: str
+    reason: str
+
+
+class RRWebStream:
+    """Checks the rrweb chunks of one conversation and holds the latest recording.
+
+    A payload is sent as parts ``1..data_total_parts`` in order, each with the
+    SHA-256 (hex) of its ``data``; the last part's ``data_total_sha256`` is the
+    SHA-256 of the concatenated ``data`` of all parts. Parts are hashed as they
+    arrive, so memory stays O(1) per payload. A new part 1 starts a new payload
+    (an unfinished one is dropped).
+
+    Accepted frames since the latest ``init`` part 1 are held (up to
+    ``hold_bytes`` of ``data``) for agents who join later; beyond that the
+    recording is no longer held until the next ``init``.
+    """
+
+    __slots__ = (
+        "_event_index",
+        "_hasher",
+        "_next_part",
+        "_size",
+        "_total_parts",
+        "held",
+        "held_bytes",
+        "holding",
+    )
+
+    def __init__(self) -> None:
+        self._event_index: int | None = None
+        self._next_part = 0
+        self._total_parts = 0
+        self._size = 0
+        self._hasher: Any = None
+        self.held: list[Frame] = []
+        self.held_bytes = 0
+        self.holding = False
+
+    def check(self, part: ConversationEventRRWeb, *, max_parts: int, max_bytes: int) -> RRWebRefusal | None:
+        """Accept ``part`` (and advance) or say why not (and change nothing,
+        except that a payload whose total hash or size fails is dropped)."""
+        data, number, total, digest = part.data, part.data_part, part.data_total_parts, part.data_sha256
+        if data is None or number is None or total is None or digest is None:
+            missing = [
+                name
+                for name, value in (
+                    ("data", data),
+                    ("data_part", number),
+                    ("data_total_parts", total),
+                    ("data_sha256", digest),
+                )
+                if value is None
+            ]
+            return RRWebRefusal("invalid_rrweb", "event_rrweb." + ", event_rrweb.".join(missing) + ": required")
+        if not 1 <= total <= max_parts:
+            return RRWebRefusal(
+                "invalid_rrweb", f"event_rrweb.data_total_parts: {total} is not between 1 and {max_parts}"
+            )
+        if not 1 <= number <= total:
+            return RRWebRefusal("invalid_rrweb", f"event_rrweb.data_part: {number} is not between 1 and {total}")
+        raw = data.encode()
+        actual = hashlib.sha256(raw).hexdigest()
+        if actual != digest.lower():
+            return RRWebRefusal(
+                "rrweb_hash_mismatch", f"event_rrweb.data_sha256: part {number} of {total} hashes to {actual}"
+            )
+        if number == 1:
+            self._event_index = part.event_index
+            self._total_parts = total
+            self._size = 0
+            self._hasher = hashlib.sha256()
+        elif number != self._next_part or total != self._total_parts or part.event_index != self._event_index:
+            expected = (
+                f"part {self._next_part} of {self._total_parts} of event_index {self._event_index}"
+                if self._next_part
+                else "part 1 of a new payload"
+            )
+            return RRWebRefusal(
+                "rrweb_out_of_order",
+                f"event_rrweb.data_part: got part {number} of {total} of event_index {part.event_index}, "
+                f"expected {expected}",
+            )
+        if self._size + len(raw) > max_bytes:
+            self._next_part = 0
+            return RRWebRefusal("rrweb_too_large", f"event_rrweb: the payload exceeds {max_bytes} bytes; dropped")
+        if number == total:
+            self._hasher.update(raw)
+            whole = self._hasher.hexdigest()
+            self._next_part = 0
+            self._hasher = None
+            expected_total = part.data_total_sha256
+            if expected_total is None:
+                return RRWebRefusal("invalid_rrweb", "event_rrweb.data_total_sha256: required on the last part")
+            if whole != expected_total.lower():
+                return RRWebRefusal(
+                    "rrweb_hash_mismatch",
+                    f"event_rrweb.data_total_sha256: the {total} parts hash to {whole}; payload dropped",
+                )
+            return None
+        self._hasher.update(raw)
+        self._size += len(raw)
+        self._next_part = number + 1
+        return None
+
+    def hold(self, part: ConversationEventRRWeb, frame: Frame, *, limit: int) -> None:
+        """Remember an accepted, relayed ``frame`` for agents who join later."""
+        if part.type is RRWebType.INIT and part.data_part == 1:
+            self.held = []
+            self.held_bytes = 0
+            self.holding = True
+        if not self.holding:
+            return
+        size = len(part.data or "")
+        if self.held_bytes + size > limit:
+            self.held = []
+            self.held_bytes = 0
+            self.holding = False
+            return
+        self.held.append(frame)
+        self.held_bytes += size

@@ -1,0 +1,99 @@
+"""Scenario scripts: plain Python modules with a ``run(customer)`` function.
+
+A spec such as ``happy_path:3,abandon:1`` names modules of the ``scenarios``
+package (or paths to ``.py`` files) with integer weights.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .errors import SimulatorError
+
+__all__ = ["Scenario", "ScenarioError", "ScenarioMix", "available_scenarios", "load_scenario", "parse_mix"]
+
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+class ScenarioError(SimulatorError):
+    """A scenario spec that cannot be loaded."""
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    run: Callable[..., Any]
+    doc: str
+    weight: int = 1
+
+
+def available_scenarios() -> list[str]:
+    """Names of the scenarios shipped in the ``scenarios`` package."""
+    import scenarios
+
+    folder = Path(scenarios.__file__).parent
+    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+
+def _module(name: str) -> ModuleType:
+    if name.endswith(".py") or "/" in name:
+        path = Path(name)
+        if not path.is_file():
+            raise ScenarioError(f"scenario file not found: {name}")
+        spec = importlib.util.spec_from_file_location(f"webchat_scenario_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            raise ScenarioError(f"cannot load scenario file {name}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(f"scenarios.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("scenarios"):
+            raise ScenarioError(
+                f'unknown scenario "{name}"; available: {", ".join(available_scenarios())}'
+            ) from None
+        raise
+
+
+def load_scenario(name: str, weight: int = 1) -> Scenario:
+    module = _module(name)
+    run = getattr(module, "run", None)
+    if not callable(run):
+        raise ScenarioError(f"scenario {name} has no run(customer) function")
+    doc = (module.__doc__ or "").strip()
+    return Scenario(name=Path(name).stem, run=run, doc=doc, weight=weight)
+
+
+def parse_mix(spec: str) -> list[Scenario]:
+    """``"happy_path:3,abandon:1"`` → weighted scenarios (weight defaults to 1)."""
+    out: list[Scenario] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        name, _, weight_text = part.rpartition(":") if part.rsplit(":", 1)[-1].isdigit() else (part, "", "1")
+        weight = int(weight_text or 1)
+        if weight < 0:
+            raise ScenarioError(f"weight of {name} must be >= 0")
+        out.append(load_scenario(name, weight))
+    if not out or sum(s.weight for s in out) == 0:
+        raise ScenarioError(f"no scenario with a positive weight in {spec!r}")
+    return out
+
+
+class ScenarioMix:
+    """Weighted choice among scenarios with a seeded random."""
+
+    def __init__(self, scenarios: list[Scenario]) -> None:
+        self.scenarios = [s for s in scenarios if s.weight > 0]
+        self._weights = [s.weight for s in self.scenarios]
+
+    def pick(self, rng: random.Random) -> Scenario:
+        return rng.choices(self.scenarios, weights=self._weights, k=1)[0]

@@ -1,0 +1,343 @@
+"""The mock webchat server: asyncio + ``websockets`` glue around the engine.
+
+It accepts connections on ``ws://HOST:PORT/ws``, identifies the participant,
+decodes each frame, hands it to the sans-I/O core (the engine, or the autopilot
+hub that hosts simulated agents inside it), encodes every outgoing frame
+**once** and broadcasts it to its recipients, runs the core's timers and
+enforces limits. Nothing else: all chat behaviour lives in the engine.
+
+Development mode (the only one so far) identifies a connection by its query
+string, without authentication::
+
+    ws://127.0.0.1:8765/ws?role=customer[&name=…&email=…&lang=fr][&token=RESUME&since=EPOCH_MS]
+    ws://127.0.0.1:8765/ws?role=agent&name=Alice&queues=support,sales
+
+``GET /healthz`` answers ``200`` with a small JSON status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import logging
+import math
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from .engine import ConnId, Delivery, Identity, Role
+from .errors import FrameError, SimulatorError
+from .protocol import Frame, decode, encode
+
+__all__ = ["Core", "IdentityError", "ServerConfig", "WebchatServer", "parse_identity"]
+
+log = logging.getLogger("webchat_sim.server")
+
+
+class Core(Protocol):
+    """What the server needs from the sans-I/O core (``Engine`` or ``AutopilotHub``)."""
+
+    def connect(self, conn: ConnId, identity: Identity, now: float) -> list[Delivery]: ...
+    def receive(self, conn: ConnId, frame: Frame, now: float) -> list[Delivery]: ...
+    def disconnect(self, conn: ConnId, now: float) -> list[Delivery]: ...
+    def tick(self, now: float) -> list[Delivery]: ...
+    def next_deadline(self) -> float | None: ...
+    def error_frame(self, error: FrameError, *, conversation_uuid: str | None = None) -> Frame: ...
+    def status(self) -> dict[str, Any]: ...
+
+
+class IdentityError(SimulatorError):
+    """The query string does not identify a participant."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8765
+    path: str = "/ws"
+    # Limits
+    max_frame_bytes: int = 64 * 1024
+    max_connections: int = 50_000
+    frames_per_second: float = 30.0
+    burst: int = 60
+    # Timeouts
+    idle_timeout: float | None = 600.0
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float = 5.0
+    # Protocol
+    compression: bool = False
+    debug: bool = False
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+
+def parse_identity(query: str) -> Identity:
+    """The participant a development-mode query string names."""
+    params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=False).items()}
+    role_text = params.get("role", "customer")
+    try:
+        role = Role(role_text)
+    except ValueError:
+        raise IdentityError(f'role: "{role_text}" is not one of "customer", "agent"') from None
+    since_text = params.get("since")
+    since: int | None = None
+    if since_text is not None:
+        if not since_text.isdigit():
+            raise IdentityError(f'since: expected epoch milliseconds, got "{since_text[:40]}"')
+        since = int(since_text)
+    queues = tuple(q for q in params.get("queues", "").split(",") if q)
+    if role is Role.AGENT and not params.get("name"):
+        raise IdentityError("name: required for role=agent")
+    return Identity(
+        role=role,
+        name=params.get("name"),
+        email=params.get("email"),
+        language_iso_code=params.get("lang"),
+        queues=queues,
+        resume_token=params.get("token"),
+        resume_since=since,
+    )
+
+
+class _Bucket:
+    """Token bucket of one connection: ``rate`` frames per second, ``burst`` deep.
+    Tokens may go below zero while frames are refused; at ``-burst`` the peer
+    has ignored ``burst`` refusals and is disconnected."""
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.last = now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        self.tokens -= 1.0
+        return self.tokens >= 0.0
+
+    @property
+    def exhausted(self) -> bool:
+        return self.tokens <= -self.burst
+
+
+_JSON = Headers([("Content-Type", "application/json")])
+
+
+class WebchatServer:
+    """One listening socket serving the webchat dialect on top of a core."""
+
+    def __init__(self, core: Core, config: ServerConfig | None = None) -> None:
+        self.core = core
+        self.config = config or ServerConfig()
+        self._conns: dict[ConnId, ServerConnection] = {}
+        self._last_seen: dict[ConnId, float] = {}
+        self._next_conn: ConnId = 1
+        self._server: Server | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._sweeper: asyncio.Task[None] | None = None
+        self.started = time.time()
+        self.frames_in = 0
+        self.frames_out = 0
+        self.errors_sent = 0
+
+    # Life cycle
+
+    async def start(self) -> None:
+        cfg = self.config
+        self._server = await serve(
+            self._handler,
+            cfg.host,
+            cfg.port,
+            process_request=self._process_request,
+            compression="deflate" if cfg.compression else None,
+            max_size=cfg.max_frame_bytes,
+            max_queue=64,
+            ping_interval=cfg.ping_interval,
+            ping_timeout=cfg.ping_timeout,
+            close_timeout=cfg.close_timeout,
+            server_header="webchat-sim",
+        )
+        starter = getattr(self.core, "start", None)  # the autopilot hub logs its agents in
+        if callable(starter):
+            self._deliver(starter(time.time()))
+        if cfg.idle_timeout:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(cfg.idle_timeout))
+        self._reschedule()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        sockname = self._server.sockets[0].getsockname()
+        return int(sockname[1])
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        host = f"[{host}]" if ":" in host else host
+        return f"ws://{host}:{self.port}{self.config.path}"
+
+    async def stop(self) -> None:
+        """Close every connection with 1001 (going away) and stop listening."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._server is not None:
+            self._server.close(close_connections=True, reason="server shutting down")
+            await self._server.wait_closed()
+
+    async def __aenter__(self) -> WebchatServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # HTTP side
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "uptime_seconds": round(time.time() - self.started, 3),
+            "connections": len(self._conns),
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_out,
+            "errors_sent": self.errors_sent,
+            **self.core.status(),
+        }
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        url = urlsplit(request.path)
+        if url.path == "/healthz":
+            return self._json_response(http.HTTPStatus.OK, self.status())
+        if url.path != self.config.path:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, f"no websocket endpoint at {url.path}; use {self.config.path}\n")
+        if len(self._conns) >= self.config.max_connections:
+            return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
+        try:
+            parse_identity(url.query)
+        except IdentityError as exc:
+            return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
+        return None
+
+    @staticmethod
+    def _json_response(status: http.HTTPStatus, body: Any) -> Response:
+        data = orjson.dumps(body)
+        headers = Headers(_JSON)
+        headers["Content-Length"] = str(len(data))
+        return Response(status.value, status.phrase, headers, data)
+
+    # Websocket side
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        identity = parse_identity(urlsplit(ws.request.path).query if ws.request else "")
+        conn = self._next_conn
+        self._next_conn += 1
+        self._conns[conn] = ws
+        now = time.time()
+        self._last_seen[conn] = now
+        cfg = self.config
+        bucket = _Bucket(cfg.frames_per_second, cfg.burst, now)
+        core = self.core
+        debug = cfg.debug
+        try:
+            self._deliver(core.connect(conn, identity, now))
+            async for data in ws:
+                now = time.time()
+                self._last_seen[conn] = now
+                self.frames_in += 1
+                if debug:
+                    log.debug("conn %d <- %r", conn, data[:200])
+                if not bucket.take(now):
+                    if bucket.exhausted:
+                        await ws.close(1008, "frame rate limit exceeded")
+                        break
+                    self._refuse(conn, FrameError(
+                        f"more than {cfg.frames_per_second:g} frames per second; frame dropped",
+                        code="rate_limited"))
+                    continue
+                if isinstance(data, bytes):
+                    self._refuse(conn, FrameError("binary frames are not accepted; send JSON text frames",
+                                                  code="binary_frame"))
+                    continue
+                try:
+                    frame = decode(data)
+                except FrameError as exc:
+                    self._refuse(conn, exc)
+                    continue
+                self._deliver(core.receive(conn, frame, now))
+                self._reschedule()
+        except ConnectionClosed:
+            pass
+        except Exception:  # a bug in the core must not take the server down
+            log.exception("internal error on connection %d", conn)
+            with contextlib.suppress(Exception):
+                await ws.close(1011, "internal error")
+        finally:
+            del self._conns[conn]
+            del self._last_seen[conn]
+            try:
+                self._deliver(core.disconnect(conn, time.time()))
+            except Exception:
+                log.exception("internal error while disconnecting %d", conn)
+            self._reschedule()
+
+    def _refuse(self, conn: ConnId, error: FrameError) -> None:
+        self.errors_sent += 1
+        self._deliver([Delivery((conn,), self.core.error_frame(error))])
+
+    def _deliver(self, deliveries: Iterable[Delivery]) -> None:
+        conns = self._conns
+        for recipients, frame in deliveries:
+            data = encode(frame)  # once, whatever the number of recipients
+            targets = [ws for r in recipients if (ws := conns.get(r)) is not None]
+            if targets:
+                self.frames_out += len(targets)
+                broadcast(targets, data, text=True)
+
+    # Timers
+
+    def _reschedule(self) -> None:
+        deadline = self.core.next_deadline()
+        if deadline is None or deadline >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer_at = deadline
+        self._timer = loop.call_at(loop.time() + max(0.0, deadline - time.time()), self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = math.inf
+        try:
+            self._deliver(self.core.tick(time.time()))
+        except Exception:
+            log.exception("internal error in tick")
+        self._reschedule()
+
+    async def _sweep_idle(self, idle_timeout: float) -> None:
+        """Close connections that sent nothing for ``idle_timeout`` seconds
+        (one pass per quarter of the timeout, not per event)."""
+        while True:
+            await asyncio.sleep(max(0.05, idle_timeout / 4))
+            cutoff = time.time() - idle_timeout
+            for conn, seen in list(self._last_seen.items()):
+                if seen < cutoff and (ws := self._conns.get(conn)) is not None:
+                    asyncio.get_running_loop().create_task(ws.close(1000, "idle timeout"))

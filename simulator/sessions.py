@@ -1,0 +1,652 @@
+"""Simulated participants for the load generator: chat verbs, not frames.
+
+A :class:`CustomerSession` or :class:`AgentSession` owns one websocket
+:class:`~simulator.transport.Connection`. Scenarios call verbs (``start_chat``,
+``wait_for_agent``, ``say``, ``wait_for_reply``, ``close_chat`` …); the session
+builds frames through its :class:`~simulator.dialect.Dialect` and reports one
+measurement per logical operation to a :data:`Recorder` (the Locust users
+forward them to ``events.request``).
+
+Latencies of answers that arrive on their own (acks, agent joins, replies,
+read receipts, deliveries) are measured in the connection's receive loop the
+moment the frame arrives, from pending maps keyed by id, as Locust's MQTT user
+does; flow control (``wait_for_*``) only decides when a scenario goes on.
+A pending answer that never comes is reported as a failure after the timeout.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, overload
+
+import gevent
+
+from .dialect import Dialect
+from .errors import FrameError, SimulatorError
+from .fake import ChatFaker, Persona, Topic
+from .protocol import EventType, Frame, FrameType, TransportStatus
+from .transport import Connection, TransportError, WaitTimeout
+
+__all__ = [
+    "KPI",
+    "AgentSession",
+    "CustomerSession",
+    "DeliveryBoard",
+    "OperationFailed",
+    "Pace",
+    "Pacing",
+    "Recorder",
+    "Session",
+]
+
+
+class KPI(StrEnum):
+    """The operation names reported to Locust (request type ``WS``)."""
+
+    CONNECT = "connect"
+    START_CHAT = "start chat"
+    QUEUE_WAIT = "queue wait"
+    FIRST_REPLY = "first reply"
+    MESSAGE_ACK = "message ack"
+    MESSAGE_DELIVERY = "message delivery"
+    READ_RECEIPT = "read receipt"
+    CHECK_QUEUE_POSITION = "check queue position"
+    PING = "ping"
+    CLOSE = "close"
+    TAKE_CHAT = "take chat"
+    RRWEB = "rrweb chunk"
+    RECONNECT = "reconnect"
+    INVALID_FRAME = "invalid frame"
+    SERVER_ERROR = "server error"
+
+
+class Recorder(Protocol):
+    """Receives one call per logical operation (milliseconds, or ``None`` for
+    an event that is counted but not timed)."""
+
+    def __call__(
+        self, name: str, response_time: float | None, *, length: int = 0, exception: BaseException | None = None
+    ) -> None: ...
+
+
+class OperationFailed(SimulatorError):
+    """A session operation failed; it has already been reported."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"{name}: {reason}")
+
+
+class Pace(StrEnum):
+    HUMAN = "human"
+    FAST = "fast"
+    NONE = "none"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pacing:
+    """Human pacing tied to content: typing time proportional to the text,
+    think/read time between messages."""
+
+    pace: Pace = Pace.HUMAN
+    chars_per_second: float = 6.0
+    think: tuple[float, float] = (1.5, 5.0)
+    max_typing: float = 12.0
+
+    @classmethod
+    def of(cls, pace: Pace | str, *, chars_per_second: float | None = None) -> Pacing:
+        pace = Pace(pace)
+        if pace is Pace.FAST:
+            return cls(pace=pace, chars_per_second=chars_per_second or 4000.0, think=(0.005, 0.02), max_typing=0.05)
+        if pace is Pace.NONE:
+            return cls(pace=pace, chars_per_second=chars_per_second or 1e9, think=(0.0, 0.0), max_typing=0.0)
+        return cls(pace=pace, chars_per_second=chars_per_second or 6.0)
+
+    def typing_time(self, text: str) -> float:
+        return min(self.max_typing, len(text) / self.chars_per_second)
+
+    def think_time(self, rng: random.Random) -> float:
+        low, high = self.think
+        return rng.uniform(low, high) if high > 0 else 0.0
+
+
+class DeliveryBoard:
+    """Process-wide registry for ``message delivery``: a customer notes when
+    it sent a client_message_id, an agent in the same process that receives
+    the message reports the latency. Bounded; entries expire."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._sent: dict[str, float] = {}
+        self._limit = limit
+
+    def sent(self, client_message_id: str, at: float) -> None:
+        if len(self._sent) >= self._limit:
+            # drop the oldest half (dicts keep insertion order)
+            for key in list(self._sent)[: self._limit // 2]:
+                del self._sent[key]
+        self._sent[client_message_id] = at
+
+    def received(self, client_message_id: str | None) -> float | None:
+        if client_message_id is None:
+            return None
+        return self._sent.pop(client_message_id, None)
+
+
+BOARD = DeliveryBoard()
+
+
+def _ms(start: float, end: float) -> float:
+    return (end - start) * 1000.0
+
+
+class Session:
+    """What customers and agents share: a connection, pending maps, verbs."""
+
+    role = "customer"
+
+    def __init__(
+        self,
+        host: str,
+        *,
+        record: Recorder,
+        faker: ChatFaker,
+        rng: random.Random | None = None,
+        dialect: Dialect | None = None,
+        pacing: Pacing | None = None,
+        timeout: float = 30.0,
+        board: DeliveryBoard = BOARD,
+    ) -> None:
+        self.host = host
+        self.record = record
+        self.faker = faker
+        self.rng = rng or random.Random()
+        self.dialect = dialect or Dialect()
+        self.pacing = pacing or Pacing()
+        self.timeout = timeout
+        self.board = board
+        self.conn: Connection | None = None
+        self.my_arn: str | None = None
+        # pending answers: key -> (kpi, started at)
+        self._acks: dict[str, float] = {}  # client_message_id -> sent at
+        self._reads: dict[str, float] = {}  # my message uuid -> sent at (waiting for the read receipt)
+        self._position_checks: list[float] = []
+        self.messages: dict[str, Frame] = {}  # every chat message seen, by uuid
+        self.last_epoch: int | None = None
+        self.errors: list[Frame] = []
+
+    # Plumbing -----------------------------------------------------------------
+
+    @contextmanager
+    def _op(self, name: KPI) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        except OperationFailed:
+            raise
+        except (TransportError, FrameError) as exc:
+            self.record(name, _ms(start, time.perf_counter()), exception=exc)
+            raise OperationFailed(name, str(exc)) from exc
+        else:
+            self.record(name, _ms(start, time.perf_counter()))
+
+    def _fail(self, name: KPI, reason: str, started: float | None = None) -> OperationFailed:
+        elapsed = _ms(started, time.perf_counter()) if started is not None else None
+        error = OperationFailed(name, reason)
+        self.record(name, elapsed, exception=error)
+        return error
+
+    def _open(self, url: str) -> None:
+        self.conn = Connection.connect(
+            url,
+            timeout=self.timeout,
+            headers=self.dialect.headers(self.role),
+            on_invalid=self._on_invalid,
+            on_frame=self._on_frame,
+            strict=self.dialect.strict_frames,
+        )
+
+    def _on_invalid(self, error: FrameError, raw: bytes | str) -> None:
+        self.record(KPI.INVALID_FRAME, None, length=len(raw), exception=error)
+
+    def _on_frame(self, frame: Frame, arrived: float) -> None:
+        """Called in the receive loop for every valid frame, on arrival."""
+        if frame.type is FrameType.MESSAGE and frame.message is not None:
+            self._on_message(frame, arrived)
+        elif frame.type is FrameType.EVENT:
+            event = frame.event_type
+            if event is EventType.UPDATED_MESSAGE and frame.event_updated_message is not None:
+                msg = frame.event_updated_message
+                uuid = msg.conversation_message_uuid
+                if uuid is not None and uuid in self._reads and any(
+                    s.status is TransportStatus.READ for s in msg.transport_statuses or ()
+                ):
+                    self.record(KPI.READ_RECEIPT, _ms(self._reads.pop(uuid), arrived))
+            elif event is EventType.QUEUE_POSITION and self._position_checks:
+                self.record(KPI.CHECK_QUEUE_POSITION, _ms(self._position_checks.pop(0), arrived))
+            elif event is None and frame.error is not None:
+                self.errors.append(frame)
+                err = frame.error
+                self.record(KPI.SERVER_ERROR, None,
+                            exception=OperationFailed(KPI.SERVER_ERROR, f"{err.error_code}: {err.developer_message}"))
+            else:
+                self._on_event(frame, arrived)
+        elif frame.type is FrameType.PING:
+            pass
+
+    def _on_message(self, frame: Frame, arrived: float) -> None:
+        msg = frame.message
+        assert msg is not None
+        if msg.conversation_message_uuid is not None:
+            self.messages[msg.conversation_message_uuid] = frame
+        if msg.message_epoch is not None and (self.last_epoch is None or msg.message_epoch > self.last_epoch):
+            self.last_epoch = msg.message_epoch
+        cid = msg.client_message_id
+        if cid is not None and cid in self._acks:
+            sent = self._acks.pop(cid)
+            self.record(KPI.MESSAGE_ACK, _ms(sent, arrived), length=len(msg.body or ""))
+            if msg.conversation_message_uuid is not None:
+                self._reads[msg.conversation_message_uuid] = sent
+            if self.my_arn is None:
+                self.my_arn = msg.author_conversation_participant_arn
+        elif self.role == "agent":
+            sent_at = self.board.received(cid)
+            if sent_at is not None:
+                self.record(KPI.MESSAGE_DELIVERY, _ms(sent_at, arrived))
+
+    def _on_event(self, frame: Frame, arrived: float) -> None:  # overridden
+        return None
+
+    @overload
+    def _wait(self, name: KPI, predicate: Callable[[Frame], bool], timeout: float | None, what: str) -> Frame: ...
+    @overload
+    def _wait(self, name: KPI, predicate: Callable[[Frame], bool], timeout: float | None, what: str, *,
+              required: bool) -> Frame | None: ...
+
+    def _wait(self, name: KPI, predicate: Callable[[Frame], bool], timeout: float | None, what: str, *,
+              required: bool = True) -> Frame | None:
+        """Flow control: the first unconsumed frame that matches. A timeout or
+        a closed connection is reported as a failure of ``name`` unless
+        ``required`` is false (then ``None`` is returned on timeout)."""
+        if self.conn is None:
+            raise self._fail(name, f"not connected while waiting for {what}")
+        start = time.perf_counter()
+        try:
+            return self.conn.wait_for(predicate, timeout if timeout is not None else self.timeout, description=what)
+        except WaitTimeout as exc:
+            if not required:
+                return None
+            raise self._fail(name, str(exc), start) from exc
+        except TransportError as exc:
+            raise self._fail(name, str(exc), start) from exc
+
+    def report_failure(self, name: str, reason: str) -> None:
+        """Report a scenario-level check that failed (the scenario goes on)."""
+        self.record(name, None, exception=OperationFailed(name, reason))
+
+    def expire_pending(self, now: float | None = None) -> None:
+        """Report answers that did not come within the timeout as failures."""
+        now = now if now is not None else time.perf_counter()
+        cutoff = now - self.timeout
+        for cid, sent in list(self._acks.items()):
+            if sent < cutoff:
+                del self._acks[cid]
+                self._fail(KPI.MESSAGE_ACK, f"no acknowledgement of message {cid} within {self.timeout:g}s", sent)
+        for uuid, sent in list(self._reads.items()):
+            if sent < cutoff:  # a read receipt is not owed: the peer may never read; just forget it
+                del self._reads[uuid]
+
+    def pause(self, seconds: float) -> None:
+        """Pacing (typing, thinking): a deliberate delay, not a wait for an event."""
+        if seconds > 0:
+            gevent.sleep(seconds)
+
+    def think(self) -> None:
+        self.pause(self.pacing.think_time(self.rng))
+
+    def ping(self) -> None:
+        assert self.conn is not None
+        start = time.perf_counter()
+        self.conn.send(self.dialect.ping())
+        self._wait(KPI.PING, lambda f: f.type is FrameType.PING, None, "ping reply")
+        self.record(KPI.PING, _ms(start, time.perf_counter()))
+
+    def _send_message(self, conversation_uuid: str, text: str, language: str | None) -> str:
+        assert self.conn is not None
+        if self.pacing.pace is not Pace.NONE:
+            self.conn.send(self.dialect.typing(conversation_uuid, text[: max(1, len(text) // 3)]))
+            self.pause(self.pacing.typing_time(text))
+        cid = self.faker.client_message_id()
+        now = time.perf_counter()
+        self._acks[cid] = now
+        if self.role == "customer":
+            self.board.sent(cid, now)
+        self.conn.send(self.dialect.message(conversation_uuid, text, cid, language))
+        return cid
+
+    def wait_for_ack(self, client_message_id: str, timeout: float | None = None) -> Frame:
+        frame = self._wait(
+            KPI.MESSAGE_ACK,
+            lambda f: f.message is not None and f.message.client_message_id == client_message_id,
+            timeout,
+            f"acknowledgement of message {client_message_id}",
+        )
+        return frame
+
+    def read(self, conversation_uuid: str, message: Frame) -> None:
+        assert self.conn is not None and message.message is not None
+        uuid = message.message.conversation_message_uuid
+        if uuid is not None:
+            self.conn.send(self.dialect.read(conversation_uuid, uuid))
+
+    def disconnect(self) -> None:
+        """Drop the connection (without closing any chat)."""
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    @property
+    def connected(self) -> bool:
+        return self.conn is not None and not self.conn.closed
+
+
+class CustomerSession(Session):
+    """A webchat visitor."""
+
+    role = "customer"
+
+    def __init__(self, host: str, *, persona: Persona | None = None, **kwargs: object) -> None:
+        super().__init__(host, **kwargs)  # type: ignore[arg-type]
+        self.persona = persona or self.faker.customer()
+        self.language = self.persona.language_iso_code
+        self.conversation_uuid: str | None = None
+        self.resume_token: str | None = None
+        self.topic: Topic | None = None
+        self.agent_arn: str | None = None
+        self.agent_name: str | None = None
+        self.closed = False
+        self._started: float | None = None
+        self._first_sent: float | None = None
+        self._got_first_reply = False
+        self.pushed: list[Frame] = []  # coupons and items pushed by the agent
+        self.queue = "support"
+
+    # Events measured on arrival
+    def _on_event(self, frame: Frame, arrived: float) -> None:
+        event = frame.event_type
+        if event is EventType.PARTICIPANT_JOIN and frame.conversation_uuid == self.conversation_uuid:
+            arn = self.dialect.joined_participant_arn(frame)
+            if arn is not None and arn != self.my_arn and self.agent_arn is None:
+                self.agent_arn = arn
+                part = frame.event_participant_join_participant
+                self.agent_name = part.conversation_participant_name if part else None
+                if self._started is not None:
+                    self.record(KPI.QUEUE_WAIT, _ms(self._started, arrived))
+        elif event is EventType.CONVERSATION_CLOSED and frame.conversation_uuid == self.conversation_uuid:
+            self.closed = True
+        elif event in (EventType.ADD_COUPON, EventType.ADD_ITEM):
+            self.pushed.append(frame)
+
+    def _on_message(self, frame: Frame, arrived: float) -> None:
+        super()._on_message(frame, arrived)
+        msg = frame.message
+        assert msg is not None
+        if (
+            not self._got_first_reply
+            and self._first_sent is not None
+            and msg.author_conversation_participant_arn not in (None, self.my_arn)
+        ):
+            self._got_first_reply = True
+            self.record(KPI.FIRST_REPLY, _ms(self._first_sent, arrived))
+
+    # Verbs
+    def connect(self) -> None:
+        with self._op(KPI.CONNECT):
+            p = self.persona
+            self._open(self.dialect.customer_url(self.host, name=p.name, email=p.email, language=p.language_iso_code))
+
+    def start_chat(self, *, queue: str | None = None, topic: Topic | None = None, question: str | None = None) -> str:
+        """Join a queue with a question; return the conversation uuid."""
+        assert self.conn is not None, "connect() first"
+        entry = self.faker.queue_entry(queue or self.queue, self.persona, topic)
+        if question is not None:
+            entry.question = question
+        self.topic = self.faker.topic_of(entry.question or "")
+        start = time.perf_counter()
+        self._started = start
+        self.conn.send(self.dialect.start_chat(entry))
+        frame = self._wait(KPI.START_CHAT, lambda f: self.dialect.is_new_conversation(f) or f.error is not None,
+                           None, "new conversation")
+        if frame.error is not None:
+            raise self._fail(KPI.START_CHAT, f"refused: {frame.error.developer_message}", start)
+        self.record(KPI.START_CHAT, _ms(start, time.perf_counter()))
+        self.conversation_uuid = self.dialect.conversation_of(frame)
+        self.resume_token = self.dialect.resume_token(frame) or self.resume_token
+        summary = frame.event_new_conversation
+        if summary is not None and summary.participants:
+            self.my_arn = summary.participants[0].conversation_participant_arn
+        if self.conversation_uuid is None:
+            raise self._fail(KPI.START_CHAT, "new conversation without conversation_uuid", start)
+        return self.conversation_uuid
+
+    def check_queue_position(self) -> int:
+        assert self.conn is not None and self.conversation_uuid is not None
+        self._position_checks.append(time.perf_counter())
+        self.conn.send(self.dialect.check_queue_position(self.conversation_uuid))
+        frame = self._wait(KPI.CHECK_QUEUE_POSITION, lambda f: self.dialect.queue_position(f) is not None,
+                           None, "queue position")
+        position = self.dialect.queue_position(frame)
+        assert position is not None
+        return position
+
+    def wait_for_agent(self, timeout: float | None = None, *, required: bool = True) -> bool:
+        """Wait until an agent joined; ``False`` if none did within ``timeout``
+        and ``required`` is false."""
+        if self.agent_arn is None:
+            frame = self._wait(KPI.QUEUE_WAIT, lambda f: self.agent_arn is not None, timeout, "an agent to join",
+                               required=required)
+            if frame is None:
+                return False
+        return True
+
+    def use_language(self, language: str) -> None:
+        """Become a customer who writes ``language`` (before ``connect``)."""
+        self.persona = self.faker.customer(language)
+        self.language = self.persona.language_iso_code
+
+    def say(self, text: str | None = None, *, wait_ack: bool = True) -> str:
+        """Type then send a message; return its client_message_id."""
+        assert self.conversation_uuid is not None
+        if text is None:
+            text = self.faker.customer_message(self.topic or Topic.ORDER_STATUS, self.language)
+        cid = self._send_message(self.conversation_uuid, text, self.language)
+        if self._first_sent is None:
+            self._first_sent = self._acks[cid]
+        if wait_ack:
+            self.wait_for_ack(cid)
+        return cid
+
+    def wait_for_reply(self, timeout: float | None = None) -> Frame | None:
+        """The next agent message not consumed yet; ``None`` once the chat is closed."""
+        conversation = self.conversation_uuid
+        frame = self._wait(
+            KPI.FIRST_REPLY,
+            lambda f: f.conversation_uuid == conversation and (
+                (f.message is not None and f.message.author_conversation_participant_arn not in (None, self.my_arn))
+                or f.event_type is EventType.CONVERSATION_CLOSED),
+            timeout,
+            "a reply from the agent",
+        )
+        return None if frame.message is None else frame
+
+    def read(self, conversation_uuid: str | None = None, message: Frame | None = None) -> None:  # type: ignore[override]
+        assert message is not None
+        super().read(conversation_uuid or self.conversation_uuid or "", message)
+
+    def send_context(self) -> None:
+        assert self.conn is not None and self.conversation_uuid is not None
+        self.conn.send(self.dialect.webchat_context(self.conversation_uuid, self.faker.webchat_context()))
+
+    def stream_recording(self, *, events: int = 50, chunk_size: int = 4096) -> int:
+        """Send an rrweb recording in chunks; return the number of chunks."""
+        assert self.conn is not None and self.conversation_uuid is not None
+        chunks = self.faker.rrweb_recording(events=events, chunk_size=chunk_size)
+        for chunk in chunks:
+            self.conn.send(self.dialect.rrweb(self.conversation_uuid, chunk))
+            self.record(KPI.RRWEB, None, length=len(chunk.data or ""))
+        return len(chunks)
+
+    def close_chat(self, *, wait: bool = True) -> None:
+        """Close the conversation (an abandon if still queued)."""
+        assert self.conn is not None and self.conversation_uuid is not None
+        if self.closed:
+            return
+        start = time.perf_counter()
+        self.conn.send(self.dialect.close_chat(self.conversation_uuid))
+        if wait:
+            conversation = self.conversation_uuid
+            self._wait(KPI.CLOSE, lambda f: f.event_type is EventType.CONVERSATION_CLOSED
+                       and f.conversation_uuid == conversation, None, "conversation closed")
+            self.record(KPI.CLOSE, _ms(start, time.perf_counter()))
+        self.closed = True
+
+    def wait_for_close(self, timeout: float | None = None) -> None:
+        if not self.closed:
+            self._wait(KPI.CLOSE, lambda f: f.event_type is EventType.CONVERSATION_CLOSED
+                       and f.conversation_uuid == self.conversation_uuid, timeout, "the agent to close the chat")
+        self.closed = True
+
+    def reconnect(self) -> list[Frame]:
+        """Connect again and resume the conversation with the resume token and
+        the epoch of the last message seen; return the messages the server
+        replayed that this session had not seen. A message the server counts
+        but that was neither seen before nor replayed is reported as lost."""
+        self.disconnect()
+        start = time.perf_counter()
+        seen = set(self.messages)
+        p = self.persona
+        try:
+            self._open(self.dialect.customer_url(self.host, name=p.name, email=p.email, language=p.language_iso_code,
+                                                 resume_token=self.resume_token, since=self.last_epoch))
+        except TransportError as exc:
+            raise self._fail(KPI.RECONNECT, str(exc), start) from exc
+        frame = self._wait(KPI.RECONNECT, lambda f: self.dialect.is_new_conversation(f) or f.error is not None, None,
+                           "resumed conversation")
+        if frame.error is not None:
+            raise self._fail(KPI.RECONNECT, f"resume refused: {frame.error.developer_message}", start)
+        self.record(KPI.RECONNECT, _ms(start, time.perf_counter()))
+        summary = frame.event_new_conversation
+        if summary is not None and summary.closed:
+            self.closed = True
+        # The replay is sent right after the summary on this connection; a ping
+        # answered after it proves everything replayed has arrived.
+        self.ping()
+        expected = summary.message_count if summary is not None and summary.message_count is not None else 0
+        if len(self.messages) < expected:
+            lost = expected - len(self.messages)
+            self.report_failure("message lost", f"{lost} of {expected} message(s) missing after resume")
+        return [f for uuid, f in self.messages.items() if uuid not in seen]
+
+
+class AgentSession(Session):
+    """A support agent (for backends without built-in agents)."""
+
+    role = "agent"
+
+    def __init__(self, host: str, *, name: str | None = None, queues: tuple[str, ...] = ("support",),
+                 manual: bool = False, **kwargs: object) -> None:
+        super().__init__(host, **kwargs)  # type: ignore[arg-type]
+        self.persona = self.faker.agent()
+        self.name = name or f"{self.persona.name} ({self.faker.uuid()[:8]})"
+        self.queues = queues
+        self.manual = manual
+        self.chats: dict[str, str] = {}  # conversation uuid -> customer language
+
+    def connect(self) -> None:
+        with self._op(KPI.CONNECT):
+            self._open(self.dialect.agent_url(self.host, name=self.name, queues=self.queues))
+
+    def take_chat(self, timeout: float | None = None) -> str:
+        """Wait for the server to assign a chat (round robin) or engage the
+        oldest customer announced in the queue (manual routing)."""
+        assert self.conn is not None
+        start = time.perf_counter()
+        while True:
+            if self.manual:
+                entry_frame = self._wait(KPI.TAKE_CHAT, lambda f: f.event_type is EventType.QUEUE_NEW_MEMBER,
+                                         timeout, "a customer in the queue")
+                entry = entry_frame.event_queue_new_member
+                if entry is None or entry.conversation_webchat_queue_uuid is None:
+                    continue
+                self.conn.send(self.dialect.engage(entry.conversation_webchat_queue_uuid))
+            frame = self._wait(
+                KPI.TAKE_CHAT,
+                lambda f: (self.dialect.is_new_conversation(f) and self.dialect.conversation_of(f) not in self.chats)
+                or (self.manual and f.error is not None),
+                timeout,
+                "a chat to be assigned",
+            )
+            if frame.error is not None:  # somebody else engaged that customer first
+                continue
+            conversation = self.dialect.conversation_of(frame)
+            assert conversation is not None
+            summary = frame.event_new_conversation
+            language = "en"
+            if summary is not None:
+                for part in summary.participants or ():
+                    if part.language_iso_code and part.conversation_participant_arn != self.my_arn:
+                        language = part.language_iso_code
+                        break
+            self.chats[conversation] = language
+            self.record(KPI.TAKE_CHAT, _ms(start, time.perf_counter()))
+            return conversation
+
+    def wait_for_customer_message(self, conversation_uuid: str, timeout: float | None = None) -> Frame | None:
+        """The next customer message of that chat; ``None`` once it is closed."""
+        frame = self._wait(
+            KPI.MESSAGE_DELIVERY,
+            lambda f: f.conversation_uuid == conversation_uuid and (
+                (f.message is not None and f.message.author_conversation_participant_arn != self.my_arn
+                 and f.message.client_message_id not in self._acks)
+                or f.event_type is EventType.CONVERSATION_CLOSED),
+            timeout,
+            "a customer message",
+        )
+        if frame.message is None:
+            self.chats.pop(conversation_uuid, None)
+            return None
+        return frame
+
+    def reply(self, conversation_uuid: str, text: str | None = None, *, topic: Topic | None = None,
+              first: bool = False) -> str:
+        language = self.chats.get(conversation_uuid, "en")
+        if text is None:
+            text = self.faker.agent_reply(topic or Topic.ORDER_STATUS, language, first=first)
+        cid = self._send_message(conversation_uuid, text, language)
+        self.wait_for_ack(cid)
+        return cid
+
+    def push_coupon(self, conversation_uuid: str) -> None:
+        assert self.conn is not None
+        self.conn.send(self.dialect.add_coupon(conversation_uuid, self.faker.coupon_code()))
+
+    def push_items(self, conversation_uuid: str, count: int | None = None) -> None:
+        assert self.conn is not None
+        self.conn.send(self.dialect.add_items(conversation_uuid, self.faker.cart_items(count)))
+
+    def close_chat(self, conversation_uuid: str) -> None:
+        assert self.conn is not None
+        start = time.perf_counter()
+        self.conn.send(self.dialect.close_chat(conversation_uuid))
+        self._wait(KPI.CLOSE, lambda f: f.event_type is EventType.CONVERSATION_CLOSED
+                   and f.conversation_uuid == conversation_uuid, None, "conversation closed")
+        self.record(KPI.CLOSE, _ms(start, time.perf_counter()))
+        self.chats.pop(conversation_uuid, None)
+
+    def is_closed(self, conversation_uuid: str) -> bool:
+        return conversation_uuid not in self.chats

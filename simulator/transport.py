@@ -1,0 +1,789 @@
+"""The load generator's websocket client: websockets' sans-I/O protocol on a gevent socket.
+
+Locust runs on gevent, and asyncio must never run in its process. This module
+drives :class:`websockets.client.ClientProtocol` directly from a
+:mod:`gevent.socket` (cooperative whether or not the process is
+monkey-patched), with exactly one receive greenlet per connection and no
+helper thread::
+
+    conn = Connection.connect("ws://127.0.0.1:8765/ws", timeout=5)
+    conn.send(frame)
+    ack = conn.wait_for(lambda f: f.message is not None and f.message.client_message_id == cid, 10)
+    conn.close()
+
+The receive greenlet feeds bytes to the protocol, decodes each text frame
+with :func:`simulator.protocol.decode` and hands it to the first registered
+waiter whose predicate accepts it, else appends it to a bounded inbox that
+later :meth:`Connection.wait_for` calls search first. An invalid frame (bad
+JSON, schema violation, a binary frame) goes to ``on_invalid`` and the
+session carries on. Control frames are handled as in websockets' own sync
+client: pings are answered, the closing handshake is completed and bounded
+in time.
+
+Writes are serialized by a lock: only its holder calls
+``protocol.data_to_send()`` and writes, so bytes hit the socket in protocol
+order. The receive greenlet never blocks on that lock (it would stop reading
+while a writer waits for a peer that is itself blocked writing to us): when
+the lock is busy it asks the holder to flush once more before releasing.
+
+No proxy is ever used, whatever the environment says.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl as ssl_module
+import struct
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from itertools import count
+from time import perf_counter
+from types import TracebackType
+from typing import Any, Final, Self
+
+import gevent
+import gevent.lock
+import gevent.ssl
+from gevent import socket as gsocket
+from gevent.event import AsyncResult, Event
+from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidStatus, InvalidURI, ProtocolError
+from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.frames import CloseCode, Opcode
+from websockets.frames import Frame as WsFrame
+from websockets.http11 import USER_AGENT, Response
+from websockets.protocol import CLOSED, OPEN
+from websockets.uri import parse_uri
+
+from .errors import FrameError, SimulatorError
+from .protocol import Frame, decode, encode
+
+__all__ = [
+    "ConnectError",
+    "ConnectTimeout",
+    "Connection",
+    "ConnectionClosedError",
+    "FrameObserver",
+    "HandshakeError",
+    "InvalidFrameHandler",
+    "TransportError",
+    "WaitTimeout",
+]
+
+logger = logging.getLogger(__name__)
+
+InvalidFrameHandler = Callable[[FrameError, bytes | str], None]
+"""Called with the decoding error and the raw payload of each invalid frame."""
+
+FrameObserver = Callable[[Frame, float], None]
+"""Called with each valid frame and the ``perf_counter()`` reading of its arrival."""
+
+_RECV_SIZE: Final = 65536
+_TEXT: Final = Opcode.TEXT
+_BINARY: Final = Opcode.BINARY
+_CONT: Final = Opcode.CONT
+_PING: Final = Opcode.PING
+_PONG: Final = Opcode.PONG
+_CLOSE: Final = Opcode.CLOSE
+
+
+# ---------------------------------------------------------------------------
+# Errors
+
+
+class TransportError(SimulatorError):
+    """Base class of the websocket transport's errors."""
+
+
+class ConnectError(TransportError):
+    """The connection to ``url`` could not be opened: ``reason`` says why."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cannot connect to {url}: {reason}")
+
+
+class ConnectTimeout(ConnectError):
+    """TCP connect, TLS and the opening handshake took longer than ``timeout`` seconds."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(url, f"timed out after {timeout:g} s")
+
+
+class HandshakeError(ConnectError):
+    """The server refused or botched the opening handshake.
+
+    ``status`` is the HTTP status code of the response, ``None`` if there was
+    no valid response at all.
+    """
+
+    def __init__(self, url: str, reason: str, *, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(url, reason)
+
+
+class ConnectionClosedError(TransportError):
+    """The connection is closed (or closing): ``code`` and ``reason`` of the closing handshake.
+
+    ``code`` is 1006 when the connection was lost without a closing handshake.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        try:
+            name = CloseCode(code).name.replace("_", " ").lower()
+        except ValueError:
+            name = "application code" if 3000 <= code <= 4999 else "unknown code"
+        message = f"connection closed with code {code} ({name})"
+        super().__init__(f"{message}: {reason}" if reason else message)
+
+
+class WaitTimeout(TransportError):
+    """No frame matching ``description`` arrived within ``timeout`` seconds."""
+
+    def __init__(self, description: str, timeout: float) -> None:
+        self.description = description
+        self.timeout = timeout
+        super().__init__(f"timed out after {timeout:g} s waiting for {description}")
+
+
+# ---------------------------------------------------------------------------
+# The connection
+
+_Waiter = tuple[Callable[[Frame], bool], AsyncResult]
+
+
+class Connection:
+    """One websocket client connection: send frames, wait for frames.
+
+    Create it with :meth:`connect`. Every method must be called from a greenlet
+    of the thread that created the connection.
+
+    ``closed`` is true once no more frames will arrive (a close frame was
+    received or the connection is gone); ``close_code`` and ``close_reason``
+    describe the closing handshake. ``received``, ``invalid`` and ``dropped``
+    count valid frames, invalid frames and frames discarded from a full inbox.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        sock: gsocket.socket,
+        protocol: ClientProtocol,
+        *,
+        on_invalid: InvalidFrameHandler | None = None,
+        on_frame: FrameObserver | None = None,
+        validate: bool = True,
+        inbox_limit: int = 10_000,
+        close_timeout: float = 5.0,
+        write_timeout: float | None = 10.0,
+    ) -> None:
+        """Wrap a socket whose opening handshake ``protocol`` has completed.
+
+        Prefer :meth:`connect`, which performs the handshake.
+        """
+        if inbox_limit < 1:
+            raise ValueError(f"inbox_limit must be at least 1, got {inbox_limit}")
+        self.url = url
+        self._sock = sock
+        self._protocol = protocol
+        self._on_invalid = on_invalid
+        self._on_frame = on_frame
+        self._decode: Callable[[bytes], Frame] = decode if validate else partial(decode, context=False)
+        self._close_timeout = close_timeout
+        # Receiving
+        self._inbox: deque[Frame] = deque(maxlen=inbox_limit)
+        self._inbox_limit = inbox_limit
+        self._waiters: list[_Waiter] = []
+        self._fragments: list[bytes] | None = None
+        self._fragments_binary = False
+        self._pings: dict[bytes, tuple[AsyncResult, float]] = {}
+        self._ping_ids = count(1)
+        # Sending
+        self._write_lock = gevent.lock.Semaphore(1)
+        self._write_timer = None if write_timeout is None else gevent.Timeout(write_timeout)
+        self._flush_requested = False
+        # Closing
+        self._input_closed = False  # no more frames: close frame received or connection gone
+        self._terminated = False
+        self._cause: BaseException | None = None
+        self._watchdog: gevent.Greenlet | None = None
+        self._done = Event()
+        # Statistics
+        self.received = 0
+        self.invalid = 0
+        self.dropped = 0
+        self._reader: gevent.Greenlet | None = None
+
+    @classmethod
+    def connect(
+        cls,
+        url: str,
+        *,
+        # Timeouts
+        timeout: float = 10.0,
+        close_timeout: float = 5.0,
+        write_timeout: float | None = 10.0,
+        # HTTP
+        headers: Mapping[str, str] | None = None,
+        # Limits
+        max_size: int = 2**20,
+        inbox_limit: int = 10_000,
+        # Frames
+        on_invalid: InvalidFrameHandler | None = None,
+        on_frame: FrameObserver | None = None,
+        validate: bool = True,
+        # WebSocket and TLS
+        compression: bool = False,
+        ssl: ssl_module.SSLContext | None = None,
+    ) -> Connection:
+        """Open a connection to a ``ws://`` or ``wss://`` URL and perform the opening handshake.
+
+        ``timeout`` bounds TCP connect, TLS and the handshake together;
+        ``close_timeout`` the closing handshake; ``write_timeout`` each write
+        that cannot complete at once (``None``: no limit). ``headers`` are added
+        to (or replace) the handshake request's headers. Incoming messages
+        larger than ``max_size`` bytes fail the connection with code 1009.
+
+        Each text frame is decoded with :func:`simulator.protocol.decode`; with
+        ``validate=False`` only JSON, types and enums are checked, not the
+        frame's required context. Invalid frames go to ``on_invalid``. Each
+        valid frame is shown to ``on_frame(frame, arrived)`` (``arrived``: the
+        :func:`time.perf_counter` reading when its bytes were read) before it
+        goes to a waiter or the inbox; the observer must not block.
+
+        ``compression`` offers permessage-deflate. For ``wss://`` without
+        monkey-patching, ``ssl`` should be a :class:`gevent.ssl.SSLContext`;
+        the default is ``gevent.ssl.create_default_context()``.
+
+        Raises :class:`ConnectTimeout`, :class:`HandshakeError` or
+        :class:`ConnectError`; :class:`ValueError` for a URL that isn't a
+        websocket URL.
+        """
+        if inbox_limit < 1:
+            raise ValueError(f"inbox_limit must be at least 1, got {inbox_limit}")
+        try:
+            wsuri = parse_uri(url)
+        except InvalidURI as exc:
+            raise ValueError(str(exc)) from None
+        if ssl is not None and not wsuri.secure:
+            raise ValueError("ssl is incompatible with a ws:// URL")
+
+        protocol = ClientProtocol(
+            wsuri,
+            extensions=enable_client_permessage_deflate(None) if compression else None,
+            max_size=max_size,
+        )
+        request = protocol.connect()
+        request.headers["User-Agent"] = USER_AGENT
+        for name, value in (headers or {}).items():
+            if name in request.headers:
+                del request.headers[name]
+            request.headers[name] = value
+
+        deadline = gevent.Timeout(timeout)
+        deadline.start()
+        sock: Any = None
+        try:
+            sock = gsocket.create_connection((wsuri.host, wsuri.port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if wsuri.secure:
+                context = ssl if ssl is not None else gevent.ssl.create_default_context()
+                sock = context.wrap_socket(sock, server_hostname=wsuri.host)
+            protocol.send_request(request)
+            for chunk in protocol.data_to_send():
+                sock.sendall(chunk)
+            events = _read_response(sock, protocol)
+        except gevent.Timeout as exc:
+            if exc is not deadline:
+                raise
+            _close_quietly(sock)
+            raise ConnectTimeout(url, timeout) from None
+        except OSError as exc:
+            _close_quietly(sock)
+            raise ConnectError(url, _describe_os_error(exc)) from exc
+        except BaseException:
+            _close_quietly(sock)
+            raise
+        finally:
+            deadline.close()
+
+        handshake_exc = protocol.handshake_exc
+        if handshake_exc is not None:
+            _close_quietly(sock)
+            status = handshake_exc.response.status_code if isinstance(handshake_exc, InvalidStatus) else None
+            raise HandshakeError(url, str(handshake_exc), status=status) from handshake_exc
+
+        connection = cls(
+            url,
+            sock,
+            protocol,
+            on_invalid=on_invalid,
+            on_frame=on_frame,
+            validate=validate,
+            inbox_limit=inbox_limit,
+            close_timeout=close_timeout,
+            write_timeout=write_timeout,
+        )
+        connection._reader = gevent.spawn(connection._run)
+        # Frames that came with the handshake response; the reader hasn't run yet.
+        connection._process(events[1:], perf_counter())
+        return connection
+
+    # -- State --------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once no more frames will arrive."""
+        return self._input_closed
+
+    @property
+    def close_code(self) -> int | None:
+        """Close code received from the server; 1006 if the connection ended without one; ``None`` before."""
+        close = self._protocol.close_rcvd
+        if close is not None:
+            return int(close.code)
+        return CloseCode.ABNORMAL_CLOSURE if self._terminated else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """Close reason received from the server; ``""`` if the connection ended without one; ``None`` before."""
+        close = self._protocol.close_rcvd
+        if close is not None:
+            return close.reason
+        return "" if self._terminated else None
+
+    @property
+    def waiting(self) -> int:
+        """Number of :meth:`wait_for` calls waiting for a frame."""
+        return len(self._waiters)
+
+    def frames(self, *, consume: bool = False) -> list[Frame]:
+        """The unconsumed frames, oldest first; ``consume=True`` also empties the inbox."""
+        frames = list(self._inbox)
+        if consume:
+            self._inbox.clear()
+        return frames
+
+    # -- Sending ------------------------------------------------------------
+
+    def send(self, frame: Frame | bytes) -> None:
+        """Send a frame (encoded once) or bytes as they are, in a text frame.
+
+        Raises :class:`ConnectionClosedError` if the connection is closing or closed.
+        """
+        payload = frame if isinstance(frame, bytes) else encode(frame)
+        lock = self._write_lock
+        lock.acquire()
+        try:
+            if self._protocol.state is not OPEN:
+                raise self._closed_error()
+            self._protocol.send_text(payload)
+            cause = self._drain()
+        finally:
+            lock.release()
+        if cause is not None:
+            self._terminate(cause)
+            raise self._closed_error() from cause
+
+    def ping(self, timeout: float) -> float:
+        """Send a websocket ping and return the round-trip time in seconds.
+
+        Raises :class:`WaitTimeout` if no pong arrives within ``timeout``
+        seconds, :class:`ConnectionClosedError` if the connection closes.
+        """
+        data = struct.pack("!I", next(self._ping_ids) & 0xFFFFFFFF)
+        result = AsyncResult()
+        lock = self._write_lock
+        lock.acquire()
+        try:
+            if self._protocol.state is not OPEN:
+                raise self._closed_error()
+            sent_at = perf_counter()
+            self._pings[data] = (result, sent_at)
+            self._protocol.send_ping(data)
+            cause = self._drain()
+        finally:
+            lock.release()
+        if cause is not None:
+            self._terminate(cause)
+            raise self._closed_error() from cause
+        try:
+            result.wait(timeout)
+        finally:
+            self._pings.pop(data, None)
+        if not result.ready():
+            raise WaitTimeout("pong", timeout)
+        received_at: float = result.get(block=False)  # raises ConnectionClosedError
+        return received_at - sent_at
+
+    # -- Receiving ----------------------------------------------------------
+
+    def wait_for(self, predicate: Callable[[Frame], bool], timeout: float, *, description: str = "frame") -> Frame:
+        """Return (and consume) the oldest frame that satisfies ``predicate``.
+
+        The inbox is searched first; otherwise the call waits, and each new
+        frame goes to the first waiter (in registration order) whose predicate
+        accepts it. An exception raised by ``predicate`` for a new frame is
+        raised here. Raises :class:`WaitTimeout` (naming ``description``)
+        after ``timeout`` seconds, :class:`ConnectionClosedError` as soon as
+        the connection closes.
+        """
+        inbox = self._inbox
+        if inbox:
+            for index, frame in enumerate(inbox):
+                if predicate(frame):
+                    del inbox[index]
+                    return frame
+        if self._input_closed:
+            raise self._closed_error()
+        result = AsyncResult()
+        waiter: _Waiter = (predicate, result)
+        self._waiters.append(waiter)
+        try:
+            result.wait(timeout)
+        except BaseException:
+            # Killed, or an outer timeout: don't lose a frame delivered meanwhile.
+            self._withdraw(waiter)
+            raise
+        if result.ready():
+            found: Frame = result.get(block=False)  # raises ConnectionClosedError or the predicate's error
+            return found
+        self._waiters.remove(waiter)
+        raise WaitTimeout(description, timeout)
+
+    def _withdraw(self, waiter: _Waiter) -> None:
+        result = waiter[1]
+        if not result.ready():
+            self._waiters.remove(waiter)
+        elif result.successful():
+            self._inbox.appendleft(result.value)
+
+    def _run(self) -> None:
+        """The receive loop: read, feed the protocol, process events, until the connection ends."""
+        sock = self._sock
+        protocol = self._protocol
+        cause: BaseException | None = None
+        try:
+            while True:
+                try:
+                    data = sock.recv(_RECV_SIZE)
+                except OSError as exc:
+                    cause = exc
+                    break
+                if self._terminated:
+                    return
+                if not data:
+                    break
+                protocol.receive_data(data)
+                arrived = perf_counter() if self._on_frame is not None else 0.0
+                if self._process(protocol.events_received(), arrived) or protocol.state is not OPEN:
+                    cause = self._flush_from_reader()
+                    if cause is not None:
+                        break
+                    if protocol.close_expected():
+                        self._expect_close()
+                if protocol.state is CLOSED:
+                    break
+            if not self._terminated:
+                protocol.receive_eof()
+                if cause is None:
+                    cause = self._flush_from_reader()
+        except Exception as exc:
+            # A safety net: a bug here must not leave waiters hanging.
+            logger.exception("websocket receive loop failed on %s", self.url)
+            cause = exc
+        finally:
+            self._terminate(cause)
+
+    def _process(self, events: Iterable[object], arrived: float) -> bool:
+        """Handle incoming frames; return whether the protocol may have something to send."""
+        flush = False
+        for event in events:
+            if not isinstance(event, WsFrame):  # pragma: no cover - only a response, handled by connect()
+                continue
+            opcode = event.opcode
+            if opcode is _TEXT:
+                if event.fin:
+                    data = event.data  # bytes in practice; typed as any bytes-like
+                    self._deliver(data if type(data) is bytes else bytes(data), arrived)
+                else:
+                    self._fragments = [bytes(event.data)]
+                    self._fragments_binary = False
+            elif opcode is _CONT:
+                fragments = self._fragments
+                if fragments is None:  # pragma: no cover - the protocol refuses it
+                    continue
+                fragments.append(bytes(event.data))
+                if event.fin:
+                    self._fragments = None
+                    if self._fragments_binary:
+                        self._binary(b"".join(fragments))
+                    else:
+                        self._deliver(b"".join(fragments), arrived)
+            elif opcode is _BINARY:
+                if event.fin:
+                    self._binary(bytes(event.data))
+                else:
+                    self._fragments = [bytes(event.data)]
+                    self._fragments_binary = True
+            elif opcode is _PING:
+                flush = True
+            elif opcode is _PONG:
+                self._acknowledge(bytes(event.data))
+            elif opcode is _CLOSE:
+                flush = True
+                self._input_closed = True
+                self._fail_waiters()
+        return flush
+
+    def _deliver(self, data: bytes, arrived: float) -> None:
+        """Decode one text message; hand it to the first matching waiter, else the inbox."""
+        try:
+            frame = self._decode(data)
+        except FrameError as exc:
+            self._report_invalid(exc, data)
+            return
+        self.received += 1
+        on_frame = self._on_frame
+        if on_frame is not None:
+            try:
+                on_frame(frame, arrived)
+            except Exception:
+                logger.exception("on_frame handler failed for a frame from %s", self.url)
+        waiters = self._waiters
+        if waiters:
+            index = 0
+            while index < len(waiters):
+                predicate, result = waiters[index]
+                try:
+                    matched = predicate(frame)
+                except Exception as exc:
+                    del waiters[index]
+                    result.set_exception(exc)
+                    continue
+                if matched:
+                    del waiters[index]
+                    result.set(frame)
+                    return
+                index += 1
+        inbox = self._inbox
+        if len(inbox) == self._inbox_limit:
+            self.dropped += 1  # deque(maxlen) discards the oldest
+        inbox.append(frame)
+
+    def _binary(self, data: bytes) -> None:
+        error = FrameError(f"binary frame of {len(data)} bytes; expected a text frame", code="binary_frame")
+        self._report_invalid(error, data)
+
+    def _report_invalid(self, error: FrameError, data: bytes) -> None:
+        self.invalid += 1
+        handler = self._on_invalid
+        if handler is None:
+            logger.warning("invalid frame from %s: %s", self.url, error)
+            return
+        try:
+            handler(error, data)
+        except Exception:
+            logger.exception("on_invalid handler failed for a frame from %s", self.url)
+
+    def _acknowledge(self, data: bytes) -> None:
+        """A pong acknowledges its ping and every earlier one (RFC 6455 allows answering only the last)."""
+        pings = self._pings
+        if data not in pings:
+            return  # unsolicited, or its ping() already timed out
+        now = perf_counter()
+        while pings:
+            key = next(iter(pings))
+            result, _ = pings.pop(key)
+            result.set(now)
+            if key == data:
+                return
+
+    # -- Closing ------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "", *, timeout: float | None = None) -> None:
+        """Perform the closing handshake, waiting at most ``timeout`` seconds (default: ``close_timeout``).
+
+        Idempotent. If the peer doesn't complete the handshake in time, the
+        connection is dropped. Waiters get :class:`ConnectionClosedError`.
+        """
+        if self._terminated:
+            return
+        limit = self._close_timeout if timeout is None else timeout
+        protocol = self._protocol
+        if protocol.state is OPEN:
+            lock = self._write_lock
+            if not lock.acquire(timeout=limit):
+                self._terminate(TimeoutError("timed out waiting to send the close frame"))
+                return
+            try:
+                if protocol.state is OPEN:
+                    try:
+                        protocol.send_close(code, reason)
+                    except ProtocolError as exc:
+                        raise ValueError(str(exc)) from None
+                cause = self._drain()
+            finally:
+                lock.release()
+            if cause is not None:
+                self._terminate(cause)
+                return
+            self._expect_close()
+        if gevent.getcurrent() is self._reader:
+            return  # called from on_invalid or a predicate: the watchdog bounds the handshake
+        if not self._done.wait(limit):
+            self._terminate(TimeoutError("timed out while closing the connection"))
+
+    def _expect_close(self) -> None:
+        """The peer should close the TCP connection soon: drop it if it doesn't."""
+        if self._watchdog is None and not self._terminated:
+            self._watchdog = gevent.spawn_later(
+                self._close_timeout, self._terminate, TimeoutError("timed out while closing the connection")
+            )
+
+    def _terminate(self, cause: BaseException | None) -> None:
+        """Close the socket and fail every waiter. Idempotent."""
+        if self._terminated:
+            return
+        self._terminated = True
+        self._input_closed = True
+        self._cause = cause
+        _close_quietly(self._sock)
+        protocol = self._protocol
+        protocol.receive_eof()  # idempotent; the state becomes CLOSED
+        protocol.data_to_send()
+        self._fragments = None
+        self._fail_waiters()
+        for result, _ in self._pings.values():
+            result.set_exception(self._closed_error())
+        self._pings.clear()
+        watchdog = self._watchdog
+        if watchdog is not None and watchdog is not gevent.getcurrent():
+            watchdog.kill(block=False)
+        self._done.set()
+
+    def _fail_waiters(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for _, result in waiters:
+            result.set_exception(self._closed_error())
+
+    def _closed_error(self) -> ConnectionClosedError:
+        """The close frame received, else the one sent (by close() or a protocol failure), else 1006."""
+        protocol = self._protocol
+        close = protocol.close_rcvd or protocol.close_sent
+        if close is not None:
+            exc = ConnectionClosedError(int(close.code), close.reason)
+        else:
+            cause = self._cause
+            exc = ConnectionClosedError(CloseCode.ABNORMAL_CLOSURE, "" if cause is None else _describe_cause(cause))
+        exc.__cause__ = self._cause
+        return exc
+
+    # -- Writing ------------------------------------------------------------
+
+    def _drain(self) -> BaseException | None:
+        """Write what the protocol has to send; the caller holds the write lock.
+
+        Return the error that broke the connection, if any.
+        """
+        protocol = self._protocol
+        sock = self._sock
+        timer = self._write_timer
+        try:
+            while True:
+                for chunk in protocol.data_to_send():
+                    if not chunk:
+                        sock.shutdown(socket.SHUT_WR)
+                    elif timer is None:
+                        sock.sendall(chunk)
+                    else:
+                        timer.start()
+                        try:
+                            sock.sendall(chunk)
+                        finally:
+                            timer.cancel()
+                if not self._flush_requested:
+                    return None
+                self._flush_requested = False
+        except gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            return TimeoutError("timed out while writing")
+        except OSError as exc:
+            return exc
+
+    def _flush_from_reader(self) -> BaseException | None:
+        """Flush from the receive greenlet without ever blocking on the write lock."""
+        lock = self._write_lock
+        if not lock.acquire(blocking=False):
+            self._flush_requested = True  # the holder flushes once more before releasing
+            return None
+        try:
+            return self._drain()
+        finally:
+            lock.release()
+
+    # -- Context manager ------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._input_closed else "open"
+        return f"<Connection {self.url} {state} inbox={len(self._inbox)} waiting={len(self._waiters)}>"
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def _read_response(sock: Any, protocol: ClientProtocol) -> list[object]:
+    """Read until the handshake response is parsed (or has failed); return the events."""
+    while True:
+        data = sock.recv(_RECV_SIZE)
+        if data:
+            protocol.receive_data(data)
+        else:
+            protocol.receive_eof()
+        events: list[object] = list(protocol.events_received())
+        if events and isinstance(events[0], Response):
+            return events
+        if protocol.handshake_exc is not None or not data:
+            return events
+
+
+def _close_quietly(sock: Any) -> None:
+    if sock is None:
+        return
+    try:
+        sock.close()
+    except OSError as exc:  # pragma: no cover - close() of a socket hardly fails
+        logger.debug("error closing socket: %s", exc)
+
+
+def _describe_os_error(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror or exc})"
+    return exc.strerror or str(exc) or type(exc).__name__
+
+
+def _describe_cause(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+        return _describe_os_error(exc)
+    return str(exc) or type(exc).__name__
