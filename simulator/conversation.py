@@ -27,18 +27,24 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 from .protocol import (
     ConversationEventRRWeb,
     ConversationEventWebchatContext,
     ConversationMessage,
+    ConversationMessageTransportStatus,
     ConversationParticipant,
     ConversationSummary,
     ConversationWebchatQueueStatusQueueEntry,
+    EventType,
     Frame,
+    FrameType,
     Medium,
+    MessageType,
     RRWebType,
+    TransportStatus,
     dts,
 )
 
@@ -53,9 +59,18 @@ __all__ = [
     "Role",
     "State",
     "StoredMessage",
+    "cached_dts",
     "conversation_arn",
     "participant_arn",
 ]
+
+cached_dts = lru_cache(maxsize=4096)(dts)
+"""``protocol.dts`` memoized: most timestamps of an event share one millisecond."""
+
+
+def _optional_dts(epoch_millis: int | None) -> str | None:
+    return cached_dts(epoch_millis) if epoch_millis is not None else None
+
 
 ConnId = int
 """The server's handle of one websocket connection."""
@@ -162,10 +177,10 @@ class Member:
             conversation_participant_name=client.name,
             conversation_participant_uuid=client.uuid,
             email=client.email,
-            joined_dts=dts(self.joined_ms),
+            joined_dts=cached_dts(self.joined_ms),
             language_iso_code=self.language,
-            last_message_dts=dts(self.last_message_ms) if self.last_message_ms is not None else None,
-            left_dts=dts(self.left_ms) if self.left_ms is not None else None,
+            last_message_dts=_optional_dts(self.last_message_ms),
+            left_dts=_optional_dts(self.left_ms),
             status=status,
             unread_messages=self.unread(total),
         )
@@ -230,15 +245,93 @@ class Conversation:
         self.last_epoch = epoch
         return epoch
 
-    def add(self, message: StoredMessage) -> None:
-        """Store ``message`` (its ``seq`` must be ``len(messages) + 1``)."""
-        self.messages.append(message)
-        uuid = message.model.conversation_message_uuid
-        if uuid is not None:
-            self.by_uuid[uuid] = message
-        client_id = message.model.client_message_id
-        if client_id is not None:
-            self.by_client_id[client_id] = message
+    def event(self, event_type: EventType, **payload: Any) -> Frame:
+        """An ``event`` frame of this conversation carrying ``payload``."""
+        return Frame(
+            type=FrameType.EVENT,
+            event_type=event_type,
+            conversation_uuid=self.uuid,
+            conversation_arn=self.arn,
+            **payload,
+        )
+
+    def message_frame(self, model: ConversationMessage) -> Frame:
+        """The ``message`` frame that carries ``model``."""
+        return Frame(type=FrameType.MESSAGE, conversation_uuid=self.uuid, conversation_arn=self.arn, message=model)
+
+    def store(
+        self,
+        author: Member,
+        *,
+        message_uuid: str,
+        now_ms: int,
+        body: str | None,
+        client_message_id: str | None = None,
+        media_urls: list[str] | None = None,
+    ) -> StoredMessage:
+        """Stamp a message by ``author``, store it and update the summary fields.
+
+        Transport status per other joined participant: ``sent`` if connected,
+        ``queued`` if not. Writing counts as having read everything before.
+        An agent's message answers the customer (clears
+        ``customer_first_message_unresponded_to_dts``).
+        """
+        epoch = self.next_epoch(now_ms)
+        client = author.client
+        statuses = [
+            ConversationMessageTransportStatus(
+                conversation_participant_arn=m.client.arn,
+                status=TransportStatus.SENT if m.client.conn is not None else TransportStatus.QUEUED,
+            )
+            for m in self.present()
+            if m is not author
+        ]
+        model = ConversationMessage(
+            author_conversation_participant_arn=client.arn,
+            author_conversation_participant_name=client.name,
+            body=body,
+            client_message_id=client_message_id,
+            conversation_message_uuid=message_uuid,
+            language_iso_code=author.language,
+            media_urls=list(media_urls) if media_urls else None,
+            merchant_id=self.merchant_id,
+            message_dts=cached_dts(epoch),
+            message_epoch=epoch,
+            transport_statuses=statuses,
+            type=MessageType.MESSAGE,
+        )
+        seq = len(self.messages) + 1
+        stored = StoredMessage(seq=seq, author=author, epoch=epoch, model=model, frame=self.message_frame(model))
+        self.messages.append(stored)
+        self.by_uuid[message_uuid] = stored
+        if client_message_id is not None:
+            self.by_client_id[client_message_id] = stored
+        author.own_seqs.append(seq)
+        author.last_read_seq = seq
+        author.last_message_ms = epoch
+        if client.role is Role.CUSTOMER:
+            if self.first_unresponded_ms is None:
+                self.first_unresponded_ms = epoch
+        else:
+            self.first_unresponded_ms = None
+        return stored
+
+    def mark_read(self, stored: StoredMessage, reader: Member) -> bool:
+        """``reader`` read ``stored`` (and everything before it); False if it
+        had already said so or wrote it. The stored message gets the reader's
+        transport status ``read``."""
+        arn = reader.client.arn
+        if stored.author is reader or arn in stored.readers:
+            return False
+        stored.readers.add(arn)
+        reader.last_read_seq = max(reader.last_read_seq, stored.seq)
+        statuses = [s for s in stored.model.transport_statuses or () if s.conversation_participant_arn != arn]
+        statuses.append(
+            ConversationMessageTransportStatus(conversation_participant_arn=arn, status=TransportStatus.READ)
+        )
+        stored.model = stored.model.model_copy(update={"transport_statuses": statuses})
+        stored.frame = self.message_frame(stored.model)
+        return True
 
     def summary(self) -> ConversationSummary:
         """The ``ConversationSummary`` as of now.
@@ -250,13 +343,15 @@ class Conversation:
         last = self.messages[-1] if self.messages else None
         participants = [m.participant(total) for m in self.members.values()]
         unread = any(p.unread_messages for p, m in zip(participants, self.members.values(), strict=True) if m.present)
-        last_dts = dts(last.epoch) if last is not None else None
+        last_dts = cached_dts(last.epoch) if last is not None else None
         first_unresponded = self.first_unresponded_ms
         return ConversationSummary(
             closed=self.state is State.CLOSED,
             conversation_arn=self.arn,
             conversation_uuid=self.uuid,
-            customer_first_message_unresponded_to_dts=dts(first_unresponded) if first_unresponded is not None else None,
+            customer_first_message_unresponded_to_dts=cached_dts(first_unresponded)
+            if first_unresponded is not None
+            else None,
             last_conversation_message_body=last.model.body if last is not None else None,
             last_conversation_participant_arn=last.author.client.arn if last is not None else None,
             last_conversation_participant_name=last.author.client.name if last is not None else None,
@@ -266,7 +361,7 @@ class Conversation:
             merchant_id=self.merchant_id,
             message_count=total,
             participants=participants,
-            start_dts=dts(self.start_ms),
+            start_dts=cached_dts(self.start_ms),
             unread_messages=unread,
             visible=True,
         )

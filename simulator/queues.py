@@ -1,6 +1,9 @@
-"""Queue data structures of the conversation engine.
+"""Webchat queues of the conversation engine.
 
-Three small, socket-free building blocks, each O(log n) per operation:
+:class:`WebchatQueue` is one named queue: who waits (oldest first), which
+agents are logged in, whose round-robin turn it is, its statistics and the
+coalescing of its pushes. It is built from three small, socket-free building
+blocks, each O(log n) per operation:
 
 * :class:`WaitingLine` — the customers waiting in one queue, oldest first, with
   the 0-based rank of any entry in O(log n) (a ``SortedList`` of join sequence
@@ -21,12 +24,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
 from sortedcontainers import SortedList  # type: ignore[import-untyped, unused-ignore]
 
-__all__ = ["PositionPushes", "RoundRobin", "WaitingLine"]
+from .conversation import Client, ConnId, Conversation, cached_dts
+from .protocol import (
+    AgentStatus,
+    ConversationWebchatQueueStatus,
+    ConversationWebchatQueueStatusAgent,
+)
+from .stats import QueueStats
+
+__all__ = ["PositionPushes", "RoundRobin", "WaitingLine", "WebchatQueue"]
 
 T = TypeVar("T")
 
@@ -58,6 +70,10 @@ class WaitingLine(Generic[T]):
         item = self._items.pop(seq)
         self._seqs.remove(seq)
         return item
+
+    def get(self, seq: int) -> T | None:
+        """The item with sequence number ``seq``, if it is in the line."""
+        return self._items.get(seq)
 
     def rank(self, seq: int) -> int:
         """0-based place of ``seq`` in the line (``KeyError`` if absent)."""
@@ -172,3 +188,114 @@ class RoundRobin(Generic[T]):
     def served(self, key: int) -> None:
         """The agent with ring key ``key`` was just given a chat."""
         self._last = key
+
+
+@dataclass(eq=False, slots=True)
+class WebchatQueue:
+    """One named queue and everything the engine keeps about it."""
+
+    name: str
+    pushes: PositionPushes
+    line: WaitingLine[Conversation] = field(default_factory=WaitingLine)
+    ring: RoundRobin[Client] = field(default_factory=RoundRobin)
+    agents: dict[Client, None] = field(default_factory=dict)
+    """Agents logged in (connected or within their grace period), in login order."""
+    online: int = 0
+    """Agents logged in with a live connection."""
+    stats: QueueStats = field(default_factory=QueueStats)
+    status_due: float | None = None
+    """When the next ``queue status update`` is due (``None``: nothing changed)."""
+    status_sent_at: float = -math.inf
+
+    @property
+    def available(self) -> bool:
+        """Whether any agent is logged in with a live connection."""
+        return self.online > 0
+
+    def position(self, conv: Conversation) -> int:
+        """1-based place of ``conv`` in the line, -1 if it is not waiting here."""
+        return self.line.rank(conv.seq) + 1 if conv.seq in self.line else -1
+
+    def agent_conns(self) -> tuple[ConnId, ...]:
+        """Connections of the agents logged in."""
+        return tuple(a.conn for a in self.agents if a.conn is not None)
+
+    def status_changed(self, now: float, interval: float) -> None:
+        """Something in the status changed: schedule one update, at most one per ``interval``."""
+        if self.status_due is None:
+            self.status_due = max(now, self.status_sent_at + interval)
+
+    def status(
+        self, *, max_chats: int, next_agent: Client | None, entries_limit: int
+    ) -> ConversationWebchatQueueStatus:
+        """The ``ConversationWebchatQueueStatus`` as of now (O(agents + entries_limit))."""
+        counts = dict.fromkeys(AgentStatus, 0)
+        agents = []
+        for agent in self.agents:
+            if agent.conn is None:
+                agent_status = AgentStatus.UNAVAILABLE
+            elif agent.chats >= max_chats:
+                agent_status = AgentStatus.BUSY
+            else:
+                agent_status = AgentStatus.AVAILABLE
+            counts[agent_status] += 1
+            agents.append(
+                ConversationWebchatQueueStatusAgent(
+                    agent_status=agent_status,
+                    conversation_participant_arn=agent.arn,
+                    conversation_participant_name=agent.name,
+                    last_chat_dts=cached_dts(agent.last_chat_ms) if agent.last_chat_ms is not None else None,
+                    next_round_robin=agent is next_agent,
+                )
+            )
+        stats = self.stats
+        head = self.line.head()
+        return ConversationWebchatQueueStatus(
+            agent_available_count=counts[AgentStatus.AVAILABLE],
+            agent_busy_count=counts[AgentStatus.BUSY],
+            agent_count=len(agents),
+            agent_unavailable_count=counts[AgentStatus.UNAVAILABLE],
+            agents=agents,
+            customer_abandon_count=stats.abandoned,
+            customer_active_count=stats.active,
+            customer_average_abandon_time_seconds=stats.average_abandon_seconds,
+            customer_average_chat_time_seconds=stats.average_chat_seconds,
+            customer_average_hold_time_seconds=stats.average_hold_seconds,
+            customer_chat_count=stats.engaged,
+            customer_waiting_count=len(self.line),
+            customer_waiting_join_dts=head[1].entry.join_dts if head is not None else None,
+            queue_entries=[conv.entry for conv in self.line.first(entries_limit)],
+            queue_name=self.name,
+        )
+
+    def moved(self, now: float, interval: float) -> list[tuple[Conversation, int]]:
+        """Flush position pushes: the connected waiting customers whose position
+        or availability changed since they were last told, with their new
+        position, marked as told. O(moved + log n). A customer told less than
+        ``interval`` ago is deferred to the next flush; a disconnected one is
+        told when it resumes."""
+        from_seq, deferred = self.pushes.take(now)
+        available = self.available
+        line = self.line
+        moved: list[tuple[Conversation, int]] = []
+
+        def consider(rank: int, conv: Conversation) -> None:
+            position = (rank + 1, available)
+            if conv.told_position == position or conv.customer.conn is None:
+                return
+            if now - conv.pushed_at < interval:
+                self.pushes.defer(conv.seq, now)
+                return
+            conv.told_position = position
+            conv.pushed_at = now
+            moved.append((conv, rank + 1))
+
+        if from_seq is not None:
+            for rank, seq, conv in line.ranked_from(from_seq):
+                deferred.discard(seq)
+                consider(rank, conv)
+        for seq in deferred:
+            waiting = line.get(seq)
+            if waiting is not None:
+                consider(line.rank(seq), waiting)
+        return moved

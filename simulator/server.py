@@ -215,7 +215,7 @@ class WebchatServer:
         return {
             "status": "ok",
             "uptime_seconds": round(time.time() - self.started, 3),
-            "connections": len(self._conns),
+            "sockets": len(self._conns),
             "frames_in": self.frames_in,
             "frames_out": self.frames_out,
             "errors_sent": self.errors_sent,

@@ -208,7 +208,7 @@ class Session:
             headers=self.dialect.headers(self.role),
             on_invalid=self._on_invalid,
             on_frame=self._on_frame,
-            strict=self.dialect.strict_frames,
+            validate=self.dialect.strict_frames,
         )
 
     def _on_invalid(self, error: FrameError, raw: bytes | str) -> None:

@@ -41,7 +41,7 @@ from functools import partial
 from itertools import count
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, cast
 
 import gevent
 import gevent.lock
@@ -156,6 +156,7 @@ class WaitTimeout(TransportError):
 # The connection
 
 _Waiter = tuple[Callable[[Frame], bool], AsyncResult]
+_EXPIRED: Final = object()  # a waiter's result when its timeout fired
 
 
 class Connection:
@@ -191,6 +192,7 @@ class Connection:
             raise ValueError(f"inbox_limit must be at least 1, got {inbox_limit}")
         self.url = url
         self._sock = sock
+        self._plain = not isinstance(sock, gevent.ssl.SSLSocket)  # gevent's SSL send() ignores its timeout
         self._protocol = protocol
         self._on_invalid = on_invalid
         self._on_frame = on_frame
@@ -200,6 +202,7 @@ class Connection:
         self._inbox: deque[Frame] = deque(maxlen=inbox_limit)
         self._inbox_limit = inbox_limit
         self._waiters: list[_Waiter] = []
+        self._loop = gevent.get_hub().loop
         self._fragments: list[bytes] | None = None
         self._fragments_binary = False
         self._pings: dict[bytes, tuple[AsyncResult, float]] = {}
@@ -246,8 +249,9 @@ class Connection:
 
         ``timeout`` bounds TCP connect, TLS and the handshake together;
         ``close_timeout`` the closing handshake; ``write_timeout`` each write
-        that cannot complete at once (``None``: no limit). ``headers`` are added
-        to (or replace) the handshake request's headers. Incoming messages
+        that cannot complete at once (``None``: no limit), after which the
+        connection is dropped. ``headers`` are added to (or replace) the
+        handshake request's headers. Incoming messages
         larger than ``max_size`` bytes fail the connection with code 1009.
 
         Each text frame is decoded with :func:`simulator.protocol.decode`; with
@@ -257,9 +261,10 @@ class Connection:
         :func:`time.perf_counter` reading when its bytes were read) before it
         goes to a waiter or the inbox; the observer must not block.
 
-        ``compression`` offers permessage-deflate. For ``wss://`` without
-        monkey-patching, ``ssl`` should be a :class:`gevent.ssl.SSLContext`;
-        the default is ``gevent.ssl.create_default_context()``.
+        ``compression`` offers permessage-deflate. For ``wss://``, ``ssl`` must
+        be a :class:`gevent.ssl.SSLContext` (what :class:`ssl.SSLContext` is
+        once gevent has monkey-patched); the default verifies the server
+        against the system's CA certificates.
 
         Raises :class:`ConnectTimeout`, :class:`HandshakeError` or
         :class:`ConnectError`; :class:`ValueError` for a URL that isn't a
@@ -271,8 +276,11 @@ class Connection:
             wsuri = parse_uri(url)
         except InvalidURI as exc:
             raise ValueError(str(exc)) from None
-        if ssl is not None and not wsuri.secure:
-            raise ValueError("ssl is incompatible with a ws:// URL")
+        if ssl is not None:
+            if not wsuri.secure:
+                raise ValueError("ssl is incompatible with a ws:// URL")
+            if not isinstance(ssl, gevent.ssl.SSLContext):  # its sockets would block the whole process
+                raise ValueError("ssl must be a gevent.ssl.SSLContext (ssl.SSLContext once gevent has monkey-patched)")
 
         protocol = ClientProtocol(
             wsuri,
@@ -293,8 +301,7 @@ class Connection:
             sock = gsocket.create_connection((wsuri.host, wsuri.port))
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if wsuri.secure:
-                context = ssl if ssl is not None else gevent.ssl.create_default_context()
-                sock = context.wrap_socket(sock, server_hostname=wsuri.host)
+                sock = (ssl or _default_ssl_context()).wrap_socket(sock, server_hostname=wsuri.host)
             protocol.send_request(request)
             for chunk in protocol.data_to_send():
                 sock.sendall(chunk)
@@ -445,23 +452,35 @@ class Connection:
         result = AsyncResult()
         waiter: _Waiter = (predicate, result)
         self._waiters.append(waiter)
+        # A bare loop timer: gevent.Timeout (what AsyncResult.wait(timeout) creates)
+        # costs several times more, on every round trip.
+        timer = self._loop.timer(max(timeout, 0.0))
+        timer.start(self._expire, waiter)
         try:
-            result.wait(timeout)
+            result.wait()
         except BaseException:
             # Killed, or an outer timeout: don't lose a frame delivered meanwhile.
             self._withdraw(waiter)
             raise
-        if result.ready():
-            found: Frame = result.get(block=False)  # raises ConnectionClosedError or the predicate's error
-            return found
-        self._waiters.remove(waiter)
-        raise WaitTimeout(description, timeout)
+        finally:
+            timer.close()
+        found = result.get(block=False)  # raises ConnectionClosedError or the predicate's error
+        if found is _EXPIRED:
+            raise WaitTimeout(description, timeout)
+        return cast(Frame, found)
+
+    def _expire(self, waiter: _Waiter) -> None:
+        """A wait timed out (runs in the hub): withdraw the waiter, wake its greenlet."""
+        result = waiter[1]
+        if not result.ready():
+            self._waiters.remove(waiter)
+            result.set(_EXPIRED)
 
     def _withdraw(self, waiter: _Waiter) -> None:
         result = waiter[1]
         if not result.ready():
             self._waiters.remove(waiter)
-        elif result.successful():
+        elif result.successful() and result.value is not _EXPIRED:
             self._inbox.appendleft(result.value)
 
     def _run(self) -> None:
@@ -694,29 +713,43 @@ class Connection:
         """
         protocol = self._protocol
         sock = self._sock
-        timer = self._write_timer
         try:
             while True:
                 for chunk in protocol.data_to_send():
                     if not chunk:
                         sock.shutdown(socket.SHUT_WR)
-                    elif timer is None:
-                        sock.sendall(chunk)
-                    else:
-                        timer.start()
+                        continue
+                    if self._plain:  # fast path: one non-blocking send, no timer
                         try:
-                            sock.sendall(chunk)
-                        finally:
-                            timer.cancel()
+                            sent = sock.send(chunk, 0, 0.0)
+                        except BlockingIOError:
+                            sent = 0
+                        if sent == len(chunk):
+                            continue
+                        self._write_slowly(memoryview(chunk)[sent:])
+                    else:
+                        self._write_slowly(chunk)
                 if not self._flush_requested:
                     return None
                 self._flush_requested = False
         except gevent.Timeout as exc:
-            if exc is not timer:
+            if exc is not self._write_timer:
                 raise
             return TimeoutError("timed out while writing")
         except OSError as exc:
             return exc
+
+    def _write_slowly(self, data: bytes | memoryview) -> None:
+        """Write what could not be written at once, within ``write_timeout``."""
+        timer = self._write_timer
+        if timer is None:
+            self._sock.sendall(data)
+            return
+        timer.start()
+        try:
+            self._sock.sendall(data)
+        finally:
+            timer.cancel()
 
     def _flush_from_reader(self) -> BaseException | None:
         """Flush from the receive greenlet without ever blocking on the write lock."""
@@ -764,6 +797,13 @@ def _read_response(sock: Any, protocol: ClientProtocol) -> list[object]:
             return events
         if protocol.handshake_exc is not None or not data:
             return events
+
+
+def _default_ssl_context() -> ssl_module.SSLContext:
+    """Like :func:`ssl.create_default_context` for a client, but cooperative without monkey-patching."""
+    context: ssl_module.SSLContext = gevent.ssl.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
+    context.load_default_certs()
+    return context
 
 
 def _close_quietly(sock: Any) -> None:

@@ -1,9 +1,11 @@
 """Scripted websocket servers for tests/test_transport.py, run in their own process.
 
 asyncio and gevent must not share a process, so the tests start this script
-with ``subprocess``. It binds two servers on 127.0.0.1, random free ports,
-prints ``PORTS <websocket port> <raw port>`` on one line and serves until it
-is terminated (or for at most ``--lifetime`` seconds).
+with ``subprocess``. It binds its servers on 127.0.0.1, random free ports,
+prints ``PORTS <websocket port> <raw port> <TLS websocket port or 0>`` on one
+line and serves until it is terminated (or for at most ``--lifetime``
+seconds). With ``--tls CERT KEY`` the websocket server also listens for
+``wss://`` on the third port.
 
 The websocket server (websockets' asyncio implementation) dispatches on the
 request path:
@@ -38,6 +40,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import ssl
 import sys
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -176,21 +179,30 @@ async def raw_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
         writer.close()
 
 
-async def main(lifetime: float) -> None:
-    async with serve(handler, "127.0.0.1", 0, process_request=process_request) as ws_server:
-        raw_server = await asyncio.start_server(raw_client, "127.0.0.1", 0)
-        async with raw_server:
-            ws_port = ws_server.sockets[0].getsockname()[1]
-            raw_port = raw_server.sockets[0].getsockname()[1]
-            print(f"PORTS {ws_port} {raw_port}", flush=True)
-            await asyncio.sleep(lifetime)
+async def main(lifetime: float, tls: list[str] | None) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        ws_server = await stack.enter_async_context(serve(handler, "127.0.0.1", 0, process_request=process_request))
+        raw_server = await stack.enter_async_context(await asyncio.start_server(raw_client, "127.0.0.1", 0))
+        tls_port = 0
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(tls[0], tls[1])
+            tls_server = await stack.enter_async_context(
+                serve(handler, "127.0.0.1", 0, process_request=process_request, ssl=context)
+            )
+            tls_port = tls_server.sockets[0].getsockname()[1]
+        ws_port = ws_server.sockets[0].getsockname()[1]
+        raw_port = raw_server.sockets[0].getsockname()[1]
+        print(f"PORTS {ws_port} {raw_port} {tls_port}", flush=True)
+        await asyncio.sleep(lifetime)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lifetime", type=float, default=600.0, help="exit after this many seconds")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="also serve wss:// with this certificate")
     args = parser.parse_args()
     try:
-        asyncio.run(main(args.lifetime))
+        asyncio.run(main(args.lifetime, args.tls))
     except KeyboardInterrupt:
         sys.exit(0)

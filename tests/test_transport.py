@@ -9,7 +9,9 @@ the transport uses gevent.socket explicitly.
 from __future__ import annotations
 
 import select
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -17,15 +19,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gevent
+import gevent.ssl
 import pytest
 
 from simulator.errors import FrameError
 from simulator.protocol import ConversationMessage, EventType, Frame, FrameType, decode, encode
 from simulator.transport import (
     ConnectError,
+    Connection,
     ConnectionClosedError,
     ConnectTimeout,
-    Connection,
     HandshakeError,
     TransportError,
     WaitTimeout,
@@ -39,20 +42,37 @@ WAIT = 10.0
 
 
 @pytest.fixture(scope="module")
-def ports() -> Iterator[tuple[int, int]]:
-    """(websocket port, raw port) of a server process started for this module."""
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER_SCRIPT), "--lifetime", "300"],
-        stdout=subprocess.PIPE,
-        text=True,
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path] | None:
+    """A self-signed certificate for 127.0.0.1 (cert, key); None without the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+    subprocess.run(
+        [openssl, *request, "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def ports(certificate: tuple[Path, Path] | None) -> Iterator[tuple[int, int, int]]:
+    """(websocket port, raw port, TLS websocket port or 0) of a server process started for this module."""
+    command = [sys.executable, str(SERVER_SCRIPT), "--lifetime", "300"]
+    if certificate is not None:
+        command += ["--tls", str(certificate[0]), str(certificate[1])]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         ready, _, _ = select.select([proc.stdout], [], [], 20)
         assert ready, "the test server did not start within 20 s"
         words = proc.stdout.readline().split()
-        assert words and words[0] == "PORTS", f"unexpected server output: {words}"
-        yield int(words[1]), int(words[2])
+        assert words[:1] == ["PORTS"], f"unexpected server output: {words}"
+        yield int(words[1]), int(words[2]), int(words[3])
     finally:
         proc.terminate()
         try:
@@ -63,12 +83,12 @@ def ports() -> Iterator[tuple[int, int]]:
 
 
 @pytest.fixture
-def url(ports: tuple[int, int]) -> Callable[[str], str]:
+def url(ports: tuple[int, int, int]) -> Callable[[str], str]:
     return lambda path: f"ws://127.0.0.1:{ports[0]}{path}"
 
 
 @pytest.fixture
-def raw_url(ports: tuple[int, int]) -> Callable[[str], str]:
+def raw_url(ports: tuple[int, int, int]) -> Callable[[str], str]:
     return lambda path: f"ws://127.0.0.1:{ports[1]}{path}"
 
 
@@ -93,7 +113,9 @@ def connect(connections: list[Connection]) -> Callable[..., Connection]:
 
 
 def message(body: str, cid: str) -> Frame:
-    return Frame(type=FrameType.MESSAGE, conversation_uuid=CONV, message=ConversationMessage(body=body, client_message_id=cid))
+    return Frame(
+        type=FrameType.MESSAGE, conversation_uuid=CONV, message=ConversationMessage(body=body, client_message_id=cid)
+    )
 
 
 def ack_of(cid: str) -> Callable[[Frame], bool]:
@@ -134,9 +156,11 @@ def test_inbox_is_searched_first_and_only_the_match_is_consumed(
     conn.wait_for(ack_of("m2"), WAIT)  # m1's ack and both rounds of events are now in the inbox
     assert kinds(conn.frames()) == ["typing", "queue position", "message", "typing", "queue position"]
     ack1 = conn.wait_for(ack_of("m1"), 0)  # no waiting: it is in the inbox
-    assert ack1.message is not None and ack1.message.client_message_id == "m1"
+    assert ack1.message is not None
+    assert ack1.message.client_message_id == "m1"
     typing = conn.wait_for(is_typing, 0)
-    assert typing.event_typing is not None and typing.event_typing.value == "typing..."
+    assert typing.event_typing is not None
+    assert typing.event_typing.value == "typing..."
     assert kinds(conn.frames()) == ["queue position", "typing", "queue position"]
     assert kinds(conn.frames(consume=True)) == ["queue position", "typing", "queue position"]
     assert conn.frames() == []
@@ -160,7 +184,9 @@ def test_concurrent_waiters_each_get_their_frame(url: Callable[[str], str], conn
     assert conn.dropped == 0
 
 
-def test_a_frame_goes_to_the_first_matching_waiter(url: Callable[[str], str], connect: Callable[..., Connection]) -> None:
+def test_a_frame_goes_to_the_first_matching_waiter(
+    url: Callable[[str], str], connect: Callable[..., Connection]
+) -> None:
     conn = connect(url("/chat"))
     waiters = [gevent.spawn(conn.wait_for, is_typing, WAIT) for _ in range(3)]
     gevent.sleep(0)
@@ -171,7 +197,9 @@ def test_a_frame_goes_to_the_first_matching_waiter(url: Callable[[str], str], co
     assert conn.frames() == []
 
 
-def test_inbox_limit_discards_the_oldest_and_counts(url: Callable[[str], str], connect: Callable[..., Connection]) -> None:
+def test_inbox_limit_discards_the_oldest_and_counts(
+    url: Callable[[str], str], connect: Callable[..., Connection]
+) -> None:
     conn = connect(url("/chat"), inbox_limit=3)
     conn.send(message("burst 5", "m1"))
     conn.wait_for(ack_of("m1"), WAIT)
@@ -192,7 +220,8 @@ def test_fragmented_message_is_reassembled(url: Callable[[str], str], connect: C
     conn = connect(url("/chat"))
     conn.send(message("fragmented", "m1"))
     ack = conn.wait_for(ack_of("m1"), WAIT)
-    assert ack.message is not None and ack.message.body == "fragmented"
+    assert ack.message is not None
+    assert ack.message.body == "fragmented"
 
 
 def test_echo_round_trip_of_frames_and_raw_bytes(url: Callable[[str], str], connect: Callable[..., Connection]) -> None:
@@ -210,6 +239,27 @@ def test_compression(url: Callable[[str], str], connect: Callable[..., Connectio
     big = message("x" * 50_000, "m1")
     conn.send(big)
     assert conn.wait_for(ack_of("m1"), WAIT) == big
+
+
+def test_wss(
+    ports: tuple[int, int, int], certificate: tuple[Path, Path] | None, connect: Callable[..., Connection]
+) -> None:
+    if certificate is None:
+        pytest.skip("no openssl command to make a certificate")
+    target = f"wss://127.0.0.1:{ports[2]}/chat"
+    context = gevent.ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cafile=str(certificate[0]))
+    conn = connect(target, ssl=context)
+    conn.send(message("secret", "m1"))
+    ack = conn.wait_for(ack_of("m1"), WAIT)
+    assert ack.message is not None
+    assert ack.message.body == "secret"
+    conn.close()
+    assert conn.close_code == 1000
+    with pytest.raises(ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        Connection.connect(target, timeout=5)  # the default context does not trust it
+    with pytest.raises(ValueError, match="gevent"):
+        Connection.connect(target, ssl=ssl.create_default_context())  # a blocking stdlib context
 
 
 def test_on_frame_observes_every_valid_frame_on_arrival(
@@ -276,7 +326,8 @@ def test_failing_handler_does_not_break_the_connection(
     conn = connect(url("/chat"), on_invalid=explode)
     conn.send(message("bad", "m1"))
     conn.wait_for(ack_of("m1"), WAIT)
-    assert conn.invalid == 1 and not conn.closed
+    assert conn.invalid == 1
+    assert not conn.closed
 
 
 def test_predicate_error_goes_to_its_waiter_only(url: Callable[[str], str], connect: Callable[..., Connection]) -> None:
@@ -365,7 +416,8 @@ def test_connection_lost_fails_waiters_promptly(url: Callable[[str], str], conne
     waiter.join(timeout=PROMPT)
     assert isinstance(waiter.exception, ConnectionClosedError)
     assert waiter.exception.code == 1006
-    assert conn.closed and conn.close_code == 1006
+    assert conn.closed
+    assert conn.close_code == 1006
 
 
 def test_close_handshake(url: Callable[[str], str], connect: Callable[..., Connection]) -> None:
@@ -385,7 +437,8 @@ def test_close_handshake(url: Callable[[str], str], connect: Callable[..., Conne
         conn.send(message("too late", "m1"))
     # The server saw a clean close with our code and reason.
     info = connect(url("/closeinfo?id=handshake-1")).wait_for(is_typing, WAIT)
-    assert info.event_typing is not None and info.event_typing.value == "1000 done"
+    assert info.event_typing is not None
+    assert info.event_typing.value == "1000 done"
 
 
 def test_close_is_bounded_when_the_peer_never_answers(
@@ -408,7 +461,8 @@ def test_context_manager_closes(url: Callable[[str], str]) -> None:
     with Connection.connect(url("/echo"), timeout=5) as conn:
         conn.send(message("hi", "m1"))
         conn.wait_for(ack_of("m1"), WAIT)
-    assert conn.closed and conn.close_code == 1000
+    assert conn.closed
+    assert conn.close_code == 1000
 
 
 # ---------------------------------------------------------------------------
@@ -429,7 +483,7 @@ def test_connect_to_a_closed_port_fails_fast() -> None:
 
 def test_connect_times_out_when_the_handshake_is_never_answered(raw_url: Callable[[str], str]) -> None:
     start = time.monotonic()
-    with pytest.raises(ConnectTimeout, match="timed out after 0.3 s"):
+    with pytest.raises(ConnectTimeout, match=r"timed out after 0\.3 s"):
         Connection.connect(raw_url("/mute"), timeout=0.3)
     assert time.monotonic() - start < 0.3 + PROMPT
 

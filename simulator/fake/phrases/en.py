@@ -237,12 +237,12 @@ PHRASEBOOK = Phrasebook(
             "The prepaid return label is on its way to your inbox.",
             "You can return unused items within 30 days. Print the label for {rma}, pack the {product}, "
             "and drop it at any {carrier} location.",
-            "I'm sorry the {product} arrived damaged! I've issued RMA {rma}; once {carrier} scans the package, "
+            "I'm sorry the {product} arrived damaged! I've issued {rma}; once {carrier} scans the package, "
             "your refund of {amount} will be processed.",
-            "I can exchange it for {color}: I've opened RMA {rma} and reserved a replacement in size {size}.",
+            "I can exchange it for {color}: I've opened {rma} and reserved a replacement in size {size}.",
             "We received your return on {date}. The refund of {amount} was issued and should appear "
             "on your statement within {days} business days.",
-            "Your return label for RMA {rma} is on your order page; drop-off is free at {carrier}.",
+            "Your return label for {rma} is on your order page; drop-off is free at {carrier}.",
             "Exchanges are free; for refunds, a return shipping fee of {amount} is deducted.",
             "Since it's the wrong item, you don't pay anything: I'm sending the correct {product} today "
             "and a return label under {rma}.",

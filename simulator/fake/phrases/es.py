@@ -237,12 +237,12 @@ PHRASEBOOK = Phrasebook(
             "La etiqueta prepagada te llegará por correo.",
             "Puedes devolver artículos sin usar en un plazo de 30 días. Imprime la etiqueta de {rma}, "
             "empaqueta el artículo y llévalo a cualquier oficina de {carrier}.",
-            "¡Siento que el artículo «{product}» llegara dañado! He emitido la RMA {rma}; cuando {carrier} "
+            "¡Siento que el artículo «{product}» llegara dañado! He emitido la {rma}; cuando {carrier} "
             "escanee el paquete, tramitaremos tu reembolso de {amount}.",
-            "Puedo cambiártelo por el color {color}: he abierto la RMA {rma} y te he reservado uno en talla {size}.",
+            "Puedo cambiártelo por el color {color}: he abierto la {rma} y te he reservado uno en talla {size}.",
             "Recibimos tu devolución el {date}. El reembolso de {amount} ya está emitido y aparecerá "
             "en tu cuenta en {days} días laborables.",
-            "La etiqueta de devolución de la RMA {rma} está en la página de tu pedido; "
+            "La etiqueta de devolución de la {rma} está en la página de tu pedido; "
             "la entrega en {carrier} es gratuita.",
             "Los cambios son gratis; en los reembolsos se descuentan {amount} de gastos de devolución.",
             "Como es un artículo equivocado, no pagas nada: hoy te enviamos el artículo «{product}» correcto "

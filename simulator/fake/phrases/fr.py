@@ -80,9 +80,10 @@ PHRASEBOOK = Phrasebook(
             "Pouvez-vous me faire une facture pour la commande {order} avec le numéro de TVA de ma société ?",
             "Mon paiement est toujours refusé, alors que ma carte fonctionne ailleurs.",
             "Puis-je payer avec PayPal ou uniquement par carte bancaire ?",
-            "Je vois un prélèvement en attente de {amount} sur ma carte se terminant par {last4}. À quoi correspond-il ?",
+            "Je vois un prélèvement en attente de {amount} sur ma carte se terminant par {last4}. "
+            "À quoi correspond-il ?",
             "Comment mettre à jour l'adresse de facturation de mon compte ?",
-            "Pouvez-vous me renvoyer le justificatif de paiement de mon achat du {date} ?",
+            "Pouvez-vous m'envoyer une copie du justificatif de paiement de mon achat du {date} ?",
             "La TVA est-elle comprise dans le prix affiché ?",
             "Puis-je régler la commande {order} avec deux cartes différentes ?",
         ),
@@ -228,7 +229,8 @@ PHRASEBOOK = Phrasebook(
             "Vous allez recevoir un e-mail de confirmation.",
             "Nous livrons en point relais : choisissez « {carrier} point relais » lors du paiement "
             "et sélectionnez le plus proche de {city}.",
-            "Les envois vers {country} peuvent être soumis à des droits de douane, perçus par {carrier} à la livraison.",
+            "Les envois vers {country} peuvent être soumis à des droits de douane, "
+            "perçus par {carrier} à la livraison.",
             "La livraison express pour {city} coûte {amount} si la commande est passée avant 13 h un jour ouvré.",
             "Pour l'article « {product} », l'option la plus rapide est l'express : il arriverait {weekday}.",
         ),
@@ -237,12 +239,12 @@ PHRASEBOOK = Phrasebook(
             "L'étiquette prépayée arrive dans votre boîte mail.",
             "Vous pouvez retourner les articles non portés sous 30 jours. Imprimez l'étiquette {rma}, "
             "emballez l'article et déposez-le dans n'importe quel point {carrier}.",
-            "Désolé que l'article « {product} » soit arrivé abîmé ! J'ai émis le RMA {rma} ; "
+            "Désolé que l'article « {product} » soit arrivé abîmé ! J'ai émis le {rma} ; "
             "dès que {carrier} aura scanné le colis, votre remboursement de {amount} sera traité.",
-            "Je peux vous l'échanger en {color} : j'ai ouvert le RMA {rma} et réservé un article en taille {size}.",
+            "Je peux vous l'échanger en {color} : j'ai ouvert le {rma} et réservé un article en taille {size}.",
             "Nous avons reçu votre retour le {date}. Le remboursement de {amount} a été émis et apparaîtra "
             "sur votre relevé sous {days} jours ouvrés.",
-            "L'étiquette de retour du RMA {rma} est sur la page de votre commande ; le dépôt chez {carrier} est gratuit.",
+            "L'étiquette de retour du {rma} est sur la page de votre commande ; le dépôt chez {carrier} est gratuit.",
             "Les échanges sont gratuits ; pour un remboursement, {amount} de frais de retour sont déduits.",
             "Comme il s'agit d'une erreur de notre part, vous n'avez rien à payer : je vous envoie l'article "
             "« {product} » correct aujourd'hui avec une étiquette de retour {rma}.",
@@ -380,6 +382,7 @@ PHRASEBOOK = Phrasebook(
             r"\brefuse",
             r"\bprelevement",
             r"\bregler\b",
+            r"\bjustificatif",
         ),
         T.PRODUCT: (
             r"\bimpermeable",

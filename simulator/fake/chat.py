@@ -1,0 +1,313 @@
+"""``ChatFaker``: the one object the rest of webchat-sim asks for fake data.
+
+One :class:`ChatFaker` owns one multi-locale ``Faker`` whose generators are
+seeded per instance (``seed_locale``), never through the global
+``Faker.seed``; the providers of :mod:`simulator.fake.providers` and
+:mod:`simulator.fake.rrweb` are registered on every generator. Two instances
+built with the same seed replay the same payloads (UUIDs and ARNs included,
+they come from the seeded random as well), whatever else runs in between.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+
+from faker import Faker
+
+from ..protocol import (
+    CartItem,
+    ConversationEventRRWeb,
+    ConversationEventWebchatContext,
+    ConversationWebchatQueueStatusQueueEntry,
+)
+from .phrasebook import GoodbyeMatcher, Topic, TopicClassifier
+from .phrases import PHRASEBOOKS
+from .providers import LOCALE_TIMEZONES, ChatTextProvider, ShopProvider, slugify
+from .rrweb import RRWebProvider
+
+__all__ = ["LANGUAGES", "ChatFaker", "Persona"]
+
+LANGUAGES: tuple[str, ...] = tuple(PHRASEBOOKS)
+"""Every language with a phrasebook: ``("en", "es", "fr", "de")``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Persona:
+    """Someone in a chat; name, e-mail and time zone fit ``locale``."""
+
+    name: str
+    email: str
+    language_iso_code: str
+    timezone: str
+    locale: str
+    profile_image_url: str | None = None
+
+    @property
+    def first_name(self) -> str:
+        """The name's first word."""
+        return self.name.split(" ", 1)[0]
+
+
+@cache
+def _classifier() -> TopicClassifier:
+    return TopicClassifier(PHRASEBOOKS.values())
+
+
+@cache
+def _goodbye() -> GoodbyeMatcher:
+    return GoodbyeMatcher(PHRASEBOOKS.values())
+
+
+class ChatFaker:
+    """Fake personas, chat lines, cart items, context and rrweb recordings.
+
+    ``languages`` are the languages this instance writes (and draws customers
+    from); ``language`` arguments accept a language (``"fr"``), a locale of
+    it (``"fr_CA"``, ``"fr-CA"``) or :meth:`language_for` can map any code to
+    a supported one. :meth:`topic_of` and :meth:`is_goodbye` understand every
+    language that has a phrasebook, whatever ``languages`` is.
+    """
+
+    def __init__(
+        self,
+        seed: int | None = None,
+        *,
+        languages: Sequence[str] = LANGUAGES,
+        merchant_id: str = "DEMO",
+        store_domain: str = "www.northpeak-outfitters.example",
+    ) -> None:
+        unknown = [code for code in languages if code not in PHRASEBOOKS]
+        if unknown or not languages:
+            raise ValueError(f"unsupported languages {unknown or list(languages)}; choose from {list(PHRASEBOOKS)}")
+        self.languages: tuple[str, ...] = tuple(dict.fromkeys(languages))
+        self.merchant_id = merchant_id
+        self.store_domain = store_domain
+        locales = [locale for code in self.languages for locale in PHRASEBOOKS[code].locales]
+        self.faker = Faker(locales)
+        self._text: dict[str, ChatTextProvider] = {}
+        self._shop: dict[str, ShopProvider] = {}
+        self._rrweb: dict[str, RRWebProvider] = {}
+        for locale in locales:
+            self.faker.seed_locale(locale, None if seed is None else f"webchat-sim:{seed}:{locale}")
+            generator = self.faker[locale]
+            shop = ShopProvider(generator, merchant_id=merchant_id, store_domain=store_domain)
+            text = ChatTextProvider(generator, phrasebook=PHRASEBOOKS[locale[:2]], locale=locale, shop=shop)
+            rrweb = RRWebProvider(generator)
+            for provider in (shop, text, rrweb):
+                generator.add_provider(provider)
+            self._shop[locale], self._text[locale], self._rrweb[locale] = shop, text, rrweb
+        self._main = locales[0]
+        self._random = self._shop[self._main].rng
+
+    # ------------------------------------------------------------------
+    # Languages
+
+    def language_for(self, code: str | None) -> str:
+        """A language of this instance for any code (``"es-MX"`` → ``"es"``);
+        the first configured language when ``code`` is unknown or None."""
+        if code:
+            base = code.replace("-", "_").split("_", 1)[0].lower()
+            if base in self.languages:
+                return base
+        return self.languages[0]
+
+    def _locale(self, language: str) -> str:
+        """The locale to write ``language`` in: itself if it is one of ours
+        (``"fr_CA"``), else a random locale of its base language."""
+        locale = language.replace("-", "_")
+        if locale in self._text:
+            return locale
+        base = locale.split("_", 1)[0].lower()
+        if base not in self.languages:
+            raise ValueError(f"unsupported language {language!r}; this ChatFaker writes {list(self.languages)}")
+        return self._random.choice(PHRASEBOOKS[base].locales)
+
+    def _text_for(self, language: str) -> ChatTextProvider:
+        return self._text[self._locale(language)]
+
+    # ------------------------------------------------------------------
+    # People
+
+    def customer(self, language: str | None = None) -> Persona:
+        """A webchat visitor speaking ``language`` (a random configured one if None)."""
+        locale = self._locale(language or self._random.choice(self.languages))
+        generator = self.faker[locale]
+        first, last = generator.first_name(), generator.last_name()
+        rnd = self._shop[locale].rng
+        local = rnd.choice(
+            (
+                f"{slugify(first)}.{slugify(last)}",
+                f"{slugify(first)}{slugify(last)}{rnd.randint(1, 99)}",
+                f"{slugify(first)[:1]}{slugify(last)}",
+            )
+        )
+        return Persona(
+            name=f"{first} {last}",
+            email=f"{local}@{generator.free_email_domain()}",
+            language_iso_code=locale[:2],
+            timezone=rnd.choice(LOCALE_TIMEZONES[locale]),
+            locale=locale,
+        )
+
+    def agent(self, language: str = "en") -> Persona:
+        """A support agent of the shop, with a profile picture."""
+        locale = self._locale(language)
+        generator = self.faker[locale]
+        first, last = generator.first_name(), generator.last_name()
+        email = f"{slugify(first)}.{slugify(last)}@{self.store_domain.removeprefix('www.')}"
+        digest = hashlib.md5(email.encode(), usedforsecurity=False).hexdigest()
+        return Persona(
+            name=f"{first} {last}",
+            email=email,
+            language_iso_code=locale[:2],
+            timezone=self._shop[locale].rng.choice(LOCALE_TIMEZONES[locale]),
+            locale=locale,
+            profile_image_url=f"https://www.gravatar.com/avatar/{digest}?d=identicon&s=128",
+        )
+
+    # ------------------------------------------------------------------
+    # Chat lines
+
+    def question(self, topic: Topic | None = None, language: str = "en") -> tuple[Topic, str]:
+        """A customer's opening question and its topic."""
+        return self._text_for(language).chat_question(topic)
+
+    def customer_message(self, topic: Topic, language: str = "en") -> str:
+        """A customer's later line about ``topic``."""
+        return self._text_for(language).chat_followup(topic)
+
+    def agent_reply(
+        self,
+        topic: Topic,
+        language: str = "en",
+        *,
+        first: bool = False,
+        agent_name: str | None = None,
+        customer_name: str | None = None,
+        slots: Mapping[str, str] | None = None,
+    ) -> str:
+        """An agent's answer that fits ``topic`` (tracking for order status,
+        RMA and label for returns, size chart for sizing, …); with ``first``
+        it opens with a greeting (naming the agent/customer when given).
+        ``slots`` fixes template values, e.g. ``{"coupon": code}`` so the text
+        names the coupon the agent actually pushes."""
+        return self._text_for(language).chat_reply(
+            topic, first=first, agent_name=agent_name, customer_name=customer_name, slots=slots
+        )
+
+    def greeting(self, language: str = "en", *, agent_name: str | None = None, customer_name: str | None = None) -> str:
+        """An agent's opening line alone (for a chat started without a question)."""
+        return self._text_for(language).chat_greeting(agent_name=agent_name, customer_name=customer_name)
+
+    def goodbye(self, language: str = "en", *, agent: bool = False, name: str | None = None) -> str:
+        """A closing line of the customer (or of the agent); ``name`` is the
+        other party's name, used by some templates when given."""
+        return self._text_for(language).chat_goodbye(agent=agent, name=name)
+
+    def is_goodbye(self, text: str) -> bool:
+        """Whether ``text`` says goodbye or thanks, in any phrasebook language."""
+        return _goodbye()(text)
+
+    def topic_of(self, text: str) -> Topic:
+        """The topic of a customer's text by keywords, in any phrasebook language
+        (:attr:`Topic.PRODUCT` when nothing matches)."""
+        return _classifier().classify(text)
+
+    # ------------------------------------------------------------------
+    # Identifiers
+
+    def uuid(self) -> str:
+        """A version-4 UUID from the seeded random."""
+        return self._shop[self._main].shop_uuid()
+
+    def arn(self, kind: str = "participant") -> str:
+        """``arn:webchat-sim:<merchant_id>:<kind>/<uuid>``."""
+        return self._shop[self._main].shop_arn(kind)
+
+    def client_message_id(self) -> str:
+        """An id a client picks for a message it sends (a UUID)."""
+        return self.uuid()
+
+    def coupon_code(self) -> str:
+        """``SPRING20``, ``WELCOME-7KQ2``, …"""
+        return self._shop[self._main].shop_coupon_code()
+
+    # ------------------------------------------------------------------
+    # Shop payloads
+
+    def cart_items(self, count: int | None = None, *, currency: str = "USD", language: str = "en") -> list[CartItem]:
+        """``count`` different cart items (1 to 3 if None), priced in
+        ``currency``, described in ``language``."""
+        locale = self._locale(language)
+        return self._shop[locale].shop_cart_items(
+            count, currency=currency, products=PHRASEBOOKS[locale[:2]].products
+        )
+
+    def webchat_context(self) -> ConversationEventWebchatContext:
+        """The cart and analytics ids and the storefront page of a visitor."""
+        shop = self._shop[self._main]
+        rnd = self._random
+        return ConversationEventWebchatContext(
+            cart_id=f"{rnd.getrandbits(128):032X}",
+            ucacid=f"{rnd.getrandbits(128):032x}",
+            url=shop.shop_page_url(PHRASEBOOKS[self._main[:2]].products),
+        )
+
+    def rrweb_recording(
+        self,
+        *,
+        events: int = 50,
+        chunk_size: int = 4096,
+        batch_size: int = 25,
+        first_index: int = 0,
+        language: str = "en",
+        start_ms: int | None = None,
+    ) -> list[ConversationEventRRWeb]:
+        """The ``rrweb`` payloads of one page view, in sending order.
+
+        ``init`` (Meta + FullSnapshot) with ``event_index = first_index``,
+        then ``events`` IncrementalSnapshot events in ``events`` recordings of
+        at most ``batch_size`` events (indexes ``first_index + 1``, …). Each
+        recording is cut into parts of at most ``chunk_size`` UTF-8 bytes;
+        ``data_sha256`` hashes a part, ``data_total_sha256`` the concatenation
+        of all parts of its ``event_index``. See :mod:`simulator.fake.rrweb`.
+        ``start_ms`` is the first timestamp (epoch ms; seeded random if None).
+        """
+        locale = self._locale(language)
+        text = self._text[locale]
+        products = PHRASEBOOKS[locale[:2]].products
+        index = self._random.randrange(len(products))
+        typed = (products[(index + 1) % len(products)], self.customer(language).email, text.chat_question()[1])
+        return self._rrweb[locale].rrweb_recording(
+            events,
+            chunk_size=chunk_size,
+            batch_size=batch_size,
+            first_index=first_index,
+            url=self._shop[locale].shop_page_url(products),
+            title=products[index],
+            language=locale[:2],
+            typed=typed,
+            start_ms=start_ms,
+        )
+
+    def queue_entry(
+        self, queue_name: str = "support", persona: Persona | None = None, topic: Topic | None = None
+    ) -> ConversationWebchatQueueStatusQueueEntry:
+        """The queue entry a customer sends in ``webchat start conversation``:
+        name, e-mail, question (in the persona's language and locale),
+        ``queue_name`` and ``participant_language_iso_code``. No uuid, ARN or
+        ``join_dts``: the server assigns those."""
+        if persona is None:
+            persona = self.customer()
+        locale = persona.locale if persona.locale in self._text else persona.language_iso_code
+        _, text = self._text_for(locale).chat_question(topic)
+        return ConversationWebchatQueueStatusQueueEntry(
+            conversation_participant_name=persona.name,
+            email=persona.email,
+            participant_language_iso_code=persona.language_iso_code,
+            question=text,
+            queue_name=queue_name,
+        )
