@@ -151,14 +151,15 @@ def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
     kpis: dict[str, dict[str, Any]] = summary["kpis"]
 
     def fmt(value: float | None) -> str:
-        return "-" if value is None or value == 0 and False else f"{value:.0f}"
+        return "-" if value is None else f"{value:.0f}"
 
+    untimed = {"rrweb chunk", "invalid frame", "server error", "message lost", "queue position", "reply language"}
     names = [n for n in KPI_ORDER if n in kpis] + sorted(n for n in kpis if n not in KPI_ORDER)
     out.write("\nChat KPIs (milliseconds)\n")
     out.write(f"{'operation':22} {'count':>7} {'fail':>5} {'p50':>7} {'p95':>7} {'p99':>7} {'mean':>7}\n")
     for name in names:
         r = kpis[name]
-        timed = r["mean_ms"] is not None and r["requests"] > 0 and r["p50_ms"] is not None
+        timed = name not in untimed and r["p50_ms"] is not None
         cols = [fmt(r[k]) if timed else "-" for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")]
         out.write(f"{name:22} {r['requests']:7d} {r['failures']:5d} {cols[0]:>7} {cols[1]:>7} {cols[2]:>7} {cols[3]:>7}\n")
     if summary["failures"]:

@@ -232,6 +232,10 @@ class Session:
             elif event is None and frame.error is not None:
                 self.errors.append(frame)
                 err = frame.error
+                if err.error_code == "conversation_closed":
+                    # the peer closed the chat while we were typing: a race, not a failure
+                    self._on_closed_elsewhere(frame.conversation_uuid or err.object_id)
+                    return
                 self.record(KPI.SERVER_ERROR, None,
                             exception=OperationFailed(KPI.SERVER_ERROR, f"{err.error_code}: {err.developer_message}"))
             else:
@@ -262,6 +266,9 @@ class Session:
     def _on_event(self, frame: Frame, arrived: float) -> None:  # overridden
         return None
 
+    def _on_closed_elsewhere(self, conversation_uuid: str | None) -> None:
+        """A frame was refused because the conversation had been closed."""
+
     @overload
     def _wait(self, name: KPI, predicate: Callable[[Frame], bool], timeout: float | None, what: str) -> Frame: ...
     @overload
@@ -289,14 +296,15 @@ class Session:
         """Report a scenario-level check that failed (the scenario goes on)."""
         self.record(name, None, exception=OperationFailed(name, reason))
 
-    def expire_pending(self, now: float | None = None) -> None:
-        """Report answers that did not come within the timeout as failures."""
-        now = now if now is not None else time.perf_counter()
-        cutoff = now - self.timeout
+    def expire_pending(self, *, final: bool = False) -> None:
+        """Report acknowledgements that did not come within the timeout (or,
+        with ``final``, before the session ended) as failures."""
+        cutoff = float("inf") if final else time.perf_counter() - self.timeout
         for cid, sent in list(self._acks.items()):
             if sent < cutoff:
                 del self._acks[cid]
-                self._fail(KPI.MESSAGE_ACK, f"no acknowledgement of message {cid} within {self.timeout:g}s", sent)
+                why = "before the session ended" if final else f"within {self.timeout:g}s"
+                self._fail(KPI.MESSAGE_ACK, f"no acknowledgement of message {cid} {why}", sent)
         for uuid, sent in list(self._reads.items()):
             if sent < cutoff:  # a read receipt is not owed: the peer may never read; just forget it
                 del self._reads[uuid]
@@ -329,13 +337,25 @@ class Session:
         self.conn.send(self.dialect.message(conversation_uuid, text, cid, language))
         return cid
 
-    def wait_for_ack(self, client_message_id: str, timeout: float | None = None) -> Frame:
-        frame = self._wait(
-            KPI.MESSAGE_ACK,
-            lambda f: f.message is not None and f.message.client_message_id == client_message_id,
-            timeout,
-            f"acknowledgement of message {client_message_id}",
-        )
+    def wait_for_ack(self, client_message_id: str, conversation_uuid: str | None = None,
+                     timeout: float | None = None) -> Frame | None:
+        """Flow control until the server acknowledged the message; ``None`` if
+        it was refused because the conversation had been closed meanwhile."""
+
+        def acked_or_closed(f: Frame) -> bool:
+            if f.message is not None:
+                return f.message.client_message_id == client_message_id
+            if f.conversation_uuid not in (None, conversation_uuid):
+                return False
+            return f.event_type is EventType.CONVERSATION_CLOSED or (
+                f.error is not None and f.error.error_code == "conversation_closed")
+
+        frame = self._wait(KPI.MESSAGE_ACK, acked_or_closed, timeout,
+                           f"acknowledgement of message {client_message_id}")
+        if frame.message is None:
+            self._acks.pop(client_message_id, None)
+            self._on_closed_elsewhere(conversation_uuid)
+            return None
         return frame
 
     def read(self, conversation_uuid: str, message: Frame) -> None:
@@ -404,6 +424,11 @@ class CustomerSession(Session):
             self._got_first_reply = True
             self.record(KPI.FIRST_REPLY, _ms(self._first_sent, arrived))
 
+    def _on_closed_elsewhere(self, conversation_uuid: str | None) -> None:
+        if conversation_uuid in (None, self.conversation_uuid):
+            self.closed = True
+            self._acks.clear()  # refused, not lost: the chat was closed before they arrived
+
     # Verbs
     def connect(self) -> None:
         with self._op(KPI.CONNECT):
@@ -468,7 +493,7 @@ class CustomerSession(Session):
         if self._first_sent is None:
             self._first_sent = self._acks[cid]
         if wait_ack:
-            self.wait_for_ack(cid)
+            self.wait_for_ack(cid, self.conversation_uuid)
         return cid
 
     def wait_for_reply(self, timeout: float | None = None) -> Frame | None:
@@ -628,7 +653,7 @@ class AgentSession(Session):
         if text is None:
             text = self.faker.agent_reply(topic or Topic.ORDER_STATUS, language, first=first)
         cid = self._send_message(conversation_uuid, text, language)
-        self.wait_for_ack(cid)
+        self.wait_for_ack(cid, conversation_uuid)
         return cid
 
     def push_coupon(self, conversation_uuid: str) -> None:
@@ -647,6 +672,10 @@ class AgentSession(Session):
                    and f.conversation_uuid == conversation_uuid, None, "conversation closed")
         self.record(KPI.CLOSE, _ms(start, time.perf_counter()))
         self.chats.pop(conversation_uuid, None)
+
+    def _on_closed_elsewhere(self, conversation_uuid: str | None) -> None:
+        if conversation_uuid is not None:
+            self.chats.pop(conversation_uuid, None)
 
     def is_closed(self, conversation_uuid: str) -> bool:
         return conversation_uuid not in self.chats

@@ -455,7 +455,7 @@ class Connection:
         # A bare loop timer: gevent.Timeout (what AsyncResult.wait(timeout) creates)
         # costs several times more, on every round trip.
         timer = self._loop.timer(max(timeout, 0.0))
-        timer.start(self._expire, waiter)
+        timer.start(self._expire, waiter, update=True)
         try:
             result.wait()
         except BaseException:

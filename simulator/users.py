@@ -127,7 +127,7 @@ class CustomerUser(ChatUser):
         except OperationFailed:
             pass  # already reported with its reason
         finally:
-            customer.expire_pending(float("inf"))
+            customer.expire_pending(final=True)
             customer.disconnect()
 
 

@@ -441,6 +441,7 @@ def test_manual_engage_first_wins_and_everyone_is_told() -> None:
     chat.agent(A1)
     chat.agent(A2)
     conv = chat.start(C1).conversation_uuid
+    assert conv is not None
     chat.send(C1, event("webchat context", conv, event_webchat_context={"cart_id": "cart-1", "url": "https://x.test/"}))
     queue_uuid = queue_uuid_of(chat, C1)
     chat.clear()

@@ -357,7 +357,7 @@ def test_wait_times_out_within_its_bound(url: Callable[[str], str], connect: Cal
     with pytest.raises(WaitTimeout, match="waiting for the answer") as info:
         conn.wait_for(lambda f: True, 0.3, description="the answer")
     elapsed = time.monotonic() - start
-    assert 0.3 <= elapsed < 0.3 + PROMPT
+    assert 0.29 <= elapsed < 0.3 + PROMPT  # a timer may round its deadline down by a hair
     assert info.value.timeout == 0.3
     assert conn.waiting == 0
     assert not conn.closed
