@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simulator.protocol import decode, encode  # noqa: E402
+from simulator.protocol import decode, encode
 
 ARN_C = "arn:webchat-sim:DEMO:participant/5f0c1d2e-8f3a-4b6e-9a1d-2c3b4d5e6f70"
 ARN_A = "arn:webchat-sim:DEMO:participant/9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
@@ -50,8 +51,11 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "type": "event",
         "event_type": "typing",
         "conversation_uuid": CONV,
-        "event_typing": {"author_conversation_participant_arn": ARN_C,
-                         "author_conversation_participant_name": "Jane Doe", "value": "Hi, where is my"},
+        "event_typing": {
+            "author_conversation_participant_arn": ARN_C,
+            "author_conversation_participant_name": "Jane Doe",
+            "value": "Hi, where is my",
+        },
     },
     "new message (summary)": {
         "type": "event",
@@ -70,8 +74,14 @@ SAMPLES: dict[str, dict[str, Any]] = {
             "merchant_id": "DEMO",
             "message_count": 3,
             "participants": [
-                {"conversation_participant_arn": a, "conversation_participant_name": n, "joined_dts": DTS,
-                 "language_iso_code": "en", "status": "active", "unread_messages": 0}
+                {
+                    "conversation_participant_arn": a,
+                    "conversation_participant_name": n,
+                    "joined_dts": DTS,
+                    "language_iso_code": "en",
+                    "status": "active",
+                    "unread_messages": 0,
+                }
                 for a, n in ((ARN_C, "Jane Doe"), (ARN_A, "Alex Agent"))
             ],
             "start_dts": DTS,
@@ -109,13 +119,15 @@ def run(quick: bool) -> dict[str, Any]:
         frame = decode(raw)
         assert encode(frame) == raw or orjson.loads(encode(frame)) == sample
         data = orjson.loads(raw)
-        row = {
-            "bytes": len(raw),
-            "orjson_loads_us": per_call_us(lambda raw=raw: orjson.loads(raw), seconds=seconds, max_calls=max_calls),
-            "decode_us": per_call_us(lambda raw=raw: decode(raw), seconds=seconds, max_calls=max_calls),
-            "orjson_dumps_us": per_call_us(lambda d=data: orjson.dumps(d), seconds=seconds, max_calls=max_calls),
-            "encode_us": per_call_us(lambda f=frame: encode(f), seconds=seconds, max_calls=max_calls),
+        calls: dict[str, Callable[[], object]] = {
+            "orjson_loads_us": partial(orjson.loads, raw),
+            "decode_us": partial(decode, raw),
+            "orjson_dumps_us": partial(orjson.dumps, data),
+            "encode_us": partial(encode, frame),
         }
+        row: dict[str, float] = {"bytes": len(raw)}
+        for key, fn in calls.items():
+            row[key] = per_call_us(fn, seconds=seconds, max_calls=max_calls)
         row["decode_ratio"] = row["decode_us"] / row["orjson_loads_us"]
         row["encode_ratio"] = row["encode_us"] / row["orjson_dumps_us"]
         results[name] = row
@@ -128,14 +140,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bench_codec.json")
     args = parser.parse_args(argv)
     results = run(args.quick)
-    print(f"{'frame':24} {'bytes':>6} {'loads µs':>9} {'decode µs':>10} {'ratio':>6}"
-          f" {'dumps µs':>9} {'encode µs':>10} {'ratio':>6}")
+    print(
+        f"{'frame':24} {'bytes':>6} {'loads µs':>9} {'decode µs':>10} {'ratio':>6}"
+        f" {'dumps µs':>9} {'encode µs':>10} {'ratio':>6}"
+    )
     for name, r in results.items():
-        print(f"{name:24} {r['bytes']:6d} {r['orjson_loads_us']:9.2f} {r['decode_us']:10.2f} {r['decode_ratio']:5.1f}x"
-              f" {r['orjson_dumps_us']:9.2f} {r['encode_us']:10.2f} {r['encode_ratio']:5.1f}x")
+        print(
+            f"{name:24} {r['bytes']:6d} {r['orjson_loads_us']:9.2f} {r['decode_us']:10.2f} {r['decode_ratio']:5.1f}x"
+            f" {r['orjson_dumps_us']:9.2f} {r['encode_us']:10.2f} {r['encode_ratio']:5.1f}x"
+        )
     target = 20.0
     worst = max(max(r["decode_us"], r["encode_us"]) for r in results.values())
-    verdict = "met" if results["message"]["decode_us"] < target and results["message"]["encode_us"] < target else "MISSED"
+    verdict = (
+        "met" if results["message"]["decode_us"] < target and results["message"]["encode_us"] < target else "MISSED"
+    )
     print(f"target: message decode and encode each < {target:.0f} µs: {verdict}; slowest figure {worst:.1f} µs")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"benchmark": "codec", "quick": args.quick, "results": results}, indent=2))

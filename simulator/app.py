@@ -81,9 +81,13 @@ async def serve_until_stopped(
         file=sys.stderr,
         flush=True,
     )
-    print(f"webchat-sim serving {server.url} (health: http://{options.server.host}:{server.port}/healthz, "
-          f"queues: {','.join(options.engine.queues)}, autopilot agents: {options.agents}, "
-          f"routing: {options.engine.routing.value}, pace: {options.pace.value})", file=out, flush=True)
+    print(
+        f"webchat-sim serving {server.url} (health: http://{options.server.host}:{server.port}/healthz, "
+        f"queues: {','.join(options.engine.queues)}, autopilot agents: {options.agents}, "
+        f"routing: {options.engine.routing.value}, pace: {options.pace.value})",
+        file=out,
+        flush=True,
+    )
     if ready is not None:
         ready(server)
     try:

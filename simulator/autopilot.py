@@ -21,25 +21,28 @@ What an agent does in one chat:
    waits for the server to assign a chat (``new conversation``).
 2. **Reading.** Each new customer message (the question is replayed as the
    first one) gets a ``read message`` after a short delay.
-3. **Answering.** After reading and thinking it sends ``typing`` frames whose
-   ``value`` is the text typed so far, for a time proportional to the reply's
-   length, then the ``message``. No ``typing`` with an empty value is sent:
-   the message itself ends the typing. The first answer greets and answers the
-   question; the topic is ``ChatFaker.topic_of`` of the first customer
-   message, the language the customer's (``language_iso_code`` of its
-   participant or its latest message). Messages that arrive while an answer
-   is being typed are answered together by one more answer. A chat started
-   without any message gets a greeting alone.
+3. **Answering.** After reading and thinking it sends ``typing`` frames
+   whose ``value`` is the text typed so far, for a time proportional to the
+   reply's length (capped: :attr:`Timing.max_typing`), then the ``message``.
+   No ``typing`` with an empty value is sent: the message itself ends the
+   typing. The first answer greets and answers the question; the topic is
+   ``ChatFaker.topic_of`` of the first customer message, the language the
+   customer's (``language_iso_code`` of its participant, or of its latest
+   message). Messages that arrive while an answer is being typed are answered
+   together by one more answer. A chat started without any message gets a
+   greeting alone.
 4. **Pushing.** In a coupons chat it pushes ``add coupon`` after its first
-   answer with probability ``coupon_probability`` (the answer names that
-   code); in a product chat ``add item`` with probability
+   answer with probability ``coupon_probability`` (an answer that mentions a
+   code mentions that one); in a product chat ``add item`` with probability
    ``item_probability``.
-5. **Closing.** When the customer says goodbye (``ChatFaker.is_goodbye``) or
-   writes again after ``exchanges`` answers (drawn per chat), the agent says
-   goodbye, then sends ``conversation closed``. At the human pace it also
-   closes a chat whose customer stays silent for two minutes after the last
-   answer. It stops acting on a chat once it is closed, the customer left,
-   or the server says it is not a participant any more.
+5. **Closing.** When the customer says goodbye (``ChatFaker.is_goodbye``,
+   once the agent has answered something: "thanks in advance" in a question
+   is no goodbye) or writes again after ``exchanges`` answers (drawn per
+   chat), the agent says goodbye, then sends ``conversation closed``. At the
+   human pace it also closes a chat whose customer stays silent for two
+   minutes after the last answer. It stops acting on a chat once it is
+   closed, the customer left, or the server says it is not a participant any
+   more.
 """
 
 from __future__ import annotations
@@ -395,7 +398,7 @@ class AutopilotAgent:
             chat.push_items = True
 
     def _respond(self, chat: _Chat, text: str, start: float) -> None:
-        if self.faker.is_goodbye(text) or chat.answers >= chat.exchanges:
+        if chat.answers >= chat.exchanges or (chat.answers > 0 and self.faker.is_goodbye(text)):
             self._say_goodbye(chat, start)
             return
         slots = {"coupon": chat.coupon} if chat.coupon else None

@@ -108,8 +108,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the mock webchat server (with autopilot agents)",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve = sub.add_parser(
+        "serve",
+        help="run the mock webchat server (with autopilot agents)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind")
     serve.add_argument("--port", type=int, default=8765, help="port to bind (0: any free port)")
     serve.add_argument("--agents", type=int, default=2, help="autopilot agents per server (0: none)")
@@ -119,12 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=None, help="seed for uuids and autopilot behaviour")
     serve.add_argument("--max-chats-per-agent", type=int, default=3)
     serve.add_argument("--exchanges", default="3-6", help="autopilot closes after this many exchanges (N or LOW-HIGH)")
-    serve.add_argument("--coupon-probability", type=float, default=0.3, help="autopilot pushes a coupon (coupon topics)")
+    serve.add_argument(
+        "--coupon-probability", type=float, default=0.3, help="autopilot pushes a coupon (coupon topics)"
+    )
     serve.add_argument("--item-probability", type=float, default=0.3, help="autopilot pushes items (product topics)")
     serve.add_argument("--position-interval", type=float, default=1.0, help="seconds between queue position pushes")
     serve.add_argument("--status-interval", type=float, default=1.0, help="seconds between queue status updates")
     serve.add_argument("--reconnect-grace", type=float, default=10.0, help="seconds a dropped participant may resume")
-    serve.add_argument("--idle-timeout", type=float, default=600.0, help="close connections silent this long (0: never)")
+    serve.add_argument(
+        "--idle-timeout", type=float, default=600.0, help="close connections silent this long (0: never)"
+    )
     serve.add_argument("--ping-interval", type=float, default=20.0, help="websocket keepalive pings (0: off)")
     serve.add_argument("--max-frame-bytes", type=int, default=64 * 1024, help="larger frames close with 1009")
     serve.add_argument("--rate", type=float, default=30.0, help="frames per second per connection")
@@ -134,16 +141,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
     serve.set_defaults(func=_cmd_serve)
 
-    load = sub.add_parser("load", help="run a headless load test (against the embedded mock unless --host)",
-                          formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    load = sub.add_parser(
+        "load",
+        help="run a headless load test (against the embedded mock unless --host)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     load.add_argument("--host", default=None, help="websocket URL of the backend, e.g. ws://127.0.0.1:8765/ws")
     load.add_argument("--users", type=int, default=50, help="concurrent simulated customers (and agent users)")
     load.add_argument("--spawn-rate", type=float, default=10.0, help="users started per second")
     load.add_argument("--run-time", default="30s", help="e.g. 30s, 5m, 1h")
-    load.add_argument("--scenario", default="happy_path",
-                      help="weighted scenario mix, e.g. happy_path:3,abandon:1 (see `webchat-sim scenarios`)")
-    load.add_argument("--agents", type=int, default=0,
-                      help="autopilot agents of the embedded server (0: users/3, or none with --agent-users)")
+    load.add_argument(
+        "--scenario",
+        default="happy_path",
+        help="weighted scenario mix, e.g. happy_path:3,abandon:1 (see `webchat-sim scenarios`)",
+    )
+    load.add_argument(
+        "--agents",
+        type=int,
+        default=0,
+        help="autopilot agents of the embedded server (0: users/3, or none with --agent-users)",
+    )
     load.add_argument("--agent-users", type=int, default=0, help="simulated agents driven by Locust")
     load.add_argument("--processes", type=int, default=1, help="Locust worker processes (-1: one per core)")
     load.add_argument("--csv", default=None, help="write Locust's CSV statistics with this prefix")

@@ -75,38 +75,53 @@ class Dialect:
     # Customer frames ---------------------------------------------------------
 
     def start_chat(self, entry: ConversationWebchatQueueStatusQueueEntry) -> Frame:
-        return Frame(type=FrameType.EVENT, event_type=EventType.WEBCHAT_START_CONVERSATION,
-                     event_engage_customer=entry)
+        return Frame(type=FrameType.EVENT, event_type=EventType.WEBCHAT_START_CONVERSATION, event_engage_customer=entry)
 
     def check_queue_position(self, conversation_uuid: str) -> Frame:
         return Frame(type=FrameType.CHECK_QUEUE_POSITION, conversation_uuid=conversation_uuid)
 
     def webchat_context(self, conversation_uuid: str, context: ConversationEventWebchatContext) -> Frame:
-        return Frame(type=FrameType.EVENT, event_type=EventType.WEBCHAT_CONTEXT,
-                     conversation_uuid=conversation_uuid, event_webchat_context=context)
+        return Frame(
+            type=FrameType.EVENT,
+            event_type=EventType.WEBCHAT_CONTEXT,
+            conversation_uuid=conversation_uuid,
+            event_webchat_context=context,
+        )
 
     def rrweb(self, conversation_uuid: str, chunk: ConversationEventRRWeb) -> Frame:
-        return Frame(type=FrameType.EVENT, event_type=EventType.RRWEB, conversation_uuid=conversation_uuid,
-                     event_rrweb=chunk)
+        return Frame(
+            type=FrameType.EVENT, event_type=EventType.RRWEB, conversation_uuid=conversation_uuid, event_rrweb=chunk
+        )
 
     # Both sides --------------------------------------------------------------
 
     def message(self, conversation_uuid: str, body: str, client_message_id: str, language: str | None) -> Frame:
-        return Frame(type=FrameType.MESSAGE, conversation_uuid=conversation_uuid,
-                     message=ConversationMessage(body=body, client_message_id=client_message_id,
-                                                 language_iso_code=language))
+        return Frame(
+            type=FrameType.MESSAGE,
+            conversation_uuid=conversation_uuid,
+            message=ConversationMessage(body=body, client_message_id=client_message_id, language_iso_code=language),
+        )
 
     def typing(self, conversation_uuid: str, value: str) -> Frame:
-        return Frame(type=FrameType.EVENT, event_type=EventType.TYPING, conversation_uuid=conversation_uuid,
-                     event_typing=ConversationEventTyping(value=value))
+        return Frame(
+            type=FrameType.EVENT,
+            event_type=EventType.TYPING,
+            conversation_uuid=conversation_uuid,
+            event_typing=ConversationEventTyping(value=value),
+        )
 
     def read(self, conversation_uuid: str, message_uuid: str) -> Frame:
-        return Frame(type=FrameType.EVENT, event_type=EventType.READ_MESSAGE, conversation_uuid=conversation_uuid,
-                     event_read_message=ConversationEventReadMessage(conversation_message_uuid=message_uuid))
+        return Frame(
+            type=FrameType.EVENT,
+            event_type=EventType.READ_MESSAGE,
+            conversation_uuid=conversation_uuid,
+            event_read_message=ConversationEventReadMessage(conversation_message_uuid=message_uuid),
+        )
 
     def close_chat(self, conversation_uuid: str) -> Frame:
-        return Frame(type=FrameType.EVENT, event_type=EventType.CONVERSATION_CLOSED,
-                     conversation_uuid=conversation_uuid)
+        return Frame(
+            type=FrameType.EVENT, event_type=EventType.CONVERSATION_CLOSED, conversation_uuid=conversation_uuid
+        )
 
     def ping(self) -> Frame:
         return Frame(type=FrameType.PING)
@@ -114,17 +129,27 @@ class Dialect:
     # Agent frames ------------------------------------------------------------
 
     def engage(self, queue_uuid: str) -> Frame:
-        return Frame(type=FrameType.EVENT, event_type=EventType.ENGAGE_CUSTOMER,
-                     event_engage_customer=ConversationWebchatQueueStatusQueueEntry(
-                         conversation_webchat_queue_uuid=queue_uuid))
+        return Frame(
+            type=FrameType.EVENT,
+            event_type=EventType.ENGAGE_CUSTOMER,
+            event_engage_customer=ConversationWebchatQueueStatusQueueEntry(conversation_webchat_queue_uuid=queue_uuid),
+        )
 
     def add_coupon(self, conversation_uuid: str, coupon_code: str) -> Frame:
-        return Frame(type=FrameType.EVENT, event_type=EventType.ADD_COUPON, conversation_uuid=conversation_uuid,
-                     event_add_coupon=ConversationEventAddCoupon(coupon_code=coupon_code))
+        return Frame(
+            type=FrameType.EVENT,
+            event_type=EventType.ADD_COUPON,
+            conversation_uuid=conversation_uuid,
+            event_add_coupon=ConversationEventAddCoupon(coupon_code=coupon_code),
+        )
 
     def add_items(self, conversation_uuid: str, items: Sequence[CartItem]) -> Frame:
-        return Frame(type=FrameType.EVENT, event_type=EventType.ADD_ITEM, conversation_uuid=conversation_uuid,
-                     event_add_item=ConversationEventAddItem(items=list(items)))
+        return Frame(
+            type=FrameType.EVENT,
+            event_type=EventType.ADD_ITEM,
+            conversation_uuid=conversation_uuid,
+            event_add_item=ConversationEventAddItem(items=list(items)),
+        )
 
     # Recognising the server's frames ------------------------------------------
 

@@ -17,9 +17,16 @@ Policies this dialect adds (documented here, tested in tests/test_engine*.py):
 
 * The customer's question (``event_engage_customer.question``) is stored as
   the conversation's first customer message, so the agent who engages sees it.
-* An agent who joins a conversation gets ``new conversation``, then the
-  stored messages (the last ``history_replay_limit``), the held
-  ``webchat context`` and the held rrweb recording.
+* An agent who joins a conversation gets ``new conversation`` and
+  ``participant join``, then the stored messages (the last
+  ``history_replay_limit``), the held ``webchat context`` and the held rrweb
+  recording (since the latest ``init``, up to ``rrweb_hold_bytes``).
+* Resume: a customer gets a resume token (additional property
+  ``resume_token`` of its ``new conversation``); connecting with it, or as an
+  agent with the same name, within ``reconnect_grace`` rebinds the
+  participant and replays, per conversation: ``new conversation``, the
+  messages newer than ``resume_since``, the queue position if still waiting,
+  ``conversation closed`` if it closed meanwhile.
 * Message epochs are strictly increasing within a conversation (a message
   written in the same millisecond as the previous one gets the next
   millisecond), so "replay messages newer than X" never misses one.

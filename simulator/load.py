@@ -91,7 +91,7 @@ class MockProcess:
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.http + "/healthz", timeout=2) as resp:  # noqa: S310 - loopback
+                with urllib.request.urlopen(self.http + "/healthz", timeout=2) as resp:
                     body: dict[str, Any] = json.loads(resp.read())
                     return body
             except (urllib.error.URLError, OSError) as exc:
@@ -143,8 +143,7 @@ def read_summary(prefix: str) -> dict[str, Any]:
         with path.open(newline="") as fh:
             for row in csv.DictReader(fh):
                 failures.append({"name": row["Name"], "error": row["Error"], "occurrences": int(row["Occurrences"])})
-    return {"kpis": rows, "failures": failures,
-            "total_failures": sum(r["failures"] for r in rows.values())}
+    return {"kpis": rows, "failures": failures, "total_failures": sum(r["failures"] for r in rows.values())}
 
 
 def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
@@ -161,7 +160,9 @@ def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
         r = kpis[name]
         timed = name not in untimed and r["p50_ms"] is not None
         cols = [fmt(r[k]) if timed else "-" for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")]
-        out.write(f"{name:22} {r['requests']:7d} {r['failures']:5d} {cols[0]:>7} {cols[1]:>7} {cols[2]:>7} {cols[3]:>7}\n")
+        out.write(
+            f"{name:22} {r['requests']:7d} {r['failures']:5d} {cols[0]:>7} {cols[1]:>7} {cols[2]:>7} {cols[3]:>7}\n"
+        )
     if summary["failures"]:
         out.write("\nFailures\n")
         for f in summary["failures"][:20]:
@@ -172,11 +173,35 @@ def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
 def locust_command(opts: LoadOptions, host: str, prefix: str) -> list[str]:
     locustfile = Path(__file__).with_name("locustfile.py")
     cmd = [
-        sys.executable, "-m", "locust", "-f", str(locustfile), "--headless",
-        "--users", str(opts.users), "--spawn-rate", str(opts.spawn_rate), "--run-time", opts.run_time,
-        "--host", host, "--csv", prefix, "--only-summary", "--stop-timeout", "5",
-        "--scenario", opts.scenario, "--pace", opts.pace, "--seed", str(opts.seed), "--queues", opts.queues,
-        "--chat-timeout", str(opts.timeout),
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--users",
+        str(opts.users),
+        "--spawn-rate",
+        str(opts.spawn_rate),
+        "--run-time",
+        opts.run_time,
+        "--host",
+        host,
+        "--csv",
+        prefix,
+        "--only-summary",
+        "--stop-timeout",
+        "5",
+        "--scenario",
+        opts.scenario,
+        "--pace",
+        opts.pace,
+        "--seed",
+        str(opts.seed),
+        "--queues",
+        opts.queues,
+        "--chat-timeout",
+        str(opts.timeout),
     ]
     if opts.processes != 1:
         cmd += ["--processes", str(opts.processes)]
@@ -204,11 +229,26 @@ def run_load(opts: LoadOptions, out: IO[str] = sys.stdout) -> int:
             agents = opts.agents
             if agents <= 0:
                 agents = 0 if opts.agent_users > 0 else max(2, opts.users // 3)
-            mock = MockProcess([
-                "--agents", str(agents), "--pace", "fast" if opts.pace != "human" else "human",
-                "--seed", str(opts.seed), "--queues", opts.queues, "--routing", opts.routing,
-                "--max-chats-per-agent", "3",
-            ])
+            mock = MockProcess(
+                [
+                    "--agents",
+                    str(agents),
+                    "--pace",
+                    "fast" if opts.pace != "human" else "human",
+                    "--seed",
+                    str(opts.seed),
+                    "--queues",
+                    opts.queues,
+                    "--routing",
+                    opts.routing,
+                    "--max-chats-per-agent",
+                    "3",
+                    "--rate",
+                    "1000",
+                    "--burst",
+                    "2000",
+                ]
+            )
             host = mock.url
             out.write(f"embedded mock server at {host} with {agents} autopilot agent(s)\n")
             out.flush()
@@ -216,8 +256,14 @@ def run_load(opts: LoadOptions, out: IO[str] = sys.stdout) -> int:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
             env.pop(var, None)
-        proc = subprocess.run(cmd, env=env, stdout=None if not opts.quiet else subprocess.DEVNULL,
-                              stderr=None if not opts.quiet else subprocess.PIPE, text=True, check=False)
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            stdout=None if not opts.quiet else subprocess.DEVNULL,
+            stderr=None if not opts.quiet else subprocess.PIPE,
+            text=True,
+            check=False,
+        )
         if not Path(f"{prefix}_stats.csv").exists():
             out.write(f"locust failed (exit {proc.returncode}) before writing statistics\n")
             if proc.stderr:

@@ -57,9 +57,7 @@ def _module(name: str) -> ModuleType:
         return importlib.import_module(f"scenarios.{name}")
     except ModuleNotFoundError as exc:
         if exc.name and exc.name.startswith("scenarios"):
-            raise ScenarioError(
-                f'unknown scenario "{name}"; available: {", ".join(available_scenarios())}'
-            ) from None
+            raise ScenarioError(f'unknown scenario "{name}"; available: {", ".join(available_scenarios())}') from None
         raise
 
 

@@ -227,7 +227,9 @@ class WebchatServer:
         if url.path == "/healthz":
             return self._json_response(http.HTTPStatus.OK, self.status())
         if url.path != self.config.path:
-            return connection.respond(http.HTTPStatus.NOT_FOUND, f"no websocket endpoint at {url.path}; use {self.config.path}\n")
+            return connection.respond(
+                http.HTTPStatus.NOT_FOUND, f"no websocket endpoint at {url.path}; use {self.config.path}\n"
+            )
         if len(self._conns) >= self.config.max_connections:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
         try:
@@ -258,6 +260,7 @@ class WebchatServer:
         debug = cfg.debug
         try:
             self._deliver(core.connect(conn, identity, now))
+            self._reschedule()
             async for data in ws:
                 now = time.time()
                 self._last_seen[conn] = now
@@ -268,13 +271,17 @@ class WebchatServer:
                     if bucket.exhausted:
                         await ws.close(1008, "frame rate limit exceeded")
                         break
-                    self._refuse(conn, FrameError(
-                        f"more than {cfg.frames_per_second:g} frames per second; frame dropped",
-                        code="rate_limited"))
+                    self._refuse(
+                        conn,
+                        FrameError(
+                            f"more than {cfg.frames_per_second:g} frames per second; frame dropped", code="rate_limited"
+                        ),
+                    )
                     continue
                 if isinstance(data, bytes):
-                    self._refuse(conn, FrameError("binary frames are not accepted; send JSON text frames",
-                                                  code="binary_frame"))
+                    self._refuse(
+                        conn, FrameError("binary frames are not accepted; send JSON text frames", code="binary_frame")
+                    )
                     continue
                 try:
                     frame = decode(data)
@@ -310,6 +317,9 @@ class WebchatServer:
             if targets:
                 self.frames_out += len(targets)
                 broadcast(targets, data, text=True)
+                if frame.error is not None and frame.error.error_code == "session_replaced":
+                    for ws in targets:  # the participant went on on another connection
+                        asyncio.get_running_loop().create_task(ws.close(1000, "session replaced by a new connection"))
 
     # Timers
 

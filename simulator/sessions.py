@@ -176,6 +176,7 @@ class Session:
         self._acks: dict[str, float] = {}  # client_message_id -> sent at
         self._reads: dict[str, float] = {}  # my message uuid -> sent at (waiting for the read receipt)
         self._position_checks: list[float] = []
+        self._positions_answered = 0
         self.messages: dict[str, Frame] = {}  # every chat message seen, by uuid
         self.last_epoch: int | None = None
         self.errors: list[Frame] = []
@@ -223,12 +224,15 @@ class Session:
             if event is EventType.UPDATED_MESSAGE and frame.event_updated_message is not None:
                 msg = frame.event_updated_message
                 uuid = msg.conversation_message_uuid
-                if uuid is not None and uuid in self._reads and any(
-                    s.status is TransportStatus.READ for s in msg.transport_statuses or ()
+                if (
+                    uuid is not None
+                    and uuid in self._reads
+                    and any(s.status is TransportStatus.READ for s in msg.transport_statuses or ())
                 ):
                     self.record(KPI.READ_RECEIPT, _ms(self._reads.pop(uuid), arrived))
             elif event is EventType.QUEUE_POSITION and self._position_checks:
                 self.record(KPI.CHECK_QUEUE_POSITION, _ms(self._position_checks.pop(0), arrived))
+                self._positions_answered += 1
             elif event is None and frame.error is not None:
                 self.errors.append(frame)
                 err = frame.error
@@ -236,8 +240,11 @@ class Session:
                     # the peer closed the chat while we were typing: a race, not a failure
                     self._on_closed_elsewhere(frame.conversation_uuid or err.object_id)
                     return
-                self.record(KPI.SERVER_ERROR, None,
-                            exception=OperationFailed(KPI.SERVER_ERROR, f"{err.error_code}: {err.developer_message}"))
+                self.record(
+                    KPI.SERVER_ERROR,
+                    None,
+                    exception=OperationFailed(KPI.SERVER_ERROR, f"{err.error_code}: {err.developer_message}"),
+                )
             else:
                 self._on_event(frame, arrived)
         elif frame.type is FrameType.PING:
@@ -272,11 +279,13 @@ class Session:
     @overload
     def _wait(self, name: KPI, predicate: Callable[[Frame], bool], timeout: float | None, what: str) -> Frame: ...
     @overload
-    def _wait(self, name: KPI, predicate: Callable[[Frame], bool], timeout: float | None, what: str, *,
-              required: bool) -> Frame | None: ...
+    def _wait(
+        self, name: KPI, predicate: Callable[[Frame], bool], timeout: float | None, what: str, *, required: bool
+    ) -> Frame | None: ...
 
-    def _wait(self, name: KPI, predicate: Callable[[Frame], bool], timeout: float | None, what: str, *,
-              required: bool = True) -> Frame | None:
+    def _wait(
+        self, name: KPI, predicate: Callable[[Frame], bool], timeout: float | None, what: str, *, required: bool = True
+    ) -> Frame | None:
         """Flow control: the first unconsumed frame that matches. A timeout or
         a closed connection is reported as a failure of ``name`` unless
         ``required`` is false (then ``None`` is returned on timeout)."""
@@ -337,8 +346,9 @@ class Session:
         self.conn.send(self.dialect.message(conversation_uuid, text, cid, language))
         return cid
 
-    def wait_for_ack(self, client_message_id: str, conversation_uuid: str | None = None,
-                     timeout: float | None = None) -> Frame | None:
+    def wait_for_ack(
+        self, client_message_id: str, conversation_uuid: str | None = None, timeout: float | None = None
+    ) -> Frame | None:
         """Flow control until the server acknowledged the message; ``None`` if
         it was refused because the conversation had been closed meanwhile."""
 
@@ -348,10 +358,10 @@ class Session:
             if f.conversation_uuid not in (None, conversation_uuid):
                 return False
             return f.event_type is EventType.CONVERSATION_CLOSED or (
-                f.error is not None and f.error.error_code == "conversation_closed")
+                f.error is not None and f.error.error_code == "conversation_closed"
+            )
 
-        frame = self._wait(KPI.MESSAGE_ACK, acked_or_closed, timeout,
-                           f"acknowledgement of message {client_message_id}")
+        frame = self._wait(KPI.MESSAGE_ACK, acked_or_closed, timeout, f"acknowledgement of message {client_message_id}")
         if frame.message is None:
             self._acks.pop(client_message_id, None)
             self._on_closed_elsewhere(conversation_uuid)
@@ -395,16 +405,33 @@ class CustomerSession(Session):
         self._got_first_reply = False
         self.pushed: list[Frame] = []  # coupons and items pushed by the agent
         self.queue = "support"
+        self._starting = False
 
     # Events measured on arrival
     def _on_event(self, frame: Frame, arrived: float) -> None:
         event = frame.event_type
-        if event is EventType.PARTICIPANT_JOIN and frame.conversation_uuid == self.conversation_uuid:
+        if self.dialect.is_new_conversation(frame) and (self._starting or self.conversation_uuid is None):
+            # learn who we are on arrival: the agent may join in the same breath
+            self._starting = False
+            self.conversation_uuid = self.dialect.conversation_of(frame)
+            self.resume_token = self.dialect.resume_token(frame) or self.resume_token
+            summary = frame.event_new_conversation
+            if summary is not None:
+                if summary.closed:
+                    self.closed = True
+                parts = [p for p in summary.participants or () if p.conversation_participant_arn]
+                if self.my_arn is None and parts:
+                    self.my_arn = parts[0].conversation_participant_arn  # the customer comes first
+                for part in parts:  # on a resume the agent may already be there
+                    if part.conversation_participant_arn != self.my_arn and part.left_dts is None:
+                        self.agent_arn = part.conversation_participant_arn
+                        self.agent_name = part.conversation_participant_name
+        elif event is EventType.PARTICIPANT_JOIN and frame.conversation_uuid == self.conversation_uuid:
             arn = self.dialect.joined_participant_arn(frame)
             if arn is not None and arn != self.my_arn and self.agent_arn is None:
                 self.agent_arn = arn
-                part = frame.event_participant_join_participant
-                self.agent_name = part.conversation_participant_name if part else None
+                joined = frame.event_participant_join_participant
+                self.agent_name = joined.conversation_participant_name if joined else None
                 if self._started is not None:
                     self.record(KPI.QUEUE_WAIT, _ms(self._started, arrived))
         elif event is EventType.CONVERSATION_CLOSED and frame.conversation_uuid == self.conversation_uuid:
@@ -442,29 +469,36 @@ class CustomerSession(Session):
         if question is not None:
             entry.question = question
         self.topic = self.faker.topic_of(entry.question or "")
+        self._starting = True
+        self.conversation_uuid = None
         start = time.perf_counter()
         self._started = start
         self.conn.send(self.dialect.start_chat(entry))
-        frame = self._wait(KPI.START_CHAT, lambda f: self.dialect.is_new_conversation(f) or f.error is not None,
-                           None, "new conversation")
+        frame = self._wait(
+            KPI.START_CHAT,
+            lambda f: self.dialect.is_new_conversation(f) or f.error is not None,
+            None,
+            "new conversation",
+        )
         if frame.error is not None:
             raise self._fail(KPI.START_CHAT, f"refused: {frame.error.developer_message}", start)
         self.record(KPI.START_CHAT, _ms(start, time.perf_counter()))
-        self.conversation_uuid = self.dialect.conversation_of(frame)
-        self.resume_token = self.dialect.resume_token(frame) or self.resume_token
-        summary = frame.event_new_conversation
-        if summary is not None and summary.participants:
-            self.my_arn = summary.participants[0].conversation_participant_arn
         if self.conversation_uuid is None:
             raise self._fail(KPI.START_CHAT, "new conversation without conversation_uuid", start)
         return self.conversation_uuid
 
     def check_queue_position(self) -> int:
+        """Ask for the queue position; return the answer (1-based, -1 when not queued)."""
         assert self.conn is not None and self.conversation_uuid is not None
+        answer = self._positions_answered + len(self._position_checks) + 1
         self._position_checks.append(time.perf_counter())
         self.conn.send(self.dialect.check_queue_position(self.conversation_uuid))
-        frame = self._wait(KPI.CHECK_QUEUE_POSITION, lambda f: self.dialect.queue_position(f) is not None,
-                           None, "queue position")
+        frame = self._wait(
+            KPI.CHECK_QUEUE_POSITION,
+            lambda f: self.dialect.queue_position(f) is not None and self._positions_answered >= answer,
+            None,
+            "queue position",
+        )
         position = self.dialect.queue_position(frame)
         assert position is not None
         return position
@@ -473,8 +507,9 @@ class CustomerSession(Session):
         """Wait until an agent joined; ``False`` if none did within ``timeout``
         and ``required`` is false."""
         if self.agent_arn is None:
-            frame = self._wait(KPI.QUEUE_WAIT, lambda f: self.agent_arn is not None, timeout, "an agent to join",
-                               required=required)
+            frame = self._wait(
+                KPI.QUEUE_WAIT, lambda f: self.agent_arn is not None, timeout, "an agent to join", required=required
+            )
             if frame is None:
                 return False
         return True
@@ -501,15 +536,19 @@ class CustomerSession(Session):
         conversation = self.conversation_uuid
         frame = self._wait(
             KPI.FIRST_REPLY,
-            lambda f: f.conversation_uuid == conversation and (
-                (f.message is not None and f.message.author_conversation_participant_arn not in (None, self.my_arn))
-                or f.event_type is EventType.CONVERSATION_CLOSED),
+            lambda f: (
+                f.conversation_uuid == conversation
+                and (
+                    (f.message is not None and f.message.author_conversation_participant_arn not in (None, self.my_arn))
+                    or f.event_type is EventType.CONVERSATION_CLOSED
+                )
+            ),
             timeout,
             "a reply from the agent",
         )
         return None if frame.message is None else frame
 
-    def read(self, conversation_uuid: str | None = None, message: Frame | None = None) -> None:  # type: ignore[override]
+    def read(self, conversation_uuid: str | None = None, message: Frame | None = None) -> None:
         assert message is not None
         super().read(conversation_uuid or self.conversation_uuid or "", message)
 
@@ -535,15 +574,25 @@ class CustomerSession(Session):
         self.conn.send(self.dialect.close_chat(self.conversation_uuid))
         if wait:
             conversation = self.conversation_uuid
-            self._wait(KPI.CLOSE, lambda f: f.event_type is EventType.CONVERSATION_CLOSED
-                       and f.conversation_uuid == conversation, None, "conversation closed")
+            self._wait(
+                KPI.CLOSE,
+                lambda f: f.event_type is EventType.CONVERSATION_CLOSED and f.conversation_uuid == conversation,
+                None,
+                "conversation closed",
+            )
             self.record(KPI.CLOSE, _ms(start, time.perf_counter()))
         self.closed = True
 
     def wait_for_close(self, timeout: float | None = None) -> None:
         if not self.closed:
-            self._wait(KPI.CLOSE, lambda f: f.event_type is EventType.CONVERSATION_CLOSED
-                       and f.conversation_uuid == self.conversation_uuid, timeout, "the agent to close the chat")
+            self._wait(
+                KPI.CLOSE,
+                lambda f: (
+                    f.event_type is EventType.CONVERSATION_CLOSED and f.conversation_uuid == self.conversation_uuid
+                ),
+                timeout,
+                "the agent to close the chat",
+            )
         self.closed = True
 
     def reconnect(self) -> list[Frame]:
@@ -556,12 +605,24 @@ class CustomerSession(Session):
         seen = set(self.messages)
         p = self.persona
         try:
-            self._open(self.dialect.customer_url(self.host, name=p.name, email=p.email, language=p.language_iso_code,
-                                                 resume_token=self.resume_token, since=self.last_epoch))
+            self._open(
+                self.dialect.customer_url(
+                    self.host,
+                    name=p.name,
+                    email=p.email,
+                    language=p.language_iso_code,
+                    resume_token=self.resume_token,
+                    since=self.last_epoch,
+                )
+            )
         except TransportError as exc:
             raise self._fail(KPI.RECONNECT, str(exc), start) from exc
-        frame = self._wait(KPI.RECONNECT, lambda f: self.dialect.is_new_conversation(f) or f.error is not None, None,
-                           "resumed conversation")
+        frame = self._wait(
+            KPI.RECONNECT,
+            lambda f: self.dialect.is_new_conversation(f) or f.error is not None,
+            None,
+            "resumed conversation",
+        )
         if frame.error is not None:
             raise self._fail(KPI.RECONNECT, f"resume refused: {frame.error.developer_message}", start)
         self.record(KPI.RECONNECT, _ms(start, time.perf_counter()))
@@ -583,8 +644,15 @@ class AgentSession(Session):
 
     role = "agent"
 
-    def __init__(self, host: str, *, name: str | None = None, queues: tuple[str, ...] = ("support",),
-                 manual: bool = False, **kwargs: object) -> None:
+    def __init__(
+        self,
+        host: str,
+        *,
+        name: str | None = None,
+        queues: tuple[str, ...] = ("support",),
+        manual: bool = False,
+        **kwargs: object,
+    ) -> None:
         super().__init__(host, **kwargs)  # type: ignore[arg-type]
         self.persona = self.faker.agent()
         self.name = name or f"{self.persona.name} ({self.faker.uuid()[:8]})"
@@ -603,16 +671,22 @@ class AgentSession(Session):
         start = time.perf_counter()
         while True:
             if self.manual:
-                entry_frame = self._wait(KPI.TAKE_CHAT, lambda f: f.event_type is EventType.QUEUE_NEW_MEMBER,
-                                         timeout, "a customer in the queue")
+                entry_frame = self._wait(
+                    KPI.TAKE_CHAT,
+                    lambda f: f.event_type is EventType.QUEUE_NEW_MEMBER,
+                    timeout,
+                    "a customer in the queue",
+                )
                 entry = entry_frame.event_queue_new_member
                 if entry is None or entry.conversation_webchat_queue_uuid is None:
                     continue
                 self.conn.send(self.dialect.engage(entry.conversation_webchat_queue_uuid))
             frame = self._wait(
                 KPI.TAKE_CHAT,
-                lambda f: (self.dialect.is_new_conversation(f) and self.dialect.conversation_of(f) not in self.chats)
-                or (self.manual and f.error is not None),
+                lambda f: (
+                    (self.dialect.is_new_conversation(f) and self.dialect.conversation_of(f) not in self.chats)
+                    or (self.manual and f.error is not None)
+                ),
                 timeout,
                 "a chat to be assigned",
             )
@@ -635,10 +709,17 @@ class AgentSession(Session):
         """The next customer message of that chat; ``None`` once it is closed."""
         frame = self._wait(
             KPI.MESSAGE_DELIVERY,
-            lambda f: f.conversation_uuid == conversation_uuid and (
-                (f.message is not None and f.message.author_conversation_participant_arn != self.my_arn
-                 and f.message.client_message_id not in self._acks)
-                or f.event_type is EventType.CONVERSATION_CLOSED),
+            lambda f: (
+                f.conversation_uuid == conversation_uuid
+                and (
+                    (
+                        f.message is not None
+                        and f.message.author_conversation_participant_arn != self.my_arn
+                        and f.message.client_message_id not in self._acks
+                    )
+                    or f.event_type is EventType.CONVERSATION_CLOSED
+                )
+            ),
             timeout,
             "a customer message",
         )
@@ -647,8 +728,9 @@ class AgentSession(Session):
             return None
         return frame
 
-    def reply(self, conversation_uuid: str, text: str | None = None, *, topic: Topic | None = None,
-              first: bool = False) -> str:
+    def reply(
+        self, conversation_uuid: str, text: str | None = None, *, topic: Topic | None = None, first: bool = False
+    ) -> str:
         language = self.chats.get(conversation_uuid, "en")
         if text is None:
             text = self.faker.agent_reply(topic or Topic.ORDER_STATUS, language, first=first)
@@ -668,8 +750,12 @@ class AgentSession(Session):
         assert self.conn is not None
         start = time.perf_counter()
         self.conn.send(self.dialect.close_chat(conversation_uuid))
-        self._wait(KPI.CLOSE, lambda f: f.event_type is EventType.CONVERSATION_CLOSED
-                   and f.conversation_uuid == conversation_uuid, None, "conversation closed")
+        self._wait(
+            KPI.CLOSE,
+            lambda f: f.event_type is EventType.CONVERSATION_CLOSED and f.conversation_uuid == conversation_uuid,
+            None,
+            "conversation closed",
+        )
         self.record(KPI.CLOSE, _ms(start, time.perf_counter()))
         self.chats.pop(conversation_uuid, None)
 

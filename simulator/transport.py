@@ -259,7 +259,8 @@ class Connection:
         frame's required context. Invalid frames go to ``on_invalid``. Each
         valid frame is shown to ``on_frame(frame, arrived)`` (``arrived``: the
         :func:`time.perf_counter` reading when its bytes were read) before it
-        goes to a waiter or the inbox; the observer must not block.
+        goes to a waiter or the inbox. Both handlers run in the receive
+        greenlet: they must not block (no :meth:`wait_for` there).
 
         ``compression`` offers permessage-deflate. For ``wss://``, ``ssl`` must
         be a :class:`gevent.ssl.SSLContext` (what :class:`ssl.SSLContext` is
@@ -477,11 +478,15 @@ class Connection:
             result.set(_EXPIRED)
 
     def _withdraw(self, waiter: _Waiter) -> None:
+        """An abandoned wait: unregister it, or put the frame it was handed back first in the inbox."""
         result = waiter[1]
         if not result.ready():
             self._waiters.remove(waiter)
         elif result.successful() and result.value is not _EXPIRED:
-            self._inbox.appendleft(result.value)
+            if len(self._inbox) == self._inbox_limit:
+                self.dropped += 1  # it is the oldest frame
+            else:
+                self._inbox.appendleft(result.value)
 
     def _run(self) -> None:
         """The receive loop: read, feed the protocol, process events, until the connection ends."""

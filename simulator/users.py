@@ -34,33 +34,75 @@ REQUEST_TYPE = "WS"
 _counter = itertools.count()
 
 
-@events.init_command_line_parser.add_listener
 def _add_options(parser: Any) -> None:
     group = parser.add_argument_group("webchat-sim")
-    group.add_argument("--scenario", type=str, env_var="WEBCHAT_SCENARIO", default="happy_path",
-                       help="weighted scenario mix, e.g. happy_path:3,abandon:1 (names in scenarios/ or .py paths)")
-    group.add_argument("--pace", choices=["human", "fast", "none"], env_var="WEBCHAT_PACE", default="human",
-                       help="human: typing and thinking in seconds; fast: milliseconds; none: no pauses")
-    group.add_argument("--chars-per-second", type=float, env_var="WEBCHAT_CPS", default=0.0,
-                       help="typing speed for the human pace (default 6)")
+    group.add_argument(
+        "--scenario",
+        type=str,
+        env_var="WEBCHAT_SCENARIO",
+        default="happy_path",
+        help="weighted scenario mix, e.g. happy_path:3,abandon:1 (names in scenarios/ or .py paths)",
+    )
+    group.add_argument(
+        "--pace",
+        choices=["human", "fast", "none"],
+        env_var="WEBCHAT_PACE",
+        default="human",
+        help="human: typing and thinking in seconds; fast: milliseconds; none: no pauses",
+    )
+    group.add_argument(
+        "--chars-per-second",
+        type=float,
+        env_var="WEBCHAT_CPS",
+        default=0.0,
+        help="typing speed for the human pace (default 6)",
+    )
     group.add_argument("--seed", type=int, env_var="WEBCHAT_SEED", default=0, help="base seed of the fake data")
-    group.add_argument("--queues", type=str, env_var="WEBCHAT_QUEUES", default="support",
-                       help="comma-separated queue names customers pick from and agents log in to")
-    group.add_argument("--chat-timeout", type=float, env_var="WEBCHAT_TIMEOUT", default=60.0,
-                       help="seconds any single wait (ack, agent, reply) may take before it is a failure")
-    group.add_argument("--manual-routing", action="store_true", env_var="WEBCHAT_MANUAL_ROUTING", default=False,
-                       help="AgentUsers engage customers themselves instead of waiting for round-robin")
-    group.add_argument("--agent-users", type=int, env_var="WEBCHAT_AGENT_USERS", default=0,
-                       help="run exactly this many AgentUsers (0: by weight, when AgentUser is selected)")
-    group.add_argument("--agent-max-chats", type=int, env_var="WEBCHAT_AGENT_MAX_CHATS", default=3,
-                       help="chats an AgentUser handles at once")
+    group.add_argument(
+        "--queues",
+        type=str,
+        env_var="WEBCHAT_QUEUES",
+        default="support",
+        help="comma-separated queue names customers pick from and agents log in to",
+    )
+    group.add_argument(
+        "--chat-timeout",
+        type=float,
+        env_var="WEBCHAT_TIMEOUT",
+        default=60.0,
+        help="seconds any single wait (ack, agent, reply) may take before it is a failure",
+    )
+    group.add_argument(
+        "--manual-routing",
+        action="store_true",
+        env_var="WEBCHAT_MANUAL_ROUTING",
+        default=False,
+        help="AgentUsers engage customers themselves instead of waiting for round-robin",
+    )
+    group.add_argument(
+        "--agent-users",
+        type=int,
+        env_var="WEBCHAT_AGENT_USERS",
+        default=0,
+        help="run exactly this many AgentUsers (0: by weight, when AgentUser is selected)",
+    )
+    group.add_argument(
+        "--agent-max-chats",
+        type=int,
+        env_var="WEBCHAT_AGENT_MAX_CHATS",
+        default=3,
+        help="chats an AgentUser handles at once",
+    )
 
 
-@events.init.add_listener
 def _fix_agent_count(environment: Environment, **_: Any) -> None:
     count = int(getattr(environment.parsed_options, "agent_users", 0) or 0)
     if count > 0:
         AgentUser.fixed_count = count
+
+
+events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
+events.init.add_listener(_fix_agent_count)  # type: ignore[no-untyped-call]
 
 
 class ChatUser(User):
@@ -81,13 +123,15 @@ class ChatUser(User):
         self.rng = random.Random(self.seed)
         self.faker = ChatFaker(self.seed)
         self.dialect = self.dialect_class()
-        self.pacing = Pacing.of(getattr(options, "pace", "human"),
-                                chars_per_second=getattr(options, "chars_per_second", 0.0) or None)
+        self.pacing = Pacing.of(
+            getattr(options, "pace", "human"), chars_per_second=getattr(options, "chars_per_second", 0.0) or None
+        )
         self.timeout = float(getattr(options, "chat_timeout", 60.0))
         self.queues = tuple(q for q in str(getattr(options, "queues", "support")).split(",") if q) or ("support",)
 
-    def record(self, name: str, response_time: float | None, *, length: int = 0,
-               exception: BaseException | None = None) -> None:
+    def record(
+        self, name: str, response_time: float | None, *, length: int = 0, exception: BaseException | None = None
+    ) -> None:
         self.environment.events.request.fire(
             request_type=REQUEST_TYPE,
             name=name,
@@ -98,8 +142,14 @@ class ChatUser(User):
         )
 
     def session_kwargs(self) -> dict[str, Any]:
-        return {"record": self.record, "faker": self.faker, "rng": self.rng, "dialect": self.dialect,
-                "pacing": self.pacing, "timeout": self.timeout}
+        return {
+            "record": self.record,
+            "faker": self.faker,
+            "rng": self.rng,
+            "dialect": self.dialect,
+            "pacing": self.pacing,
+            "timeout": self.timeout,
+        }
 
 
 class CustomerUser(ChatUser):
@@ -140,9 +190,12 @@ class AgentUser(ChatUser):
     fixed_count = 0
 
     def on_start(self) -> None:
-        self.agent = AgentSession(self.host or "ws://127.0.0.1:8765", queues=self.queues,
-                                  manual=bool(getattr(self.options, "manual_routing", False)),
-                                  **self.session_kwargs())
+        self.agent = AgentSession(
+            self.host or "ws://127.0.0.1:8765",
+            queues=self.queues,
+            manual=bool(getattr(self.options, "manual_routing", False)),
+            **self.session_kwargs(),
+        )
         self.slots = BoundedSemaphore(int(getattr(self.options, "agent_max_chats", 3)))
         self.agent.connect()
 

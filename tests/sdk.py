@@ -23,9 +23,7 @@ def sdk_validate(raw: bytes | str) -> Any:
     UltraCart SDK (types, enums, no nulls); return the SDK object."""
     data = orjson.loads(raw)
     assert isinstance(data, dict), f"not a JSON object: {raw!r}"
-    return model_utils.validate_and_convert_types(
-        data, (ConversationWebsocketMessage,), ["frame"], True, True, _CFG
-    )
+    return model_utils.validate_and_convert_types(data, (ConversationWebsocketMessage,), ["frame"], True, True, _CFG)
 
 
 @cache

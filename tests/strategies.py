@@ -63,9 +63,7 @@ def wire_dicts(model: type[BaseModel], *, extras: bool = True) -> st.SearchStrat
     strategy = st.fixed_dictionaries({}, optional=optional)
     if extras:
         known = set(model.model_fields)
-        extra = st.dictionaries(
-            _TEXT.filter(lambda k: k not in known), json_values, max_size=2
-        )
+        extra = st.dictionaries(_TEXT.filter(lambda k: k not in known), json_values, max_size=2)
         strategy = st.tuples(strategy, extra).map(lambda pair: {**pair[1], **pair[0]})
     if key is not None:
         _CACHE[key] = strategy
@@ -90,4 +88,3 @@ def valid_frames(draw: st.DrawFn) -> dict[str, Any]:
             if payload not in base:
                 base[payload] = draw(_for_type(hints[payload]))
     return base
-

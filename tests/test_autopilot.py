@@ -278,6 +278,24 @@ def test_bot_closes_after_its_exchanges() -> None:
     assert len(bot.emitted_messages()) == 3
 
 
+def test_thanks_in_the_question_is_not_a_goodbye() -> None:
+    bot = make_bot(4)
+    sim = Sim([bot])
+    fake = ChatFaker(105)
+    persona = fake.customer("en")
+    sim.join(1, persona)
+    entry = fake.queue_entry("support", persona, Topic.ORDER_STATUS)
+    entry.question = "Hi, thanks in advance! Where is my order 1234567? Tracking shows nothing."
+    start = Frame(type=FrameType.EVENT, event_type=EventType.WEBCHAT_START_CONVERSATION, event_engage_customer=entry)
+    sim.deliver(sim.hub.receive(1, start, sim.now))
+    answer = sim.wait_for(1, bot_message).message
+    assert answer is not None
+    assert answer.body is not None
+    assert greets_then_answers(answer.body, "en")
+    sim.advance(1)
+    assert not sim.received(1, EventType.CONVERSATION_CLOSED)
+
+
 def test_human_pace_closes_a_silent_chat() -> None:
     bot = make_bot(6, pace=Pace.HUMAN, exchanges=(1, 1))
     sim = Sim([bot])

@@ -1230,6 +1230,19 @@ def test_second_login_takes_the_session_over() -> None:
     assert of(chat.take(A2), FrameType.MESSAGE)
 
 
+def test_customer_resume_while_still_connected_takes_over() -> None:
+    chat = Chat()
+    conv = engaged_pair(chat)
+    frames = chat.connect(C2, resume_token=chat.tokens[C1])
+    assert kinds(frames)[:1] == ["new conversation"]
+    assert error_of(chat.take(C1)) == "session_replaced"
+    assert chat.take(A1) == []  # the customer never looked disconnected
+    chat.say(A1, conv, "hi")
+    assert of(chat.take(C2), FrameType.MESSAGE)
+    assert chat.take(C1) == []
+    assert chat.disconnect(C1) == []  # the replaced socket closing later changes nothing
+
+
 def test_agent_grace_expiry_closes_its_chats_and_leaves_the_queue() -> None:
     chat = Chat(reconnect_grace=3)
     conv = engaged_pair(chat)

@@ -93,7 +93,10 @@ EVENT_SAMPLES: dict[EventType, dict[str, Any]] = {
     EventType.NEW_CONVERSATION: {"event_new_conversation": SUMMARY},
     EventType.NEW_MESSAGE: {"event_new_message": SUMMARY},
     EventType.UPDATED_MESSAGE: {
-        "event_updated_message": {**MESSAGE, "transport_statuses": [{"conversation_participant_arn": ARN_A, "status": "read"}]}
+        "event_updated_message": {
+            **MESSAGE,
+            "transport_statuses": [{"conversation_participant_arn": ARN_A, "status": "read"}],
+        }
     },
     EventType.QUEUE_STATUS_UPDATE: {
         "event_queue_status_update": {
@@ -140,14 +143,22 @@ EVENT_SAMPLES: dict[EventType, dict[str, Any]] = {
         "event_participant_left_participant": {**PARTICIPANT, "left_dts": DTS},
     },
     EventType.READ_MESSAGE: {
-        "event_read_message": {"conversation_message_uuid": MESSAGE["conversation_message_uuid"], "message_dts": DTS,
-                               "message_epoch": 1_795_615_525_123}
+        "event_read_message": {
+            "conversation_message_uuid": MESSAGE["conversation_message_uuid"],
+            "message_dts": DTS,
+            "message_epoch": 1_795_615_525_123,
+        }
     },
     EventType.TYPING: {
-        "event_typing": {"author_conversation_participant_arn": ARN_C, "author_conversation_participant_name": "Chris",
-                         "value": "Where is"}
+        "event_typing": {
+            "author_conversation_participant_arn": ARN_C,
+            "author_conversation_participant_name": "Chris",
+            "value": "Where is",
+        }
     },
-    EventType.ADD_COUPON: {"event_add_coupon": {"agent_arn": ARN_A, "agent_name": "Alex Agent", "coupon_code": "SAVE10"}},
+    EventType.ADD_COUPON: {
+        "event_add_coupon": {"agent_arn": ARN_A, "agent_name": "Alex Agent", "coupon_code": "SAVE10"}
+    },
     EventType.ADD_ITEM: {
         "event_add_item": {
             "agent_arn": ARN_A,
@@ -246,8 +257,16 @@ INVALID: list[tuple[bytes, str, str]] = [
     (b'"ping"', "not_object", "not a JSON object (got string)"),
     (b"42", "not_object", "not a JSON object (got integer)"),
     (b"{}", "missing_field", "type: required"),
-    (b'{"type": 1}', "invalid_enum", 'type: integer 1 is not one of "message", "event", "ping", "check queue position"'),
-    (b'{"type": "pong"}', "invalid_enum", 'type: "pong" is not one of "message", "event", "ping", "check queue position"'),
+    (
+        b'{"type": 1}',
+        "invalid_enum",
+        'type: integer 1 is not one of "message", "event", "ping", "check queue position"',
+    ),
+    (
+        b'{"type": "pong"}',
+        "invalid_enum",
+        'type: "pong" is not one of "message", "event", "ping", "check queue position"',
+    ),
     (
         b'{"type": "event", "event_type": "queue positionx"}',
         "invalid_enum",
@@ -263,9 +282,16 @@ INVALID: list[tuple[bytes, str, str]] = [
         "invalid_type",
         "event_queue_position.available: expected boolean, got integer 1",
     ),
-    (b'{"type": "message", "conversation_uuid": 7}', "invalid_type", "conversation_uuid: expected string, got integer 7"),
-    (b'{"type": "message", "conversation_uuid": "c", "message": "hi"}', "invalid_type",
-     'message: expected object, got string "hi"'),
+    (
+        b'{"type": "message", "conversation_uuid": 7}',
+        "invalid_type",
+        "conversation_uuid: expected string, got integer 7",
+    ),
+    (
+        b'{"type": "message", "conversation_uuid": "c", "message": "hi"}',
+        "invalid_type",
+        'message: expected object, got string "hi"',
+    ),
     (
         b'{"type": "message", "conversation_uuid": "c", "message": {"message_epoch": 1.5}}',
         "invalid_type",
@@ -288,15 +314,27 @@ INVALID: list[tuple[bytes, str, str]] = [
         'event_add_item.items[0].unit_cost.value: expected number, got string "1.00"',
     ),
     (b'{"type": "message", "conversation_uuid": "c"}', "missing_field", 'message: required when type is "message"'),
-    (b'{"type": "message", "message": {"body": "hi"}}', "missing_field",
-     'conversation_uuid: required when type is "message"'),
+    (
+        b'{"type": "message", "message": {"body": "hi"}}',
+        "missing_field",
+        'conversation_uuid: required when type is "message"',
+    ),
     (b'{"type": "event"}', "missing_field", 'event_type: required when type is "event"'),
-    (b'{"type": "event", "event_type": "typing", "conversation_uuid": "c"}', "missing_field",
-     'event_typing: required when event_type is "typing"'),
-    (b'{"type": "event", "event_type": "typing", "event_typing": {"value": ""}}', "missing_field",
-     'conversation_uuid: required when event_type is "typing"'),
-    (b'{"type": "check queue position"}', "missing_field",
-     'conversation_uuid: required when type is "check queue position"'),
+    (
+        b'{"type": "event", "event_type": "typing", "conversation_uuid": "c"}',
+        "missing_field",
+        'event_typing: required when event_type is "typing"',
+    ),
+    (
+        b'{"type": "event", "event_type": "typing", "event_typing": {"value": ""}}',
+        "missing_field",
+        'conversation_uuid: required when event_type is "typing"',
+    ),
+    (
+        b'{"type": "check queue position"}',
+        "missing_field",
+        'conversation_uuid: required when type is "check queue position"',
+    ),
     (
         b'{"type": "event", "event_type": "participant join", "conversation_uuid": "c", "event_participant_join": {}}',
         "missing_field",
@@ -320,8 +358,11 @@ def test_error_counts_further_problems() -> None:
 
 def test_long_strings_are_truncated_in_reasons() -> None:
     with pytest.raises(FrameError) as info:
-        decode(orjson.dumps({"type": "event", "event_type": "queue position",
-                             "event_queue_position": {"position": "9" * 500}}))
+        decode(
+            orjson.dumps(
+                {"type": "event", "event_type": "queue position", "event_queue_position": {"position": "9" * 500}}
+            )
+        )
     assert len(str(info.value)) < 120
 
 
@@ -347,8 +388,11 @@ def test_schema_is_generated_and_strict_about_types() -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     defs = schema["$defs"]
-    wire_models = {cls.__name__ for cls in vars(models_module).values()
-                   if isinstance(cls, type) and issubclass(cls, WireModel) and cls is not WireModel}
+    wire_models = {
+        cls.__name__
+        for cls in vars(models_module).values()
+        if isinstance(cls, type) and issubclass(cls, WireModel) and cls is not WireModel
+    }
     assert wire_models <= set(defs) | {"ConversationWebsocketMessage"}
     assert defs["EventType"]["enum"] == [e.value for e in EventType]
     validator = jsonschema.Draft202012Validator(schema)
@@ -363,8 +407,13 @@ def test_every_event_payload_key_is_an_envelope_field() -> None:
             assert key in Frame.model_fields
 
 
-_MODELS = list(dict.fromkeys(cls for cls in vars(models_module).values()
-                             if isinstance(cls, type) and issubclass(cls, WireModel) and cls is not WireModel))
+_MODELS = list(
+    dict.fromkeys(
+        cls
+        for cls in vars(models_module).values()
+        if isinstance(cls, type) and issubclass(cls, WireModel) and cls is not WireModel
+    )
+)
 
 
 @pytest.mark.parametrize("model", _MODELS, ids=[m.__name__ for m in _MODELS])
@@ -401,7 +450,11 @@ def test_arbitrary_bytes_either_decode_or_raise_frame_error(raw: bytes) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(valid_frames(), st.sampled_from(["type", "conversation_uuid", "message", "event_type"]), st.integers(-(2**40), 2**40))
+@given(
+    valid_frames(),
+    st.sampled_from(["type", "conversation_uuid", "message", "event_type"]),
+    st.integers(-(2**40), 2**40),
+)
 def test_wrong_types_are_reported_at_their_path(wire: dict[str, Any], key: str, value: int) -> None:
     wire[key] = value
     with pytest.raises(FrameError) as info:

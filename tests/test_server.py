@@ -42,8 +42,9 @@ async def mock(
     *, agents: int = 0, routing: Routing = Routing.ROUND_ROBIN, seed: int = 7, **server: Any
 ) -> AsyncIterator[WebchatServer]:
     engine = EngineConfig(routing=routing, position_interval=0.01, status_interval=0.01, reconnect_grace=0.2)
-    options = MockOptions(server=ServerConfig(port=0, **server), engine=engine, agents=agents, pace=Pace.FAST,
-                          seed=seed, exchanges=(2, 2))
+    options = MockOptions(
+        server=ServerConfig(port=0, **server), engine=engine, agents=agents, pace=Pace.FAST, seed=seed, exchanges=(2, 2)
+    )
     srv = WebchatServer(build_core(options), options.server)
     await srv.start()
     try:
@@ -102,10 +103,17 @@ class Client:
 
 
 def start_frame(question: str = "Where is my order 1234?", queue: str = "support", lang: str = "en") -> dict[str, Any]:
-    return {"type": "event", "event_type": "webchat start conversation",
-            "event_engage_customer": {"conversation_participant_name": "Chris", "email": "chris@example.com",
-                                      "question": question, "queue_name": queue,
-                                      "participant_language_iso_code": lang}}
+    return {
+        "type": "event",
+        "event_type": "webchat start conversation",
+        "event_engage_customer": {
+            "conversation_participant_name": "Chris",
+            "email": "chris@example.com",
+            "question": question,
+            "queue_name": queue,
+            "participant_language_iso_code": lang,
+        },
+    }
 
 
 def event(name: str) -> Callable[[Frame], bool]:
@@ -121,15 +129,26 @@ def test_customer_chats_with_an_autopilot_agent_from_start_to_close() -> None:
         async with mock(agents=1) as srv, Client.open(srv.url, "role=customer&lang=en") as c:
             await c.send(start_frame())
             new = await c.expect(event("new conversation"))
-            conv = new.conversation_uuid or (new.event_new_conversation.conversation_uuid
-                                             if new.event_new_conversation else None)
+            conv = new.conversation_uuid or (
+                new.event_new_conversation.conversation_uuid if new.event_new_conversation else None
+            )
             assert conv
             await c.expect(event("participant join"))
-            reply = await c.expect(lambda f: f.message is not None and f.message.author_conversation_participant_name
-                                   is not None and "autopilot" in f.message.author_conversation_participant_name)
+            reply = await c.expect(
+                lambda f: (
+                    f.message is not None
+                    and f.message.author_conversation_participant_name is not None
+                    and "autopilot" in f.message.author_conversation_participant_name
+                )
+            )
             assert reply.message is not None and reply.message.body
-            await c.send({"type": "message", "conversation_uuid": conv,
-                          "message": {"body": "Thanks, bye!", "client_message_id": "bye-1"}})
+            await c.send(
+                {
+                    "type": "message",
+                    "conversation_uuid": conv,
+                    "message": {"body": "Thanks, bye!", "client_message_id": "bye-1"},
+                }
+            )
             await c.expect(lambda f: f.message is not None and f.message.client_message_id == "bye-1")
             closed = await c.expect(event("conversation closed"), timeout=10)
             assert closed.event_conversation_closed is not None and closed.event_conversation_closed.closed is True
@@ -139,9 +158,12 @@ def test_customer_chats_with_an_autopilot_agent_from_start_to_close() -> None:
 
 def test_three_customers_one_agent_positions_drain() -> None:
     async def scenario() -> None:
-        async with mock(agents=0, routing=Routing.MANUAL) as srv, Client.open(
-            srv.url, "role=customer") as c1, Client.open(srv.url, "role=customer") as c2, Client.open(
-                srv.url, "role=customer") as c3:
+        async with (
+            mock(agents=0, routing=Routing.MANUAL) as srv,
+            Client.open(srv.url, "role=customer") as c1,
+            Client.open(srv.url, "role=customer") as c2,
+            Client.open(srv.url, "role=customer") as c3,
+        ):
             convs = []
             for c in (c1, c2, c3):
                 await c.send(start_frame())
@@ -149,30 +171,40 @@ def test_three_customers_one_agent_positions_drain() -> None:
                 convs.append(new.conversation_uuid)
             for c, conv, expected in zip((c1, c2, c3), convs, (1, 2, 3), strict=True):
                 await c.send({"type": "check queue position", "conversation_uuid": conv})
-                pos = await c.expect(lambda f: f.event_queue_position is not None
-                                     and f.event_queue_position.position == expected)
+                pos = await c.expect(
+                    lambda f, n=expected: f.event_queue_position is not None and f.event_queue_position.position == n
+                )
                 assert pos.event_queue_position is not None
                 assert pos.event_queue_position.available is False  # no agent logged in yet
             async with Client.open(srv.url, "role=agent&name=Ada&queues=support") as agent:
-                status = await agent.expect(lambda f: f.event_queue_status_update is not None
-                                            and f.event_queue_status_update.customer_waiting_count == 3)
+                status = await agent.expect(
+                    lambda f: (
+                        f.event_queue_status_update is not None
+                        and f.event_queue_status_update.customer_waiting_count == 3
+                    )
+                )
                 assert status.event_queue_status_update is not None
                 entries = status.event_queue_status_update.queue_entries or []
                 assert [e.conversation_webchat_queue_uuid is not None for e in entries] == [True] * 3
                 await c2.send({"type": "check queue position", "conversation_uuid": convs[1]})
-                pos = await c2.expect(lambda f: f.event_queue_position is not None
-                                      and f.event_queue_position.available is True)
+                pos = await c2.expect(
+                    lambda f: f.event_queue_position is not None and f.event_queue_position.available is True
+                )
                 assert pos.event_queue_position is not None and pos.event_queue_position.position == 2
                 # engage the first customer: the others move up
-                await agent.send({"type": "event", "event_type": "engage customer",
-                                  "event_engage_customer": {
-                                      "conversation_webchat_queue_uuid": entries[0].conversation_webchat_queue_uuid}})
+                await agent.send(
+                    {
+                        "type": "event",
+                        "event_type": "engage customer",
+                        "event_engage_customer": {
+                            "conversation_webchat_queue_uuid": entries[0].conversation_webchat_queue_uuid
+                        },
+                    }
+                )
                 await agent.expect(event("new conversation"))
                 await c1.expect(event("participant join"))
-                await c2.expect(lambda f: f.event_queue_position is not None
-                                and f.event_queue_position.position == 1)
-                await c3.expect(lambda f: f.event_queue_position is not None
-                                and f.event_queue_position.position == 2)
+                await c2.expect(lambda f: f.event_queue_position is not None and f.event_queue_position.position == 1)
+                await c3.expect(lambda f: f.event_queue_position is not None and f.event_queue_position.position == 2)
                 await c1.send({"type": "check queue position", "conversation_uuid": convs[0]})
                 gone = await c1.expect(event("queue position"))
                 assert gone.event_queue_position is not None and gone.event_queue_position.position == -1
@@ -182,45 +214,77 @@ def test_three_customers_one_agent_positions_drain() -> None:
 
 def test_manual_engage_typing_and_isolation_between_conversations() -> None:
     async def scenario() -> None:
-        async with mock(agents=0, routing=Routing.MANUAL) as srv, Client.open(
-            srv.url, "role=agent&name=Ada&queues=support") as agent, Client.open(
-                srv.url, "role=customer") as c1, Client.open(srv.url, "role=customer") as c2:
+        async with (
+            mock(agents=0, routing=Routing.MANUAL) as srv,
+            Client.open(srv.url, "role=agent&name=Ada&queues=support") as agent,
+            Client.open(srv.url, "role=customer") as c1,
+            Client.open(srv.url, "role=customer") as c2,
+        ):
             await c1.send(start_frame("Order 1 question"))
             conv1 = (await c1.expect(event("new conversation"))).conversation_uuid
             member = await agent.expect(event("queue new member"))
             assert member.event_queue_new_member is not None
-            await agent.send({"type": "event", "event_type": "engage customer", "event_engage_customer": {
-                "conversation_webchat_queue_uuid": member.event_queue_new_member.conversation_webchat_queue_uuid}})
-            await agent.expect(lambda f: f.event_type is not None and f.event_type.value == "new conversation"
-                               and f.conversation_uuid == conv1)
+            await agent.send(
+                {
+                    "type": "event",
+                    "event_type": "engage customer",
+                    "event_engage_customer": {
+                        "conversation_webchat_queue_uuid": member.event_queue_new_member.conversation_webchat_queue_uuid
+                    },
+                }
+            )
+            await agent.expect(
+                lambda f: (
+                    f.event_type is not None
+                    and f.event_type.value == "new conversation"
+                    and f.conversation_uuid == conv1
+                )
+            )
             await c1.expect(event("participant join"))
             # a second customer, queued, never engaged
             await c2.send(start_frame("Order 2 question"))
             conv2 = (await c2.expect(event("new conversation"))).conversation_uuid
             assert conv2 != conv1
             # typing goes to the others only
-            await c1.send({"type": "event", "event_type": "typing", "conversation_uuid": conv1,
-                           "event_typing": {"value": "Hel"}})
+            await c1.send(
+                {"type": "event", "event_type": "typing", "conversation_uuid": conv1, "event_typing": {"value": "Hel"}}
+            )
             typing = await agent.expect(event("typing"))
             assert typing.event_typing is not None and typing.event_typing.value == "Hel"
             assert typing.event_typing.author_conversation_participant_arn
-            await c1.send({"type": "message", "conversation_uuid": conv1,
-                           "message": {"body": "Hello agent", "client_message_id": "m1"}})
+            await c1.send(
+                {
+                    "type": "message",
+                    "conversation_uuid": conv1,
+                    "message": {"body": "Hello agent", "client_message_id": "m1"},
+                }
+            )
             await c1.expect(lambda f: f.message is not None and f.message.client_message_id == "m1")
             await agent.expect(lambda f: f.message is not None and f.message.body == "Hello agent")
-            await agent.send({"type": "event", "event_type": "typing", "conversation_uuid": conv1,
-                              "event_typing": {"value": "Sure"}})
+            await agent.send(
+                {"type": "event", "event_type": "typing", "conversation_uuid": conv1, "event_typing": {"value": "Sure"}}
+            )
             await c1.expect(event("typing"))
             await c1.quiet(0.2)
             await c2.quiet(0.2)
-            assert not any(f.event_type is not None and f.event_type.value == "typing"
-                           and f.event_typing is not None and f.event_typing.value == "Hel" for f in c1.frames)
+            assert not any(
+                f.event_type is not None
+                and f.event_type.value == "typing"
+                and f.event_typing is not None
+                and f.event_typing.value == "Hel"
+                for f in c1.frames
+            )
             # c2 never sees anything of conversation 1
             assert all(f.conversation_uuid in (None, conv2) for f in c2.frames)
             assert not any(f.message is not None and f.message.body == "Hello agent" for f in c2.frames)
             # c2 may not act on conversation 1
-            await c2.send({"type": "message", "conversation_uuid": conv1,
-                           "message": {"body": "intruder", "client_message_id": "x"}})
+            await c2.send(
+                {
+                    "type": "message",
+                    "conversation_uuid": conv1,
+                    "message": {"body": "intruder", "client_message_id": "x"},
+                }
+            )
             err = await c2.expect(is_error())
             assert err.error is not None and "intruder" not in orjson.dumps(err.model_dump(exclude_none=True)).decode()
             await agent.quiet(0.2)
@@ -243,8 +307,11 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
 @pytest.mark.parametrize(("name", "raw", "code"), BAD_FRAMES, ids=[b[0] for b in BAD_FRAMES])
 def test_bad_frames_get_an_error_and_the_connection_survives(name: str, raw: str | bytes, code: str) -> None:
     async def scenario() -> None:
-        async with mock() as srv, Client.open(srv.url, "role=customer") as c, Client.open(
-                srv.url, "role=customer") as bystander:
+        async with (
+            mock() as srv,
+            Client.open(srv.url, "role=customer") as c,
+            Client.open(srv.url, "role=customer") as bystander,
+        ):
             await bystander.send(start_frame())
             await bystander.expect(event("new conversation"))
             await c.send(raw)
@@ -262,8 +329,11 @@ def test_bad_frames_get_an_error_and_the_connection_survives(name: str, raw: str
 
 def test_foreign_conversation_is_refused_without_leaking() -> None:
     async def scenario() -> None:
-        async with mock() as srv, Client.open(srv.url, "role=customer") as owner, Client.open(
-                srv.url, "role=customer") as other:
+        async with (
+            mock() as srv,
+            Client.open(srv.url, "role=customer") as owner,
+            Client.open(srv.url, "role=customer") as other,
+        ):
             await owner.send(start_frame("My secret order 999"))
             conv = (await owner.expect(event("new conversation"))).conversation_uuid
             for frame in (
@@ -276,8 +346,10 @@ def test_foreign_conversation_is_refused_without_leaking() -> None:
                 assert err.error is not None
                 assert "secret" not in json.dumps(err.model_dump(exclude_none=True))
             await owner.quiet(0.1)
-            assert not any(f.event_type is not None and f.event_type.value in ("conversation closed", "typing")
-                           for f in owner.frames)
+            assert not any(
+                f.event_type is not None and f.event_type.value in ("conversation closed", "typing")
+                for f in owner.frames
+            )
             await owner.send({"type": "check queue position", "conversation_uuid": conv})
             pos = await owner.expect(event("queue position"))
             assert pos.event_queue_position is not None and pos.event_queue_position.position == 1
@@ -287,8 +359,11 @@ def test_foreign_conversation_is_refused_without_leaking() -> None:
 
 def test_oversized_frame_closes_with_1009_and_others_are_unaffected() -> None:
     async def scenario() -> None:
-        async with mock(max_frame_bytes=4096) as srv, Client.open(srv.url, "role=customer") as c, Client.open(
-                srv.url, "role=customer") as other:
+        async with (
+            mock(max_frame_bytes=4096) as srv,
+            Client.open(srv.url, "role=customer") as c,
+            Client.open(srv.url, "role=customer") as other,
+        ):
             await c.send({"type": "ping", "padding": "x" * 10_000})
             with pytest.raises(ConnectionClosed) as info:
                 await c.expect(lambda f: False, timeout=5)
@@ -304,8 +379,13 @@ def test_flood_is_refused_then_closed_with_1008() -> None:
         async with mock(frames_per_second=5.0, burst=5) as srv, Client.open(srv.url, "role=customer") as c:
             await c.send(start_frame())
             conv = (await c.expect(event("new conversation"))).conversation_uuid
-            await c.send({"type": "message", "conversation_uuid": conv,
-                          "message": {"body": "accepted before the flood", "client_message_id": "keep"}})
+            await c.send(
+                {
+                    "type": "message",
+                    "conversation_uuid": conv,
+                    "message": {"body": "accepted before the flood", "client_message_id": "keep"},
+                }
+            )
             await c.expect(lambda f: f.message is not None and f.message.client_message_id == "keep")
             for _ in range(40):
                 try:
@@ -319,8 +399,9 @@ def test_flood_is_refused_then_closed_with_1008() -> None:
             assert any(f.error is not None and f.error.error_code == "rate_limited" for f in c.frames)
             # what was accepted before is still there for an agent
             async with Client.open(srv.url, "role=agent&name=Ada&queues=support") as agent:
-                msg = await agent.expect(lambda f: f.message is not None
-                                         and f.message.body == "accepted before the flood", timeout=5)
+                msg = await agent.expect(
+                    lambda f: f.message is not None and f.message.body == "accepted before the flood", timeout=5
+                )
                 assert msg.conversation_uuid == conv
 
     run(scenario())
@@ -358,8 +439,13 @@ def test_engine_core_without_autopilot_serves_too() -> None:
 
 def test_cli_serve_prints_url_and_stops_on_sigterm_with_1001() -> None:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    proc = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--port", "0", "--agents", "1",
-                             "--pace", "fast"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--port", "0", "--agents", "1", "--pace", "fast"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

@@ -1,11 +1,13 @@
 """``ChatFaker``: the one object the rest of webchat-sim asks for fake data.
 
-One :class:`ChatFaker` owns one multi-locale ``Faker`` whose generators are
-seeded per instance (``seed_locale``), never through the global
-``Faker.seed``; the providers of :mod:`simulator.fake.providers` and
-:mod:`simulator.fake.rrweb` are registered on every generator. Two instances
-built with the same seed replay the same payloads (UUIDs and ARNs included,
-they come from the seeded random as well), whatever else runs in between.
+One :class:`ChatFaker` owns one ``Faker`` per locale of its languages, each
+seeded per instance with ``seed_instance`` (seed and locale combined), never
+through the global ``Faker.seed``; they are created on first use (a customer
+speaking one language costs one), and the providers of
+:mod:`simulator.fake.providers` and :mod:`simulator.fake.rrweb` are registered
+on each. Two instances built with the same seed replay the same payloads
+(UUIDs and ARNs included: they come from the seeded random as well), whatever
+else runs in between and in whatever order locales are first used.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 from faker import Faker
 
@@ -51,6 +54,15 @@ class Persona:
         return self.name.split(" ", 1)[0]
 
 
+class _Kit(NamedTuple):
+    """One locale's seeded Faker and the providers registered on it."""
+
+    generator: Faker
+    shop: ShopProvider
+    text: ChatTextProvider
+    rrweb: RRWebProvider
+
+
 @cache
 def _classifier() -> TopicClassifier:
     return TopicClassifier(PHRASEBOOKS.values())
@@ -85,22 +97,31 @@ class ChatFaker:
         self.languages: tuple[str, ...] = tuple(dict.fromkeys(languages))
         self.merchant_id = merchant_id
         self.store_domain = store_domain
-        locales = [locale for code in self.languages for locale in PHRASEBOOKS[code].locales]
-        self.faker = Faker(locales)
-        self._text: dict[str, ChatTextProvider] = {}
-        self._shop: dict[str, ShopProvider] = {}
-        self._rrweb: dict[str, RRWebProvider] = {}
-        for locale in locales:
-            self.faker.seed_locale(locale, None if seed is None else f"webchat-sim:{seed}:{locale}")
-            generator = self.faker[locale]
-            shop = ShopProvider(generator, merchant_id=merchant_id, store_domain=store_domain)
+        self.locales: tuple[str, ...] = tuple(locale for code in self.languages for locale in PHRASEBOOKS[code].locales)
+        self._seed = seed
+        self._kits: dict[str, _Kit] = {}
+        self._main = self._kit(self.locales[0])
+        self._random = self._main.shop.rng
+
+    def _kit(self, locale: str) -> _Kit:
+        """The seeded Faker of ``locale`` and its providers, created on first use
+        (each locale has its own seed, so creation order does not matter)."""
+        kit = self._kits.get(locale)
+        if kit is None:
+            generator = Faker(locale)
+            generator.seed_instance(None if self._seed is None else f"webchat-sim:{self._seed}:{locale}")
+            shop = ShopProvider(generator, merchant_id=self.merchant_id, store_domain=self.store_domain)
             text = ChatTextProvider(generator, phrasebook=PHRASEBOOKS[locale[:2]], locale=locale, shop=shop)
             rrweb = RRWebProvider(generator)
             for provider in (shop, text, rrweb):
                 generator.add_provider(provider)
-            self._shop[locale], self._text[locale], self._rrweb[locale] = shop, text, rrweb
-        self._main = locales[0]
-        self._random = self._shop[self._main].rng
+            kit = self._kits[locale] = _Kit(generator, shop, text, rrweb)
+        return kit
+
+    def generator(self, locale: str) -> Faker:
+        """The seeded ``Faker`` of one of this instance's locales, with the chat
+        providers registered (``chat_question()``, ``shop_cart_items()``, …)."""
+        return self._kit(self._locale(locale)).generator
 
     # ------------------------------------------------------------------
     # Languages
@@ -118,7 +139,7 @@ class ChatFaker:
         """The locale to write ``language`` in: itself if it is one of ours
         (``"fr_CA"``), else a random locale of its base language."""
         locale = language.replace("-", "_")
-        if locale in self._text:
+        if locale in self.locales:
             return locale
         base = locale.split("_", 1)[0].lower()
         if base not in self.languages:
@@ -126,7 +147,7 @@ class ChatFaker:
         return self._random.choice(PHRASEBOOKS[base].locales)
 
     def _text_for(self, language: str) -> ChatTextProvider:
-        return self._text[self._locale(language)]
+        return self._kit(self._locale(language)).text
 
     # ------------------------------------------------------------------
     # People
@@ -134,9 +155,10 @@ class ChatFaker:
     def customer(self, language: str | None = None) -> Persona:
         """A webchat visitor speaking ``language`` (a random configured one if None)."""
         locale = self._locale(language or self._random.choice(self.languages))
-        generator = self.faker[locale]
+        kit = self._kit(locale)
+        generator = kit.generator
         first, last = generator.first_name(), generator.last_name()
-        rnd = self._shop[locale].rng
+        rnd = kit.shop.rng
         local = rnd.choice(
             (
                 f"{slugify(first)}.{slugify(last)}",
@@ -155,7 +177,8 @@ class ChatFaker:
     def agent(self, language: str = "en") -> Persona:
         """A support agent of the shop, with a profile picture."""
         locale = self._locale(language)
-        generator = self.faker[locale]
+        kit = self._kit(locale)
+        generator = kit.generator
         first, last = generator.first_name(), generator.last_name()
         email = f"{slugify(first)}.{slugify(last)}@{self.store_domain.removeprefix('www.')}"
         digest = hashlib.md5(email.encode(), usedforsecurity=False).hexdigest()
@@ -163,7 +186,7 @@ class ChatFaker:
             name=f"{first} {last}",
             email=email,
             language_iso_code=locale[:2],
-            timezone=self._shop[locale].rng.choice(LOCALE_TIMEZONES[locale]),
+            timezone=kit.shop.rng.choice(LOCALE_TIMEZONES[locale]),
             locale=locale,
             profile_image_url=f"https://www.gravatar.com/avatar/{digest}?d=identicon&s=128",
         )
@@ -221,11 +244,11 @@ class ChatFaker:
 
     def uuid(self) -> str:
         """A version-4 UUID from the seeded random."""
-        return self._shop[self._main].shop_uuid()
+        return self._main.shop.shop_uuid()
 
     def arn(self, kind: str = "participant") -> str:
         """``arn:webchat-sim:<merchant_id>:<kind>/<uuid>``."""
-        return self._shop[self._main].shop_arn(kind)
+        return self._main.shop.shop_arn(kind)
 
     def client_message_id(self) -> str:
         """An id a client picks for a message it sends (a UUID)."""
@@ -233,7 +256,7 @@ class ChatFaker:
 
     def coupon_code(self) -> str:
         """``SPRING20``, ``WELCOME-7KQ2``, …"""
-        return self._shop[self._main].shop_coupon_code()
+        return self._main.shop.shop_coupon_code()
 
     # ------------------------------------------------------------------
     # Shop payloads
@@ -242,18 +265,18 @@ class ChatFaker:
         """``count`` different cart items (1 to 3 if None), priced in
         ``currency``, described in ``language``."""
         locale = self._locale(language)
-        return self._shop[locale].shop_cart_items(
+        return self._kit(locale).shop.shop_cart_items(
             count, currency=currency, products=PHRASEBOOKS[locale[:2]].products
         )
 
     def webchat_context(self) -> ConversationEventWebchatContext:
         """The cart and analytics ids and the storefront page of a visitor."""
-        shop = self._shop[self._main]
+        shop = self._main.shop
         rnd = self._random
         return ConversationEventWebchatContext(
             cart_id=f"{rnd.getrandbits(128):032X}",
             ucacid=f"{rnd.getrandbits(128):032x}",
-            url=shop.shop_page_url(PHRASEBOOKS[self._main[:2]].products),
+            url=shop.shop_page_url(PHRASEBOOKS[self.languages[0]].products),
         )
 
     def rrweb_recording(
@@ -277,16 +300,17 @@ class ChatFaker:
         ``start_ms`` is the first timestamp (epoch ms; seeded random if None).
         """
         locale = self._locale(language)
-        text = self._text[locale]
+        kit = self._kit(locale)
+        text = kit.text
         products = PHRASEBOOKS[locale[:2]].products
         index = self._random.randrange(len(products))
         typed = (products[(index + 1) % len(products)], self.customer(language).email, text.chat_question()[1])
-        return self._rrweb[locale].rrweb_recording(
+        return kit.rrweb.rrweb_recording(
             events,
             chunk_size=chunk_size,
             batch_size=batch_size,
             first_index=first_index,
-            url=self._shop[locale].shop_page_url(products),
+            url=kit.shop.shop_page_url(products),
             title=products[index],
             language=locale[:2],
             typed=typed,
@@ -302,7 +326,7 @@ class ChatFaker:
         ``join_dts``: the server assigns those."""
         if persona is None:
             persona = self.customer()
-        locale = persona.locale if persona.locale in self._text else persona.language_iso_code
+        locale = persona.locale if persona.locale in self.locales else persona.language_iso_code
         _, text = self._text_for(locale).chat_question(topic)
         return ConversationWebchatQueueStatusQueueEntry(
             conversation_participant_name=persona.name,

@@ -128,9 +128,7 @@ def check_context(frame: Frame) -> None:
                 f'required when event_type is "{event.value}"', path="conversation_uuid", code="missing_field"
             )
     elif kind is FrameType.CHECK_QUEUE_POSITION and frame.conversation_uuid is None:
-        raise FrameError(
-            'required when type is "check queue position"', path="conversation_uuid", code="missing_field"
-        )
+        raise FrameError('required when type is "check queue position"', path="conversation_uuid", code="missing_field")
 
 
 # ---------------------------------------------------------------------------
