@@ -1,0 +1,250 @@
+"""Load-generator sessions and every scenario script, in this (gevent, not
+monkey-patched) process against the mock server in another process; bad
+backends from tests/_ws_server.py."""
+
+from __future__ import annotations
+
+import random
+import select
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gevent
+import pytest
+
+from simulator.fake import ChatFaker
+from simulator.load import MockProcess
+from simulator.scenario import available_scenarios, load_scenario, parse_mix
+from simulator.sessions import KPI, AgentSession, CustomerSession, OperationFailed, Pacing
+
+pytestmark = pytest.mark.timeout(90)
+
+MOCK_ARGS = ["--agents", "4", "--pace", "fast", "--seed", "3", "--rate", "1000", "--burst", "2000",
+             "--exchanges", "8-12", "--coupon-probability", "1", "--item-probability", "1",
+             "--reconnect-grace", "5"]
+
+
+@dataclass
+class Recorded:
+    name: str
+    ms: float | None
+    exception: BaseException | None
+
+
+@dataclass
+class Recorder:
+    rows: list[Recorded] = field(default_factory=list)
+
+    def __call__(self, name: str, response_time: float | None, *, length: int = 0,
+                 exception: BaseException | None = None) -> None:
+        assert response_time is None or response_time >= 0
+        self.rows.append(Recorded(name, response_time, exception))
+
+    def count(self, name: str) -> int:
+        return sum(1 for r in self.rows if r.name == name and r.exception is None)
+
+    @property
+    def failures(self) -> list[Recorded]:
+        return [r for r in self.rows if r.exception is not None]
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[MockProcess]:
+    server = MockProcess(MOCK_ARGS)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def manual_mock() -> Iterator[MockProcess]:
+    server = MockProcess(["--agents", "0", "--routing", "manual", "--rate", "1000", "--burst", "2000",
+                          "--reconnect-grace", "5"])
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def customer(host: str, rec: Recorder, seed: int, timeout: float = 10.0) -> CustomerSession:
+    return CustomerSession(host, record=rec, faker=ChatFaker(seed), rng=random.Random(seed),
+                           pacing=Pacing.of("fast"), timeout=timeout)
+
+
+def agent(host: str, rec: Recorder, seed: int, **kw: object) -> AgentSession:
+    return AgentSession(host, record=rec, faker=ChatFaker(seed), rng=random.Random(seed),
+                        pacing=Pacing.of("fast"), timeout=10.0, **kw)  # type: ignore[arg-type]
+
+
+EXPECTED_KPIS = {
+    "happy_path": {KPI.CONNECT, KPI.START_CHAT, KPI.CHECK_QUEUE_POSITION, KPI.QUEUE_WAIT, KPI.FIRST_REPLY,
+                   KPI.MESSAGE_ACK, KPI.READ_RECEIPT, KPI.CLOSE},
+    "abandon": {KPI.CONNECT, KPI.START_CHAT, KPI.CHECK_QUEUE_POSITION},
+    "rush_hour": {KPI.CONNECT, KPI.START_CHAT, KPI.CHECK_QUEUE_POSITION, KPI.QUEUE_WAIT, KPI.MESSAGE_ACK},
+    "shopping_assist": {KPI.CONNECT, KPI.START_CHAT, KPI.QUEUE_WAIT, KPI.FIRST_REPLY, KPI.MESSAGE_ACK},
+    "rrweb_session": {KPI.CONNECT, KPI.START_CHAT, KPI.QUEUE_WAIT, KPI.RRWEB, KPI.MESSAGE_ACK},
+    "reconnect": {KPI.CONNECT, KPI.START_CHAT, KPI.QUEUE_WAIT, KPI.RECONNECT, KPI.PING, KPI.MESSAGE_ACK},
+    "long_chat": {KPI.CONNECT, KPI.START_CHAT, KPI.QUEUE_WAIT, KPI.FIRST_REPLY, KPI.MESSAGE_ACK, KPI.READ_RECEIPT},
+    "multilingual": {KPI.CONNECT, KPI.START_CHAT, KPI.QUEUE_WAIT, KPI.FIRST_REPLY, KPI.MESSAGE_ACK},
+}
+
+
+def test_every_shipped_scenario_is_covered_and_documented() -> None:
+    names = available_scenarios()
+    assert set(names) == set(EXPECTED_KPIS)
+    for name in names:
+        assert len(load_scenario(name).doc) > 80, f"{name} needs a docstring saying what it exercises"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_KPIS))
+def test_scenario_runs_against_the_mock_with_kpis_and_no_failures(mock: MockProcess, name: str) -> None:
+    scenario = load_scenario(name)
+    rec = Recorder()
+    sessions = [customer(mock.url, rec, seed) for seed in range(4)]
+    jobs = [gevent.spawn(scenario.run, s) for s in sessions]
+    gevent.joinall(jobs, timeout=60, raise_error=True)
+    assert all(j.dead for j in jobs), "scenario did not finish in time"
+    for s in sessions:
+        s.expire_pending(final=True)
+        s.disconnect()
+    assert not rec.failures, [(f.name, str(f.exception)) for f in rec.failures]
+    for kpi in EXPECTED_KPIS[name]:
+        assert rec.count(kpi) > 0, f"{name}: no {kpi}"
+    if name == "multilingual":
+        assert {s.language for s in sessions} <= {"es", "fr", "de"}
+    if name == "shopping_assist":
+        assert any(s.pushed for s in sessions), "the agents pushed no coupon or item"
+
+
+def test_mix_parsing_and_errors() -> None:
+    mix = parse_mix("happy_path:3, abandon")
+    assert [(s.name, s.weight) for s in mix] == [("happy_path", 3), ("abandon", 1)]
+    with pytest.raises(Exception, match="unknown scenario"):
+        parse_mix("nope")
+    with pytest.raises(Exception, match="positive weight"):
+        parse_mix("happy_path:0")
+
+
+def test_agent_session_with_manual_routing_and_message_delivery(manual_mock: MockProcess) -> None:
+    rec = Recorder()
+    ag = agent(manual_mock.url, rec, 1, manual=True)
+    ag.connect()
+    cu = customer(manual_mock.url, rec, 2)
+    cu.connect()
+    cu.start_chat()
+    conversation = ag.take_chat()
+    assert conversation == cu.conversation_uuid
+    assert cu.wait_for_agent()
+    first = ag.wait_for_customer_message(conversation)  # the question
+    assert first is not None and first.message is not None
+    cu.say("Is anybody there?")
+    msg = ag.wait_for_customer_message(conversation)
+    assert msg is not None and msg.message is not None and msg.message.body == "Is anybody there?"
+    ag.read(conversation, msg)
+    ag.reply(conversation, "Yes, hello!")
+    reply = cu.wait_for_reply()
+    assert reply is not None and reply.message is not None and reply.message.body == "Yes, hello!"
+    cu.read(message=reply)
+    ag.push_coupon(conversation)
+    ag.close_chat(conversation)
+    cu.wait_for_close()
+    gevent.sleep(0.05)  # let the last read receipt travel (pacing of the check, not a wait for an event)
+    assert rec.count(KPI.MESSAGE_DELIVERY) >= 1
+    assert rec.count(KPI.TAKE_CHAT) == 1
+    assert rec.count(KPI.FIRST_REPLY) == 1
+    assert rec.count(KPI.READ_RECEIPT) >= 1
+    assert any(f.event_add_coupon is not None for f in cu.pushed)
+    assert not rec.failures, [(f.name, str(f.exception)) for f in rec.failures]
+    ag.disconnect()
+    cu.disconnect()
+
+
+def test_reconnect_replays_what_was_sent_while_away(manual_mock: MockProcess) -> None:
+    rec = Recorder()
+    ag = agent(manual_mock.url, rec, 5, manual=True)
+    ag.connect()
+    cu = customer(manual_mock.url, rec, 6)
+    cu.connect()
+    cu.start_chat()
+    conversation = ag.take_chat()
+    cu.wait_for_agent()
+    cu.say("before the drop")
+    seen_before = set(cu.messages)
+    cu.disconnect()
+    ag.reply(conversation, "sent while you were away 1")
+    ag.reply(conversation, "sent while you were away 2")
+    replayed = cu.reconnect()
+    bodies = {f.message.body for f in replayed if f.message is not None}
+    assert {"sent while you were away 1", "sent while you were away 2"} <= bodies
+    assert not (set(cu.messages) - seen_before) - {f.message.conversation_message_uuid for f in replayed
+                                                    if f.message is not None}
+    cu.say("after the resume")
+    got = ag.wait_for_customer_message(conversation)
+    while got is not None and got.message is not None and got.message.body != "after the resume":
+        got = ag.wait_for_customer_message(conversation)
+    assert got is not None
+    assert not rec.failures, [(f.name, str(f.exception)) for f in rec.failures]
+    ag.disconnect()
+    cu.disconnect()
+
+
+# Bad backends ------------------------------------------------------------------
+
+SERVER_SCRIPT = Path(__file__).with_name("_ws_server.py")
+
+
+@pytest.fixture(scope="module")
+def bad_backend() -> Iterator[str]:
+    proc = subprocess.Popen([sys.executable, str(SERVER_SCRIPT), "--lifetime", "120"], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 20)
+        assert ready, "the test server did not start"
+        words = proc.stdout.readline().split()
+        yield f"ws://127.0.0.1:{words[1]}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=5)
+
+
+def test_a_server_that_never_answers_gives_a_clear_failure_not_a_hang(bad_backend: str) -> None:
+    rec = Recorder()
+    cu = customer(bad_backend + "/silent", rec, 1, timeout=0.5)
+    cu.connect()
+    with gevent.Timeout(5), pytest.raises(OperationFailed, match="new conversation"):
+        cu.start_chat()
+    (failure,) = rec.failures
+    assert failure.name == KPI.START_CHAT
+    assert "timed out after 0.5 s waiting for new conversation" in str(failure.exception)
+    assert failure.ms is not None and failure.ms >= 500
+    cu.disconnect()
+
+
+def test_an_invalid_frame_is_a_failure_with_its_reason_and_the_session_goes_on(bad_backend: str) -> None:
+    rec = Recorder()
+    cu = customer(bad_backend + "/chat", rec, 1, timeout=5)
+    cu.connect()
+    cu.conversation_uuid = "c-1"
+    with gevent.Timeout(10):
+        cu.say("bad")  # the scripted server sends an invalid frame, then the acknowledgement
+    invalid = [f for f in rec.failures if f.name == KPI.INVALID_FRAME]
+    assert len(invalid) == 1
+    assert 'event_queue_position.position: expected integer, got string "2"' in str(invalid[0].exception)
+    assert rec.count(KPI.MESSAGE_ACK) == 1
+    cu.disconnect()
+
+
+def test_a_server_closing_mid_wait_fails_promptly(bad_backend: str) -> None:
+    rec = Recorder()
+    cu = customer(bad_backend + "/chat", rec, 1, timeout=30)
+    cu.connect()
+    cu.conversation_uuid = "c-1"
+    with gevent.Timeout(5), pytest.raises(OperationFailed, match="1011"):
+        cu.say("close 1011 going down")
+    assert rec.failures[0].name == KPI.MESSAGE_ACK
+    cu.disconnect()
