@@ -267,3 +267,149 @@ class Churn:
         self.engine.disconnect(customer, self.now)
         self.advance()
         self.join(None)
+
+
+# ---------------------------------------------------------------------------
+# Running the phases
+
+
+def run_phase(
+    churn: Churn, step: Callable[[dict[str, Tally] | None, int], None], names: Sequence[str], per_round: int, rounds: int
+) -> dict[str, Tally]:
+    """Warm up, then ``rounds`` rounds of ``per_round`` iterations; flushes are counted in the first tally."""
+    for index in range(max(10, per_round // 5)):
+        step(None, index)
+    tallies = {name: Tally() for name in names}
+    churn.tally = tallies[names[0]]
+    for _ in range(rounds):
+        for index in range(per_round):
+            step(tallies, index)
+        for tally in tallies.values():
+            tally.end_round()
+    churn.tally = None
+    return tallies
+
+
+def measure(waiting: int, per_round: int, rounds: int, seed: int) -> dict[str, dict[str, Any]]:
+    """Every event type with ``waiting`` customers in line."""
+    manual = Churn(waiting, Routing.MANUAL, seed=seed)
+
+    def join_abandon(t: dict[str, Tally] | None, _: int) -> None:
+        manual.join(t["join"] if t else None)
+        manual.abandon(t["abandon"] if t else None)
+
+    def engage(t: dict[str, Tally] | None, index: int) -> None:
+        manual.engage(t["engage"] if t else None, AGENT_BASE + index % AGENTS)
+
+    robin = Churn(waiting, Routing.ROUND_ROBIN, seed=seed)
+
+    def assign(t: dict[str, Tally] | None, index: int) -> None:
+        robin.assign(t["assign"] if t else None, AGENT_BASE + index % AGENTS)
+
+    tallies = run_phase(manual, join_abandon, ("join", "abandon"), per_round, rounds)
+    tallies |= run_phase(manual, engage, ("engage",), per_round, rounds)
+    tallies |= run_phase(robin, assign, ("assign",), per_round, rounds)
+    for churn in (manual, robin):
+        assert len(churn.line) == waiting, "the line length drifted"
+    results = {name: tally.summary() for name, tally in tallies.items()}
+    # join and abandon share one phase: its flushes are reported per event of the phase, on both rows
+    shared = tallies["join"]
+    phase_events = shared.events + tallies["abandon"].events
+    for name in ("join", "abandon"):
+        row = results[name]
+        row["tick_flushes"] = shared.tick_flushes
+        row["tick_frames_per_event"] = round(shared.tick_frames / phase_events, 3)
+        for key in ("tick_frames_per_flush", "tick_us_per_flush", "tick_us_per_frame"):
+            row[key] = results["join"][key]
+        row["tick_shared_with"] = "abandon" if name == "join" else "join"
+    return results
+
+
+def report(sizes: Sequence[int], results: dict[int, dict[str, dict[str, Any]]], per_round: int, rounds: int) -> list[str]:
+    base = sizes[0]
+    print()
+    print(f"engine cost per event (best of {rounds} rounds of {per_round}), frames = deliveries × recipients")
+    print("at once: emitted by the event itself; flush: emitted by the coalesced tick() (join+abandon share one phase)")
+    header = (
+        f"{'event':8} {'waiting':>7} | {'µs/event':>8} {'ratio':>6} | {'deliv':>5} {'frames':>6} {'max':>4} |"
+        f" {'flush fr/ev':>11} {'flushes':>7} {'fr/flush':>8} {'µs/flush':>9} {'µs/frame':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    verdicts = []
+    for name in EVENTS:
+        for size in sizes:
+            row = results[size][name]
+            ratio = row["us_per_event"] / results[base][name]["us_per_event"]
+            row["ratio_vs_smallest"] = round(ratio, 2)
+            per_frame = row["tick_us_per_frame"]
+            print(
+                f"{name:8} {size:>7,} | {row['us_per_event']:8.2f} {ratio:5.2f}x |"
+                f" {row['deliveries_per_event']:5.2f} {row['frames_per_event']:6.2f} {row['max_frames_per_event']:4d} |"
+                f" {row['tick_frames_per_event']:11.2f} {row['tick_flushes']:7d} {row['tick_frames_per_flush']:8.0f}"
+                f" {row['tick_us_per_flush']:9.0f} {per_frame if per_frame is not None else 0:8.2f}"
+            )
+        largest = sizes[-1]
+        ratio = results[largest][name]["ratio_vs_smallest"]
+        verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
+        verdicts.append(
+            f"target: {name} cost ratio {largest:,}-vs-{base:,} waiting <= {TARGET_RATIO:g}: {verdict} ({ratio:.2f}x)"
+        )
+    # Coalescing: a flush runs at most once per interval per queue, never per event.
+    simulated = max(
+        results[size][name]["events"] * (2 if name in ("join", "abandon") else 3) * STEP
+        for size in sizes
+        for name in EVENTS
+    )
+    worst = max(results[size][name]["tick_flushes"] for size in sizes for name in EVENTS)
+    per_event = worst / min(results[size][name]["events"] for size in sizes for name in EVENTS)
+    verdicts.append(
+        f"target: flushes coalesced (not per event): {'met' if per_event < 0.01 else 'MISSED'}"
+        f" (at most {worst} flushes in ~{simulated:.0f} simulated s; {per_event:.4f} per event)"
+    )
+    print()
+    for line in verdicts:
+        print(line)
+    return verdicts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
+    parser.add_argument("--waiting", type=int, nargs="+", help="queue lengths (default 100 1000 10000)")
+    parser.add_argument("--events", type=int, help="events per round")
+    parser.add_argument("--rounds", type=int, help="rounds per cell; the best round's mean is reported")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    sizes = sorted(args.waiting or [100, 1_000, 10_000])
+    per_round = args.events or (300 if args.quick else 2_000)
+    rounds = args.rounds or (3 if args.quick else 7)
+
+    results: dict[int, dict[str, dict[str, Any]]] = {}
+    for size in sizes:
+        started = time.perf_counter()
+        results[size] = measure(size, per_round, rounds, args.seed)
+        cells = ", ".join(f"{name} {results[size][name]['us_per_event']:.1f}" for name in EVENTS)
+        print(f"  {size:>6,} waiting: {cells} µs/event  ({time.perf_counter() - started:.1f} s)", flush=True)
+    verdicts = report(sizes, results, per_round, rounds)
+
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        "benchmark": "bench_churn",
+        "unit": "µs of Engine.receive per event; frames = deliveries × recipients",
+        "quick": args.quick,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "settings": {"waiting": sizes, "events_per_round": per_round, "rounds": rounds, "agents": AGENTS},
+        "targets": verdicts,
+        "met": all(": met" in line for line in verdicts),
+        "results": {str(size): rows for size, rows in results.items()},
+    }
+    args.json.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nwritten to {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -19,8 +19,5 @@ def run(customer: CustomerSession) -> None:
     if not customer.wait_for_agent(timeout=patience, required=False):
         customer.close_chat()  # abandon while queued
         return
-    customer.say()
-    reply = customer.wait_for_reply()
-    if reply is not None:
-        customer.read(message=reply)
+    customer.exchange()
     customer.close_chat()

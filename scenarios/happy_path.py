@@ -16,14 +16,5 @@ def run(customer: CustomerSession) -> None:
     customer.start_chat()
     customer.check_queue_position()
     customer.wait_for_agent()
-    for _ in range(customer.rng.randint(2, 6)):
-        if customer.closed:
-            return
-        customer.say()
-        reply = customer.wait_for_reply()
-        if reply is None:
-            return
-        customer.read(message=reply)
-        customer.think()
-    customer.say(customer.faker.goodbye(customer.language))
-    customer.close_chat()
+    customer.chat(customer.rng.randint(2, 6))
+    customer.goodbye()

@@ -14,14 +14,5 @@ def run(customer: CustomerSession) -> None:
     customer.connect()
     customer.start_chat()
     customer.wait_for_agent()
-    for _ in range(customer.rng.randint(10, 20)):
-        if customer.closed:
-            return
-        customer.say()
-        reply = customer.wait_for_reply()
-        if reply is None:
-            return
-        customer.read(message=reply)
-        customer.think()
-    customer.say(customer.faker.goodbye(customer.language))
-    customer.close_chat()
+    customer.chat(customer.rng.randint(10, 20))
+    customer.goodbye()

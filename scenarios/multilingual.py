@@ -17,17 +17,8 @@ def run(customer: CustomerSession) -> None:
     customer.connect()
     customer.start_chat()
     customer.wait_for_agent()
-    for _ in range(customer.rng.randint(2, 4)):
-        if customer.closed:
-            return
-        customer.say()
-        reply = customer.wait_for_reply()
-        if reply is None:
-            return
+    for reply in customer.chat(customer.rng.randint(2, 4)):
         language = reply.message.language_iso_code if reply.message else None
         if language not in (None, customer.language):
             customer.report_failure("reply language", f"expected {customer.language}, got {language}")
-        customer.read(message=reply)
-        customer.think()
-    customer.say(customer.faker.goodbye(customer.language))
-    customer.close_chat()
+    customer.goodbye()

@@ -26,5 +26,4 @@ def run(customer: CustomerSession) -> None:
     reply = customer.wait_for_reply()
     if reply is not None:
         customer.read(message=reply)
-    customer.say(customer.faker.goodbye(customer.language))
-    customer.close_chat()
+    customer.goodbye()

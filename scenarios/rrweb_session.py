@@ -17,14 +17,7 @@ def run(customer: CustomerSession) -> None:
     customer.wait_for_agent()
     customer.stream_recording(events=40, chunk_size=8192)
     for _ in range(customer.rng.randint(2, 4)):
-        if customer.closed:
+        if customer.exchange() is None:
             return
-        customer.say()
-        reply = customer.wait_for_reply()
-        if reply is None:
-            return
-        customer.read(message=reply)
         customer.stream_recording(events=10, chunk_size=8192)
-        customer.think()
-    customer.say(customer.faker.goodbye(customer.language))
-    customer.close_chat()
+    customer.goodbye()

@@ -22,9 +22,5 @@ def run(customer: CustomerSession) -> None:
             customer.report_failure("queue position", f"position went up from {last} to {position}")
         if position > 0:
             last = position
-    customer.say()
-    reply = customer.wait_for_reply()
-    if reply is not None:
-        customer.read(message=reply)
-    customer.say(customer.faker.goodbye(customer.language))
-    customer.close_chat()
+    customer.exchange()
+    customer.goodbye()

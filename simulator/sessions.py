@@ -548,6 +548,36 @@ class CustomerSession(Session):
         )
         return None if frame.message is None else frame
 
+    def exchange(self, text: str | None = None) -> Frame | None:
+        """One exchange: say something, wait for the reply, read it, think.
+        ``None`` once the chat is closed (by either side)."""
+        if self.closed:
+            return None
+        self.say(text)
+        reply = self.wait_for_reply()
+        if reply is None:
+            return None
+        self.read(message=reply)
+        self.think()
+        return reply
+
+    def chat(self, exchanges: int) -> list[Frame]:
+        """Up to ``exchanges`` exchanges; stops early when the chat is closed.
+        Returns the agent's replies."""
+        replies: list[Frame] = []
+        for _ in range(exchanges):
+            reply = self.exchange()
+            if reply is None:
+                break
+            replies.append(reply)
+        return replies
+
+    def goodbye(self) -> None:
+        """Say goodbye and close the chat (unless it is closed already)."""
+        if not self.closed:
+            self.say(self.faker.goodbye(self.language))
+            self.close_chat()
+
     def read(self, conversation_uuid: str | None = None, message: Frame | None = None) -> None:
         assert message is not None
         super().read(conversation_uuid or self.conversation_uuid or "", message)
