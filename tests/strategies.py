@@ -15,7 +15,7 @@ from simulator.protocol.models import ConversationMessage, ConversationWebsocket
 
 __all__ = ["json_values", "valid_frames", "wire_dicts"]
 
-_INT = st.integers(min_value=-(2**53), max_value=2**53)
+_INT = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 _FLOAT = st.floats(allow_nan=False, allow_infinity=False, width=64)
 _TEXT = st.text(max_size=30)
 

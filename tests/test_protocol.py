@@ -250,6 +250,23 @@ def test_decode_accepts_str_and_bytes() -> None:
 
 
 INVALID: list[tuple[bytes, str, str]] = [
+    (
+        b'{"type": "event", "event_type": "rrweb", "conversation_uuid": "c",'
+        b' "event_rrweb": {"event_index": 9223372036854775808}}',
+        "invalid_value",
+        "event_rrweb.event_index: integer 9223372036854775808 is outside the 64-bit integer range",
+    ),
+    (
+        b'{"type": "event", "event_type": "add item", "conversation_uuid": "c",'
+        b' "event_add_item": {"items": [{"quantity": NaN}]}}',
+        "invalid_value",
+        "event_add_item.items[0].quantity: expected a finite number, got NaN or Infinity",
+    ),
+    (
+        b'{"type": "event", "event_type": "queue position", "event_queue_position": {"position": 1e400}}',
+        "invalid_type",
+        "event_queue_position.position: expected integer",
+    ),
     (b"{", "invalid_json", "not valid JSON"),
     (b"", "invalid_json", "not valid JSON"),
     (b"\xff\xfe", "invalid_json", "not valid JSON"),

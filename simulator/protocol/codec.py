@@ -58,8 +58,11 @@ EVENT_PAYLOADS: Mapping[EventType, tuple[str, ...]] = {
 }
 
 # Events whose payload depends on the direction (client request vs server
-# notice): the codec does not require it, the receiver checks.
-_PAYLOAD_OPTIONAL = frozenset({EventType.WEBCHAT_START_CONVERSATION, EventType.CONVERSATION_CLOSED})
+# notice; a client leaves with a bare ``participant left``): the codec does not
+# require it, the receiver checks.
+_PAYLOAD_OPTIONAL = frozenset(
+    {EventType.WEBCHAT_START_CONVERSATION, EventType.CONVERSATION_CLOSED, EventType.PARTICIPANT_LEFT}
+)
 
 # Events that always belong to one conversation: they carry conversation_uuid.
 CONVERSATION_EVENTS: frozenset[EventType] = frozenset(
@@ -190,6 +193,10 @@ def _reason(err: ErrorDetails, data: bytes | str) -> tuple[str, str]:
         return "invalid_enum", f"{_describe_value(err['input']).removeprefix('string ')} is not one of {options}"
     if kind in _TYPE_NAMES:
         return "invalid_type", f"expected {_TYPE_NAMES[kind]}, got {_describe_value(err['input'])}"
+    if kind in ("less_than_equal", "greater_than_equal"):
+        return "invalid_value", f"{_describe_value(err['input'])} is outside the 64-bit integer range"
+    if kind == "finite_number":
+        return "invalid_value", "expected a finite number, got NaN or Infinity"
     return "invalid_value", err["msg"]
 
 

@@ -12,7 +12,9 @@ these same definitions); see :mod:`simulator.protocol.codec` for the wire codec.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from .enums import (
     AgentStatus,
@@ -51,14 +53,20 @@ __all__ = [
     "Currency",
     "Error",
     "Frame",
+    "Int64",
     "WireModel",
 ]
 
 
-class WireModel(BaseModel):
-    """Base of every protocol model: unknown keys are allowed and kept."""
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+"""JSON integers are 64-bit for UltraCart's SDKs (and for orjson)."""
 
-    model_config = ConfigDict(extra="allow", use_attribute_docstrings=False)
+
+class WireModel(BaseModel):
+    """Base of every protocol model: unknown keys are allowed and kept;
+    numbers must be finite (no ``NaN``/``Infinity``) and integers 64-bit."""
+
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
 
 # ---------------------------------------------------------------------------
@@ -86,7 +94,7 @@ class ConversationMessage(WireModel):
     media_urls: list[str] | None = None
     merchant_id: str | None = None
     message_dts: str | None = None
-    message_epoch: int | None = None
+    message_epoch: Int64 | None = None
     message_type: str | None = None
     translations: list[ConversationMessageTranslation] | None = None
     transport_statuses: list[ConversationMessageTransportStatus] | None = None
@@ -111,7 +119,7 @@ class ConversationParticipant(WireModel):
     sms_phone_number: str | None = None
     status: str | None = None
     timezone: str | None = None
-    unread_messages: int | None = None
+    unread_messages: Int64 | None = None
 
 
 class ConversationSentiment(WireModel):
@@ -135,7 +143,7 @@ class ConversationSummary(WireModel):
     last_message_dts: str | None = None
     medium: Medium | None = None
     merchant_id: str | None = None
-    message_count: int | None = None
+    message_count: Int64 | None = None
     participants: list[ConversationParticipant] | None = None
     sentiment: ConversationSentiment | None = None
     start_dts: str | None = None
@@ -149,7 +157,7 @@ class ConversationSummary(WireModel):
 
 class ConversationEventQueuePosition(WireModel):
     available: bool | None = None
-    position: int | None = None
+    position: Int64 | None = None
 
 
 class ConversationWebchatQueueStatusAgent(WireModel):
@@ -176,18 +184,18 @@ class ConversationWebchatQueueStatusQueueEntry(WireModel):
 
 
 class ConversationWebchatQueueStatus(WireModel):
-    agent_available_count: int | None = None
-    agent_busy_count: int | None = None
-    agent_count: int | None = None
-    agent_unavailable_count: int | None = None
+    agent_available_count: Int64 | None = None
+    agent_busy_count: Int64 | None = None
+    agent_count: Int64 | None = None
+    agent_unavailable_count: Int64 | None = None
     agents: list[ConversationWebchatQueueStatusAgent] | None = None
-    customer_abandon_count: int | None = None
-    customer_active_count: int | None = None
-    customer_average_abandon_time_seconds: int | None = None
-    customer_average_chat_time_seconds: int | None = None
-    customer_average_hold_time_seconds: int | None = None
-    customer_chat_count: int | None = None
-    customer_waiting_count: int | None = None
+    customer_abandon_count: Int64 | None = None
+    customer_active_count: Int64 | None = None
+    customer_average_abandon_time_seconds: Int64 | None = None
+    customer_average_chat_time_seconds: Int64 | None = None
+    customer_average_hold_time_seconds: Int64 | None = None
+    customer_chat_count: Int64 | None = None
+    customer_waiting_count: Int64 | None = None
     customer_waiting_join_dts: str | None = None
     queue_entries: list[ConversationWebchatQueueStatusQueueEntry] | None = None
     queue_name: str | None = None
@@ -219,7 +227,7 @@ class CartItemOption(WireModel):
     label: str | None = None
     name: str | None = None
     one_time_fee: bool | None = None
-    option_oid: int | None = None
+    option_oid: Int64 | None = None
     required: bool | None = None
     selected_value: str | None = None
     type: CartItemOptionType | None = None
@@ -237,9 +245,9 @@ class CartItem(WireModel):
     description: str | None = None
     extended_description: str | None = None
     item_id: str | None = None
-    item_oid: int | None = None
+    item_oid: Int64 | None = None
     options: list[CartItemOption] | None = None
-    position: int | None = None
+    position: Int64 | None = None
     quantity: float | None = None
     total_cost: Currency | None = None
     unit_cost: Currency | None = None
@@ -260,7 +268,7 @@ class ConversationEventTyping(WireModel):
 class ConversationEventReadMessage(WireModel):
     conversation_message_uuid: str | None = None
     message_dts: str | None = None
-    message_epoch: int | None = None
+    message_epoch: Int64 | None = None
 
 
 class ConversationEventAddCoupon(WireModel):
@@ -283,11 +291,11 @@ class ConversationEventWebchatContext(WireModel):
 
 class ConversationEventRRWeb(WireModel):
     data: str | None = None
-    data_part: int | None = None
+    data_part: Int64 | None = None
     data_sha256: str | None = None
-    data_total_parts: int | None = None
+    data_total_parts: Int64 | None = None
     data_total_sha256: str | None = None
-    event_index: int | None = None
+    event_index: Int64 | None = None
     type: RRWebType | None = None
 
 
