@@ -9,13 +9,16 @@ those CSV files.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -65,26 +68,48 @@ class LoadOptions:
 
 
 class MockProcess:
-    """The embedded mock server in a child process."""
+    """The embedded mock server in a child process.
+
+    Its stdout is read until it prints its URL (bounded by a deadline) and then
+    drained by a thread; its stderr goes to a temporary file (shown if it fails
+    to start), so a chatty server can never block on a full pipe."""
 
     def __init__(self, args: Sequence[str], *, startup_timeout: float = 30.0) -> None:
         cmd = [sys.executable, "-m", "simulator", "serve", "--host", "127.0.0.1", "--port", "0", *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.url = self._read_url(startup_timeout)
-        self.http = self.url.replace("ws://", "http://").rsplit("/", 1)[0]
-        self.wait_healthy(startup_timeout)
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+        try:
+            self.url = self._read_url(startup_timeout)
+            self.http = self.url.replace("ws://", "http://").rsplit("/", 1)[0]
+            self.wait_healthy(startup_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        threading.Thread(target=self._drain, name="mock-stdout", daemon=True).start()
 
     def _read_url(self, timeout: float) -> str:
-        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        assert stdout is not None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([stdout], [], [], left)
+            if not ready:
+                break
+            line = stdout.readline()
             if not line:
-                err = self.proc.stderr.read() if self.proc.stderr else ""
-                raise RuntimeError(f"mock server exited before it was ready:\n{err}")
+                self.proc.wait(5)
+                self._stderr.seek(0)
+                raise RuntimeError(f"mock server exited before it was ready:\n{self._stderr.read()[-4000:]}")
             if line.startswith("webchat-sim serving "):
                 return line.split()[2]
-        raise RuntimeError("mock server did not print its URL in time")
+        raise RuntimeError(f"mock server did not print its URL within {timeout:g}s")
+
+    def _drain(self) -> None:
+        stdout = self.proc.stdout
+        if stdout is not None:
+            with contextlib.suppress(ValueError, OSError):
+                for _ in stdout:
+                    pass
 
     def wait_healthy(self, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -107,9 +132,10 @@ class MockProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout)
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream is not None:
-                stream.close()
+        if self.proc.stdout is not None:
+            with contextlib.suppress(OSError):
+                self.proc.stdout.close()
+        self._stderr.close()
         return int(self.proc.returncode or 0)
 
 
