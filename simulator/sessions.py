@@ -65,6 +65,20 @@ class KPI(StrEnum):
     SERVER_ERROR = "server error"
 
 
+RACES = frozenset({"already_engaged", "queue_entry_not_found"})
+CUSTOMER_WAITS_FOR = frozenset(
+    {
+        EventType.NEW_CONVERSATION,
+        EventType.WEBCHAT_START_CONVERSATION,
+        EventType.PARTICIPANT_JOIN,
+        EventType.CONVERSATION_CLOSED,
+    }
+)
+AGENT_WAITS_FOR = frozenset({EventType.NEW_CONVERSATION, EventType.CONVERSATION_CLOSED, EventType.QUEUE_NEW_MEMBER})
+"""Events a verb may wait for; the others are timed on arrival and not kept."""
+"""Error codes that mean another agent was faster: not failures."""
+
+
 class Recorder(Protocol):
     """Receives one call per logical operation (milliseconds, or ``None`` for
     an event that is counted but not timed)."""
@@ -149,6 +163,8 @@ class Session:
     """What customers and agents share: a connection, pending maps, verbs."""
 
     role = "customer"
+    keep_messages = True
+    """Remember every chat message seen (a customer's one chat; not a long-lived agent's)."""
 
     def __init__(
         self,
@@ -176,7 +192,8 @@ class Session:
         self._acks: dict[str, float] = {}  # client_message_id -> sent at
         self._reads: dict[str, float] = {}  # my message uuid -> sent at (waiting for the read receipt)
         self._position_checks: list[float] = []
-        self._positions_answered = 0
+        self._position_answer: Frame | None = None
+        self.last_said_epoch: int | None = None
         self.messages: dict[str, Frame] = {}  # every chat message seen, by uuid
         self.last_epoch: int | None = None
         self.errors: list[Frame] = []
@@ -215,45 +232,62 @@ class Session:
     def _on_invalid(self, error: FrameError, raw: bytes | str) -> None:
         self.record(KPI.INVALID_FRAME, None, length=len(raw), exception=error)
 
-    def _on_frame(self, frame: Frame, arrived: float) -> None:
-        """Called in the receive loop for every valid frame, on arrival."""
+    def _on_frame(self, frame: Frame, arrived: float) -> bool:
+        """Called in the receive loop for every valid frame, on arrival: times
+        the answers that are pending and says whether a verb may still wait
+        for this frame (``False``: not kept in the inbox)."""
         if frame.type is FrameType.MESSAGE and frame.message is not None:
             self._on_message(frame, arrived)
-        elif frame.type is FrameType.EVENT:
-            event = frame.event_type
-            if event is EventType.UPDATED_MESSAGE and frame.event_updated_message is not None:
-                msg = frame.event_updated_message
-                uuid = msg.conversation_message_uuid
-                if (
-                    uuid is not None
-                    and uuid in self._reads
-                    and any(s.status is TransportStatus.READ for s in msg.transport_statuses or ())
-                ):
-                    self.record(KPI.READ_RECEIPT, _ms(self._reads.pop(uuid), arrived))
-            elif event is EventType.QUEUE_POSITION and self._position_checks:
-                self.record(KPI.CHECK_QUEUE_POSITION, _ms(self._position_checks.pop(0), arrived))
-                self._positions_answered += 1
-            elif event is None and frame.error is not None:
-                self.errors.append(frame)
-                err = frame.error
-                if err.error_code == "conversation_closed":
-                    # the peer closed the chat while we were typing: a race, not a failure
-                    self._on_closed_elsewhere(frame.conversation_uuid or err.object_id)
-                    return
-                self.record(
-                    KPI.SERVER_ERROR,
-                    None,
-                    exception=OperationFailed(KPI.SERVER_ERROR, f"{err.error_code}: {err.developer_message}"),
-                )
-            else:
-                self._on_event(frame, arrived)
-        elif frame.type is FrameType.PING:
-            pass
+            return True
+        if frame.type is not FrameType.EVENT:
+            return frame.type is FrameType.PING
+        event = frame.event_type
+        if event is EventType.UPDATED_MESSAGE and frame.event_updated_message is not None:
+            msg = frame.event_updated_message
+            uuid = msg.conversation_message_uuid
+            if (
+                uuid is not None
+                and uuid in self._reads
+                and any(s.status is TransportStatus.READ for s in msg.transport_statuses or ())
+            ):
+                self.record(KPI.READ_RECEIPT, _ms(self._reads.pop(uuid), arrived))
+            return False
+        if event is EventType.QUEUE_POSITION:
+            if not self._position_checks:
+                return False  # a push; checks wait for their own answer
+            self.record(KPI.CHECK_QUEUE_POSITION, _ms(self._position_checks.pop(0), arrived))
+            self._position_answer = frame
+            return True
+        if event is None and frame.error is not None:
+            self._on_error(frame, arrived)
+            return True
+        return self._on_event(frame, arrived)
+
+    def _on_error(self, frame: Frame, arrived: float) -> None:
+        err = frame.error
+        assert err is not None
+        self.errors.append(frame)
+        if len(self.errors) > 100:
+            del self.errors[:50]
+        code = err.error_code
+        if code == "conversation_closed":
+            # the peer closed the chat while we were typing: a race, not a failure
+            self._on_closed_elsewhere(frame.conversation_uuid or err.object_id)
+            return
+        if code in RACES:
+            return  # another agent was faster; take_chat tries the next customer
+        reason = f"{code}: {err.user_message or err.developer_message}"
+        if err.object_id is not None and err.object_id in self._acks:
+            # the server refused a message: the ack will never come
+            sent = self._acks.pop(err.object_id)
+            self.record(KPI.MESSAGE_ACK, _ms(sent, arrived), exception=OperationFailed(KPI.MESSAGE_ACK, reason))
+            return
+        self.record(KPI.SERVER_ERROR, None, exception=OperationFailed(KPI.SERVER_ERROR, reason))
 
     def _on_message(self, frame: Frame, arrived: float) -> None:
         msg = frame.message
         assert msg is not None
-        if msg.conversation_message_uuid is not None:
+        if self.keep_messages and msg.conversation_message_uuid is not None:
             self.messages[msg.conversation_message_uuid] = frame
         if msg.message_epoch is not None and (self.last_epoch is None or msg.message_epoch > self.last_epoch):
             self.last_epoch = msg.message_epoch
@@ -261,6 +295,8 @@ class Session:
         if cid is not None and cid in self._acks:
             sent = self._acks.pop(cid)
             self.record(KPI.MESSAGE_ACK, _ms(sent, arrived), length=len(msg.body or ""))
+            if msg.message_epoch is not None:
+                self.last_said_epoch = msg.message_epoch
             if msg.conversation_message_uuid is not None:
                 self._reads[msg.conversation_message_uuid] = sent
             if self.my_arn is None:
@@ -270,8 +306,8 @@ class Session:
             if sent_at is not None:
                 self.record(KPI.MESSAGE_DELIVERY, _ms(sent_at, arrived))
 
-    def _on_event(self, frame: Frame, arrived: float) -> None:  # overridden
-        return None
+    def _on_event(self, frame: Frame, arrived: float) -> bool:  # overridden
+        return True
 
     def _on_closed_elsewhere(self, conversation_uuid: str | None) -> None:
         """A frame was refused because the conversation had been closed."""
@@ -350,23 +386,33 @@ class Session:
         self, client_message_id: str, conversation_uuid: str | None = None, timeout: float | None = None
     ) -> Frame | None:
         """Flow control until the server acknowledged the message; ``None`` if
-        it was refused because the conversation had been closed meanwhile."""
+        it was refused because the conversation had been closed meanwhile.
+        A refusal for another reason raises :class:`OperationFailed` at once
+        with the server's reason (reported on arrival)."""
 
-        def acked_or_closed(f: Frame) -> bool:
+        def acked_or_refused(f: Frame) -> bool:
             if f.message is not None:
                 return f.message.client_message_id == client_message_id
+            if f.error is not None and f.error.object_id == client_message_id:
+                return True
             if f.conversation_uuid not in (None, conversation_uuid):
                 return False
             return f.event_type is EventType.CONVERSATION_CLOSED or (
                 f.error is not None and f.error.error_code == "conversation_closed"
             )
 
-        frame = self._wait(KPI.MESSAGE_ACK, acked_or_closed, timeout, f"acknowledgement of message {client_message_id}")
-        if frame.message is None:
-            self._acks.pop(client_message_id, None)
-            self._on_closed_elsewhere(conversation_uuid)
-            return None
-        return frame
+        try:
+            frame = self._wait(KPI.MESSAGE_ACK, acked_or_refused, timeout, "the acknowledgement of a message")
+        except OperationFailed:
+            self._acks.pop(client_message_id, None)  # reported once, here
+            raise
+        if frame.message is not None:
+            return frame
+        self._acks.pop(client_message_id, None)
+        if frame.error is not None and frame.error.error_code != "conversation_closed":
+            raise OperationFailed(KPI.MESSAGE_ACK, f"{frame.error.error_code}: {frame.error.user_message}")
+        self._on_closed_elsewhere(conversation_uuid)
+        return None
 
     def read(self, conversation_uuid: str, message: Frame) -> None:
         assert self.conn is not None and message.message is not None
@@ -408,7 +454,7 @@ class CustomerSession(Session):
         self._starting = False
 
     # Events measured on arrival
-    def _on_event(self, frame: Frame, arrived: float) -> None:
+    def _on_event(self, frame: Frame, arrived: float) -> bool:
         event = frame.event_type
         if self.dialect.is_new_conversation(frame) and (self._starting or self.conversation_uuid is None):
             # learn who we are on arrival: the agent may join in the same breath
@@ -438,6 +484,8 @@ class CustomerSession(Session):
             self.closed = True
         elif event in (EventType.ADD_COUPON, EventType.ADD_ITEM):
             self.pushed.append(frame)
+            return False
+        return event in CUSTOMER_WAITS_FOR
 
     def _on_message(self, frame: Frame, arrived: float) -> None:
         super()._on_message(frame, arrived)
@@ -472,6 +520,8 @@ class CustomerSession(Session):
         self._starting = True
         self.conversation_uuid = None
         start = time.perf_counter()
+        if entry.question:
+            self._first_sent = start  # the question is the first customer message
         self._started = start
         self.conn.send(self.dialect.start_chat(entry))
         frame = self._wait(
@@ -488,17 +538,14 @@ class CustomerSession(Session):
         return self.conversation_uuid
 
     def check_queue_position(self) -> int:
-        """Ask for the queue position; return the answer (1-based, -1 when not queued)."""
+        """Ask for the queue position; return the answer (1-based, -1 when not
+        queued). The first ``queue position`` that arrives after the request is
+        taken as its answer (pushes before it are not)."""
         assert self.conn is not None and self.conversation_uuid is not None
-        answer = self._positions_answered + len(self._position_checks) + 1
+        self._position_answer = None
         self._position_checks.append(time.perf_counter())
         self.conn.send(self.dialect.check_queue_position(self.conversation_uuid))
-        frame = self._wait(
-            KPI.CHECK_QUEUE_POSITION,
-            lambda f: self.dialect.queue_position(f) is not None and self._positions_answered >= answer,
-            None,
-            "queue position",
-        )
+        frame = self._wait(KPI.CHECK_QUEUE_POSITION, lambda f: f is self._position_answer, None, "the queue position")
         position = self.dialect.queue_position(frame)
         assert position is not None
         return position
@@ -532,20 +579,23 @@ class CustomerSession(Session):
         return cid
 
     def wait_for_reply(self, timeout: float | None = None) -> Frame | None:
-        """The next agent message not consumed yet; ``None`` once the chat is closed."""
+        """The next agent message written after this customer's last message
+        (earlier ones, e.g. the answer to the question, are not a reply to it);
+        ``None`` once the chat is closed."""
         conversation = self.conversation_uuid
-        frame = self._wait(
-            KPI.FIRST_REPLY,
-            lambda f: (
-                f.conversation_uuid == conversation
-                and (
-                    (f.message is not None and f.message.author_conversation_participant_arn not in (None, self.my_arn))
-                    or f.event_type is EventType.CONVERSATION_CLOSED
-                )
-            ),
-            timeout,
-            "a reply from the agent",
-        )
+
+        def reply_or_closed(f: Frame) -> bool:
+            if f.conversation_uuid != conversation:
+                return False
+            if f.event_type is EventType.CONVERSATION_CLOSED:
+                return True
+            msg = f.message
+            if msg is None or msg.author_conversation_participant_arn in (None, self.my_arn):
+                return False
+            said = self.last_said_epoch
+            return said is None or msg.message_epoch is None or msg.message_epoch > said
+
+        frame = self._wait(KPI.FIRST_REPLY, reply_or_closed, timeout, "a reply from the agent")
         return None if frame.message is None else frame
 
     def exchange(self, text: str | None = None) -> Frame | None:
@@ -673,6 +723,7 @@ class AgentSession(Session):
     """A support agent (for backends without built-in agents)."""
 
     role = "agent"
+    keep_messages = False
 
     def __init__(
         self,
@@ -694,32 +745,49 @@ class AgentSession(Session):
         with self._op(KPI.CONNECT):
             self._open(self.dialect.agent_url(self.host, name=self.name, queues=self.queues))
 
-    def take_chat(self, timeout: float | None = None) -> str:
+    def _on_event(self, frame: Frame, arrived: float) -> bool:
+        if frame.event_type is EventType.QUEUE_NEW_MEMBER:
+            return self.manual
+        return frame.event_type in AGENT_WAITS_FOR
+
+    @overload
+    def take_chat(self, timeout: float | None = None) -> str: ...
+    @overload
+    def take_chat(self, timeout: float | None = None, *, required: bool) -> str | None: ...
+
+    def take_chat(self, timeout: float | None = None, *, required: bool = True) -> str | None:
         """Wait for the server to assign a chat (round robin) or engage the
-        oldest customer announced in the queue (manual routing)."""
+        oldest customer announced in the queue (manual routing); a customer
+        another agent engaged first is skipped. With ``required=False`` an
+        empty queue until ``timeout`` returns ``None`` instead of failing."""
         assert self.conn is not None
         start = time.perf_counter()
         while True:
+            engaging: str | None = None
             if self.manual:
                 entry_frame = self._wait(
                     KPI.TAKE_CHAT,
                     lambda f: f.event_type is EventType.QUEUE_NEW_MEMBER,
                     timeout,
                     "a customer in the queue",
+                    required=required,
                 )
+                if entry_frame is None:
+                    return None
                 entry = entry_frame.event_queue_new_member
                 if entry is None or entry.conversation_webchat_queue_uuid is None:
                     continue
-                self.conn.send(self.dialect.engage(entry.conversation_webchat_queue_uuid))
-            frame = self._wait(
-                KPI.TAKE_CHAT,
-                lambda f: (
-                    (self.dialect.is_new_conversation(f) and self.dialect.conversation_of(f) not in self.chats)
-                    or (self.manual and f.error is not None)
-                ),
-                timeout,
-                "a chat to be assigned",
-            )
+                engaging = entry.conversation_webchat_queue_uuid
+                self.conn.send(self.dialect.engage(engaging))
+
+            def assigned(f: Frame, engaging: str | None = engaging) -> bool:
+                if self.dialect.is_new_conversation(f):
+                    return self.dialect.conversation_of(f) not in self.chats
+                return engaging is not None and f.error is not None and f.error.object_id == engaging
+
+            frame = self._wait(KPI.TAKE_CHAT, assigned, timeout, "a chat to be assigned", required=required)
+            if frame is None:
+                return None
             if frame.error is not None:  # somebody else engaged that customer first
                 continue
             conversation = self.dialect.conversation_of(frame)

@@ -77,7 +77,9 @@ logger = logging.getLogger(__name__)
 InvalidFrameHandler = Callable[[FrameError, bytes | str], None]
 """Called with the decoding error and the raw payload of each invalid frame."""
 
-FrameObserver = Callable[[Frame, float], None]
+FrameObserver = Callable[[Frame, float], bool | None]
+"""``on_frame(frame, arrived)``; returning ``False`` means: do not keep this frame
+in the inbox if no waiter takes it (frames nobody will ask for)."""
 """Called with each valid frame and the ``perf_counter()`` reading of its arrival."""
 
 _RECV_SIZE: Final = 65536
@@ -259,7 +261,8 @@ class Connection:
         frame's required context. Invalid frames go to ``on_invalid``. Each
         valid frame is shown to ``on_frame(frame, arrived)`` (``arrived``: the
         :func:`time.perf_counter` reading when its bytes were read) before it
-        goes to a waiter or the inbox. Both handlers run in the receive
+        goes to a waiter or the inbox; if it returns ``False`` the frame is
+        offered to waiters but not kept in the inbox. Both handlers run in the receive
         greenlet: they must not block (no :meth:`wait_for` there).
 
         ``compression`` offers permessage-deflate. For ``wss://``, ``ssl`` must
@@ -575,9 +578,10 @@ class Connection:
             return
         self.received += 1
         on_frame = self._on_frame
+        keep: bool | None = None
         if on_frame is not None:
             try:
-                on_frame(frame, arrived)
+                keep = on_frame(frame, arrived)
             except Exception:
                 logger.exception("on_frame handler failed for a frame from %s", self.url)
         waiters = self._waiters
@@ -596,6 +600,8 @@ class Connection:
                     result.set(frame)
                     return
                 index += 1
+        if keep is False:
+            return
         inbox = self._inbox
         if len(inbox) == self._inbox_limit:
             self.dropped += 1  # deque(maxlen) discards the oldest

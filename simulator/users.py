@@ -204,10 +204,13 @@ class AgentUser(ChatUser):
 
     @task
     def work(self) -> None:
+        self.agent.expire_pending()  # acks that never came are failures; forget unread receipts
         self.slots.acquire()
         try:
-            conversation = self.agent.take_chat()
+            conversation = self.agent.take_chat(required=False)  # an idle queue is not a failure
         except OperationFailed:
+            conversation = None
+        if conversation is None:
             self.slots.release()
             if not self.agent.connected:
                 self.agent.connect()

@@ -248,3 +248,41 @@ def test_a_server_closing_mid_wait_fails_promptly(bad_backend: str) -> None:
         cu.say("close 1011 going down")
     assert rec.failures[0].name == KPI.MESSAGE_ACK
     cu.disconnect()
+
+
+def test_replies_are_matched_to_the_message_they_answer(manual_mock: MockProcess) -> None:
+    rec = Recorder()
+    ag = agent(manual_mock.url, rec, 11, manual=True)
+    ag.connect()
+    cu = customer(manual_mock.url, rec, 12)
+    cu.connect()
+    cu.start_chat(question="Where is my parcel?")
+    conversation = ag.take_chat()
+    cu.wait_for_agent()
+    ag.reply(conversation, "answer to the question")  # written before the customer's next message
+    cu.say("and my refund?")
+    ag.wait_for_customer_message(conversation)
+    ag.reply(conversation, "answer to the refund")
+    reply = cu.wait_for_reply()
+    assert reply is not None and reply.message is not None
+    assert reply.message.body == "answer to the refund"
+    # first reply is timed from the question (the first customer message)
+    (first,) = [r for r in rec.rows if r.name == KPI.FIRST_REPLY]
+    assert first.ms is not None and first.exception is None
+    ag.disconnect()
+    cu.disconnect()
+
+
+def test_a_refused_message_fails_at_once_with_the_servers_reason(manual_mock: MockProcess) -> None:
+    rec = Recorder()
+    cu = customer(manual_mock.url, rec, 13, timeout=20)
+    cu.connect()
+    cu.start_chat()
+    with gevent.Timeout(5), pytest.raises(OperationFailed, match="message_too_long"):
+        cu.say("x" * 20_000)
+    failures = [f for f in rec.failures if f.name == KPI.MESSAGE_ACK]
+    assert len(failures) == 1
+    assert "message_too_long" in str(failures[0].exception)
+    cu.expire_pending(final=True)
+    assert len(rec.failures) == 1  # not counted twice
+    cu.disconnect()
