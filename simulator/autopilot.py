@@ -524,6 +524,10 @@ class AutopilotHub:
     def __init__(self, engine: Engine, bots: Sequence[AutopilotAgent], *, first_conn: int = -1) -> None:
         self.engine = engine
         self.bots: dict[ConnId, AutopilotAgent] = {first_conn - i: bot for i, bot in enumerate(bots)}
+        # Each agent's next deadline, in a heap (stale entries are skipped), so
+        # a frame costs O(log agents), not a scan of every agent.
+        self._heap: list[tuple[float, ConnId]] = []
+        self._scheduled: dict[ConnId, float] = {}
         names = [bot.name for bot in bots]
         if len(set(names)) != len(names):
             raise ValueError("autopilot agents need distinct names (the engine identifies agents by name)")
@@ -556,9 +560,13 @@ class AutopilotHub:
 
     def next_deadline(self) -> float | None:
         """The earliest of the engine's and the agents' deadlines."""
-        candidates = (self.engine.next_deadline(), *(bot.next_deadline() for bot in self.bots.values()))
-        deadlines = [d for d in candidates if d is not None]
-        return min(deadlines) if deadlines else None
+        heap, scheduled = self._heap, self._scheduled
+        while heap and scheduled.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)  # stale
+        engine = self.engine.next_deadline()
+        if not heap:
+            return engine
+        return heap[0][0] if engine is None else min(engine, heap[0][0])
 
     def error_frame(self, error: FrameError, *, conversation_uuid: str | None = None) -> Frame:
         """See :meth:`Engine.error_frame`."""
@@ -575,6 +583,14 @@ class AutopilotHub:
         if conn in self.bots:
             raise ValueError(f"connection id {conn} belongs to an autopilot agent")
 
+    def _schedule(self, conn: ConnId, bot: AutopilotAgent) -> None:
+        deadline = bot.next_deadline()
+        if deadline is None:
+            self._scheduled.pop(conn, None)
+        elif self._scheduled.get(conn) != deadline:
+            self._scheduled[conn] = deadline
+            heapq.heappush(self._heap, (deadline, conn))
+
     def _route(self, deliveries: Iterable[Delivery], now: float) -> list[Delivery]:
         """Hand the agents their frames; keep the rest for real connections."""
         out: list[Delivery] = []
@@ -585,6 +601,7 @@ class AutopilotHub:
                 for conn in recipients:
                     if (bot := bots.get(conn)) is not None:
                         bot.receive(frame, now)
+                        self._schedule(conn, bot)
             if real:
                 out.append(Delivery(real, frame))
         return out
@@ -592,11 +609,16 @@ class AutopilotHub:
     def _run(self, now: float, *, limit: int = 100_000) -> list[Delivery]:
         """Feed the agents' due frames to the engine until none is due."""
         out: list[Delivery] = []
+        heap, scheduled = self._heap, self._scheduled
         for _ in range(limit):
-            due = [(c, bot) for c, bot in self.bots.items() if (d := bot.next_deadline()) is not None and d <= now]
-            if not due:
+            if not heap or heap[0][0] > now:
                 return out
-            for conn, bot in due:
-                for frame in bot.poll(now):
-                    out += self._route(self.engine.receive(conn, frame, now), now)
+            deadline, conn = heapq.heappop(heap)
+            if scheduled.get(conn) != deadline:
+                continue  # stale entry
+            del scheduled[conn]
+            bot = self.bots[conn]
+            for frame in bot.poll(now):
+                out += self._route(self.engine.receive(conn, frame, now), now)
+            self._schedule(conn, bot)
         raise SimulatorError(f"autopilot agents still busy after {limit} rounds at {now}")
