@@ -274,7 +274,11 @@ class Churn:
 
 
 def run_phase(
-    churn: Churn, step: Callable[[dict[str, Tally] | None, int], None], names: Sequence[str], per_round: int, rounds: int
+    churn: Churn,
+    step: Callable[[dict[str, Tally] | None, int], None],
+    names: Sequence[str],
+    per_round: int,
+    rounds: int,
 ) -> dict[str, Tally]:
     """Warm up, then ``rounds`` rounds of ``per_round`` iterations; flushes are counted in the first tally."""
     for index in range(max(10, per_round // 5)):
@@ -325,7 +329,9 @@ def measure(waiting: int, per_round: int, rounds: int, seed: int) -> dict[str, d
     return results
 
 
-def report(sizes: Sequence[int], results: dict[int, dict[str, dict[str, Any]]], per_round: int, rounds: int) -> list[str]:
+def report(
+    sizes: Sequence[int], results: dict[int, dict[str, dict[str, Any]]], per_round: int, rounds: int
+) -> list[str]:
     base = sizes[0]
     print()
     print(f"engine cost per event (best of {rounds} rounds of {per_round}), frames = deliveries × recipients")

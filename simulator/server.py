@@ -29,10 +29,11 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import OPEN
 
 from .engine import ConnId, Delivery, Identity, Role
 from .errors import FrameError, SimulatorError
@@ -67,6 +68,9 @@ class ServerConfig:
     # Limits
     max_frame_bytes: int = 64 * 1024
     max_connections: int = 50_000
+    backlog: int = 1024
+    """Pending connections the listening socket queues (asyncio's default, 100,
+    drops SYNs when thousands of clients connect at once)."""
     frames_per_second: float = 30.0
     burst: int = 60
     # Timeouts
@@ -165,6 +169,7 @@ class WebchatServer:
             compression="deflate" if cfg.compression else None,
             max_size=cfg.max_frame_bytes,
             max_queue=64,
+            backlog=cfg.backlog,
             ping_interval=cfg.ping_interval,
             ping_timeout=cfg.ping_timeout,
             close_timeout=cfg.close_timeout,
@@ -248,7 +253,7 @@ class WebchatServer:
     # Websocket side
 
     async def _handler(self, ws: ServerConnection) -> None:
-        identity = parse_identity(urlsplit(ws.request.path).query if ws.request else "")
+        # Locals live as long as the connection: keep them few (memory per session).
         conn = self._next_conn
         self._next_conn += 1
         self._conns[conn] = ws
@@ -257,39 +262,16 @@ class WebchatServer:
         cfg = self.config
         bucket = _Bucket(cfg.frames_per_second, cfg.burst, now)
         core = self.core
-        debug = cfg.debug
         try:
-            self._deliver(core.connect(conn, identity, now))
+            query = urlsplit(ws.request.path).query if ws.request else ""
+            self._deliver(core.connect(conn, parse_identity(query), now))  # checked in _process_request
+            del query
             self._reschedule()
             async for data in ws:
-                now = time.time()
-                self._last_seen[conn] = now
-                self.frames_in += 1
-                if debug:
-                    log.debug("conn %d <- %r", conn, data[:200])
-                if not bucket.take(now):
-                    if bucket.exhausted:
-                        await ws.close(1008, "frame rate limit exceeded")
-                        break
-                    self._refuse(
-                        conn,
-                        FrameError(
-                            f"more than {cfg.frames_per_second:g} frames per second; frame dropped", code="rate_limited"
-                        ),
-                    )
-                    continue
-                if isinstance(data, bytes):
-                    self._refuse(
-                        conn, FrameError("binary frames are not accepted; send JSON text frames", code="binary_frame")
-                    )
-                    continue
-                try:
-                    frame = decode(data)
-                except FrameError as exc:
-                    self._refuse(conn, exc)
-                    continue
-                self._deliver(core.receive(conn, frame, now))
-                self._reschedule()
+                if not self._receive(conn, data, bucket):
+                    await ws.close(1008, "frame rate limit exceeded")
+                    break
+                del data  # not kept (nor its decoded frame) while waiting for the next one
         except ConnectionClosed:
             pass
         except Exception:  # a bug in the core must not take the server down
@@ -305,21 +287,67 @@ class WebchatServer:
                 log.exception("internal error while disconnecting %d", conn)
             self._reschedule()
 
+    def _receive(self, conn: ConnId, data: str | bytes, bucket: _Bucket) -> bool:
+        """Handle one frame from ``conn``; False: the peer ignored the rate
+        limit for too long and the connection must be closed."""
+        now = time.time()
+        self._last_seen[conn] = now
+        self.frames_in += 1
+        if self.config.debug:
+            log.debug("conn %d <- %r", conn, data[:200])
+        if not bucket.take(now):
+            if bucket.exhausted:
+                return False
+            rate = self.config.frames_per_second
+            self._refuse(conn, FrameError(f"more than {rate:g} frames per second; frame dropped", code="rate_limited"))
+            return True
+        if isinstance(data, bytes):
+            self._refuse(conn, FrameError("binary frames are not accepted; send JSON text frames", code="binary_frame"))
+            return True
+        try:
+            frame = decode(data)
+        except FrameError as exc:
+            self._refuse(conn, exc)
+            return True
+        self._deliver(self.core.receive(conn, frame, now))
+        self._reschedule()
+        return True
+
     def _refuse(self, conn: ConnId, error: FrameError) -> None:
         self.errors_sent += 1
         self._deliver([Delivery((conn,), self.core.error_frame(error))])
 
     def _deliver(self, deliveries: Iterable[Delivery]) -> None:
+        """Encode each frame once, whatever the number of recipients, and queue
+        it on each recipient's protocol; then write what each connection got
+        with one ``transport.write`` (a chat message costs its agent one
+        syscall for the ``message`` and its ``new message`` summary, not two).
+        Like :func:`websockets.asyncio.server.broadcast`: no backpressure,
+        connections that are not open are skipped."""
         conns = self._conns
-        for recipients, frame in deliveries:
-            data = encode(frame)  # once, whatever the number of recipients
-            targets = [ws for r in recipients if (ws := conns.get(r)) is not None]
-            if targets:
+        touched: dict[ServerConnection, None] = {}
+        try:
+            for recipients, frame in deliveries:
+                data = encode(frame)
+                targets = [ws for r in recipients if (ws := conns.get(r)) is not None]
+                if not targets:
+                    continue
+                for ws in targets:
+                    if ws.protocol.state is OPEN and ws.send_in_progress is None:
+                        ws.protocol.send_text(data)
+                        touched[ws] = None
                 self.frames_out += len(targets)
-                broadcast(targets, data, text=True)
                 if frame.error is not None and frame.error.error_code == "session_replaced":
                     for ws in targets:  # the participant went on on another connection
                         asyncio.get_running_loop().create_task(ws.close(1000, "session replaced by a new connection"))
+        finally:  # what was queued goes out, even if encoding a later frame failed
+            for ws in touched:
+                # Only text frames were queued on open protocols: no end-of-stream marker among them.
+                data = b"".join(ws.protocol.data_to_send())
+                try:
+                    ws.transport.write(data)
+                except Exception as exc:  # as broadcast(): one broken connection must not stop the others
+                    log.warning("connection %s: failed to write %d bytes: %r", ws.id, len(data), exc)
 
     # Timers
 

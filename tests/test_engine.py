@@ -1303,3 +1303,11 @@ def test_config_is_validated() -> None:
         EngineConfig(max_chats_per_agent=0)
     with pytest.raises(ValueError, match="reconnect_grace"):
         EngineConfig(reconnect_grace=-1)
+
+
+def test_uuids_are_version_4_uuids_of_the_rng() -> None:
+    import uuid
+
+    engine, twin = Engine(EngineConfig(), rng=random.Random(5)), random.Random(5)
+    for _ in range(2000):
+        assert engine._uuid() == str(uuid.UUID(int=twin.getrandbits(128), version=4))
