@@ -68,6 +68,7 @@ class ServerConfig:
     # Limits
     max_frame_bytes: int = 64 * 1024
     max_connections: int = 50_000
+    max_write_buffer: int = 4 * 1024 * 1024
     backlog: int = 1024
     """Pending connections the listening socket queues (asyncio's default, 100,
     drops SYNs when thousands of clients connect at once)."""
@@ -322,13 +323,19 @@ class WebchatServer:
         it on each recipient's protocol; then write what each connection got
         with one ``transport.write`` (a chat message costs its agent one
         syscall for the ``message`` and its ``new message`` summary, not two).
-        Like :func:`websockets.asyncio.server.broadcast`: no backpressure,
-        connections that are not open are skipped."""
+        Connections that are not open are skipped; one whose unsent data grows
+        past ``max_write_buffer`` (a peer that stopped reading) is closed with
+        1008 rather than buffered without limit."""
         conns = self._conns
+        limit = self.config.max_write_buffer
         touched: dict[ServerConnection, None] = {}
         try:
             for recipients, frame in deliveries:
-                data = encode(frame)
+                try:
+                    data = encode(frame)
+                except Exception:  # a bug must cost one frame, not the connection or the batch
+                    log.exception("cannot encode a %s frame; dropped", frame.event_type or frame.type)
+                    continue
                 targets = [ws for r in recipients if (ws := conns.get(r)) is not None]
                 if not targets:
                     continue
@@ -346,6 +353,10 @@ class WebchatServer:
                 data = b"".join(ws.protocol.data_to_send())
                 try:
                     ws.transport.write(data)
+                    if ws.transport.get_write_buffer_size() > limit:  # a peer that does not read
+                        asyncio.get_running_loop().create_task(
+                            ws.close(1008, f"slow consumer: more than {limit} bytes unsent")
+                        )
                 except Exception as exc:  # as broadcast(): one broken connection must not stop the others
                     log.warning("connection %s: failed to write %d bytes: %r", ws.id, len(data), exc)
 

@@ -470,3 +470,4 @@ def test_cli_serve_prints_url_and_stops_on_sigterm_with_1001() -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
