@@ -79,6 +79,7 @@ from .conversation import (
     Conversation,
     Member,
     Role,
+    RRWebStream,
     State,
     cached_dts,
     conversation_arn,
@@ -964,6 +965,11 @@ class Engine:
             if participant.role is Role.AGENT:
                 participant.chats -= 1
                 freed.append(participant)
+        # A closed conversation keeps what a resume replays (summary, messages)
+        # and drops the rest: the held recording, context, dedup and read indexes.
+        conv.rrweb = RRWebStream()
+        conv.context = None
+        conv.by_client_id.clear()
         self._closed[conv.uuid] = None
         if len(self._closed) > self.config.closed_conversations_kept:
             oldest = next(iter(self._closed))

@@ -522,6 +522,22 @@ def test_agent_joining_late_gets_history_context_and_rrweb() -> None:
     assert bodies == ["Where is my order?", "hello?"]
 
 
+def test_a_closed_conversation_lets_go_of_its_recording_and_context() -> None:
+    chat = Chat(routing=Routing.MANUAL)
+    conv = chat.start(C1).conversation_uuid
+    assert conv is not None
+    for part in rrweb_parts("snapshot" * 1000, parts=2, kind="init", index=0):
+        chat.send(C1, event("rrweb", conv, event_rrweb=part))
+    chat.send(C1, event("webchat context", conv, event_webchat_context={"url": "https://shop.test/cart"}))
+    chat.say(C1, conv, "hello?", client_id="c-1")
+    stored = chat.engine._conversations[conv]
+    assert stored.rrweb.held and stored.context is not None and stored.by_client_id
+    chat.close(C1, conv)
+    assert not stored.rrweb.held and stored.rrweb.held_bytes == 0
+    assert stored.context is None and not stored.by_client_id
+    assert stored.messages[-1].model.body == "hello?"  # what a resume replays stays
+
+
 # ---------------------------------------------------------------------------
 # Row 4: messages
 
