@@ -79,6 +79,9 @@ AGENT_WAITS_FOR = frozenset({EventType.NEW_CONVERSATION, EventType.CONVERSATION_
 """Error codes that mean another agent was faster: not failures."""
 
 
+_TOPICS = tuple(Topic)
+
+
 class Recorder(Protocol):
     """Receives one call per logical operation (milliseconds, or ``None`` for
     an event that is counted but not timed)."""
@@ -513,10 +516,14 @@ class CustomerSession(Session):
     def start_chat(self, *, queue: str | None = None, topic: Topic | None = None, question: str | None = None) -> str:
         """Join a queue with a question; return the conversation uuid."""
         assert self.conn is not None, "connect() first"
+        if topic is None and question is None:
+            topic = self.rng.choice(_TOPICS)  # the topic the question is written about: no need to classify it
         entry = self.faker.queue_entry(queue or self.queue, self.persona, topic)
         if question is not None:
             entry.question = question
-        self.topic = self.faker.topic_of(entry.question or "")
+            self.topic = self.faker.topic_of(question)
+        else:
+            self.topic = topic
         self._starting = True
         self.conversation_uuid = None
         start = time.perf_counter()
@@ -595,6 +602,9 @@ class CustomerSession(Session):
             said = self.last_said_epoch
             return said is None or msg.message_epoch is None or msg.message_epoch > said
 
+        if self.closed:  # its closing frame may be taken already (by the wait for an acknowledgement): no waiting
+            found = self._wait(KPI.FIRST_REPLY, reply_or_closed, 0.0, "a reply from the agent", required=False)
+            return None if found is None or found.message is None else found
         frame = self._wait(KPI.FIRST_REPLY, reply_or_closed, timeout, "a reply from the agent")
         return None if frame.message is None else frame
 

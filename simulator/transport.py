@@ -3,34 +3,41 @@
 Locust runs on gevent, and asyncio must never run in its process. This module
 drives :class:`websockets.client.ClientProtocol` directly from a
 :mod:`gevent.socket` (cooperative whether or not the process is
-monkey-patched), with exactly one receive greenlet per connection and no
-helper thread::
+monkey-patched), receiving in the event loop itself (TLS: one receive
+greenlet per connection), with no helper thread::
 
     conn = Connection.connect("ws://127.0.0.1:8765/ws", timeout=5)
     conn.send(frame)
     ack = conn.wait_for(lambda f: f.message is not None and f.message.client_message_id == cid, 10)
     conn.close()
 
-The receive greenlet feeds bytes to the protocol, decodes each text frame
-with :func:`simulator.protocol.decode` and hands it to the first registered
-waiter whose predicate accepts it, else appends it to a bounded inbox that
-later :meth:`Connection.wait_for` calls search first. An invalid frame (bad
-JSON, schema violation, a binary frame) goes to ``on_invalid`` and the
+Receiving runs in the event loop: on a plain socket, an I/O watcher's
+callback in the gevent hub reads what arrived, feeds the protocol, decodes
+each text frame with :func:`simulator.protocol.decode` and switches straight
+to the first registered waiter whose predicate accepts it (two greenlet
+switches per answer, no receive greenlet, no extra ``recv`` that would
+block). Frames nobody waits for go to a bounded inbox that later
+:meth:`Connection.wait_for` calls search first. On a TLS socket, whose
+library may hold decrypted bytes the watcher cannot see, one receive
+greenlet per connection does the same with blocking reads. An invalid frame
+(bad JSON, schema violation, a binary frame) goes to ``on_invalid`` and the
 session carries on. Control frames are handled as in websockets' own sync
 client: pings are answered, the closing handshake is completed and bounded
 in time.
 
 Writes are serialized by a lock: only its holder calls
 ``protocol.data_to_send()`` and writes, so bytes hit the socket in protocol
-order. The receive greenlet never blocks on that lock (it would stop reading
+order. The receiving side never blocks on that lock (it would stop reading
 while a writer waits for a peer that is itself blocked writing to us): when
-the lock is busy it asks the holder to flush once more before releasing.
+the lock is busy it asks the holder to flush once more before releasing;
+from the event loop, which must never block, a short-lived greenlet flushes.
 
 No proxy is ever used, whatever the environment says.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import socket
 import ssl as ssl_module
@@ -46,8 +53,10 @@ from typing import Any, Final, Self, cast
 import gevent
 import gevent.lock
 import gevent.ssl
+from gevent import getcurrent
 from gevent import socket as gsocket
 from gevent.event import AsyncResult, Event
+from gevent.hub import Waiter
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidStatus, InvalidURI, ProtocolError
 from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
@@ -157,8 +166,18 @@ class WaitTimeout(TransportError):
 # ---------------------------------------------------------------------------
 # The connection
 
-_Waiter = tuple[Callable[[Frame], bool], AsyncResult]
-_EXPIRED: Final = object()  # a waiter's result when its timeout fired
+_Waiter = tuple[Callable[[Frame], bool], Waiter]
+_EXPIRED: Final = object()  # handed to a waiter when its timeout fired
+_MISSING: Final = object()
+
+
+class _Failure:
+    """Handed to a waiter instead of a frame: raise ``error`` in it."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 class Connection:
@@ -195,6 +214,8 @@ class Connection:
         self.url = url
         self._sock = sock
         self._plain = not isinstance(sock, gevent.ssl.SSLSocket)  # gevent's SSL send() ignores its timeout
+        # gevent's own non-blocking socket under a plain one: read and write at once, no wrapper
+        self._raw: Any = getattr(sock, "_sock", None) if self._plain else None
         self._protocol = protocol
         self._on_invalid = on_invalid
         self._on_frame = on_frame
@@ -204,7 +225,11 @@ class Connection:
         self._inbox: deque[Frame] = deque(maxlen=inbox_limit)
         self._inbox_limit = inbox_limit
         self._waiters: list[_Waiter] = []
-        self._loop = gevent.get_hub().loop
+        self._handed: dict[_Waiter, object] = {}  # handed from outside the hub, not yet woken
+        self._batch: list[tuple[_Waiter, object]] | None = None  # handed while received bytes are handled
+        self._hub = gevent.get_hub()
+        self._loop = self._hub.loop
+        self._watcher: Any = None  # the I/O watcher that receives in the event loop (plain sockets)
         self._fragments: list[bytes] | None = None
         self._fragments_binary = False
         self._pings: dict[bytes, tuple[AsyncResult, float]] = {}
@@ -213,6 +238,7 @@ class Connection:
         self._write_lock = gevent.lock.Semaphore(1)
         self._write_timer = None if write_timeout is None else gevent.Timeout(write_timeout)
         self._flush_requested = False
+        self._flush_spawned = False
         # Closing
         self._input_closed = False  # no more frames: close frame received or connection gone
         self._terminated = False
@@ -262,8 +288,10 @@ class Connection:
         valid frame is shown to ``on_frame(frame, arrived)`` (``arrived``: the
         :func:`time.perf_counter` reading when its bytes were read) before it
         goes to a waiter or the inbox; if it returns ``False`` the frame is
-        offered to waiters but not kept in the inbox. Both handlers run in the receive
-        greenlet: they must not block (no :meth:`wait_for` there).
+        offered to waiters but not kept in the inbox. Both handlers run where
+        bytes are received, the gevent hub itself on a plain socket: they must
+        not block (no :meth:`wait_for`, no socket I/O there; :meth:`close` is
+        fine, it goes on in a greenlet of its own).
 
         ``compression`` offers permessage-deflate. For ``wss://``, ``ssl`` must
         be a :class:`gevent.ssl.SSLContext` (what :class:`ssl.SSLContext` is
@@ -302,7 +330,7 @@ class Connection:
         deadline.start()
         sock: Any = None
         try:
-            sock = gsocket.create_connection((wsuri.host, wsuri.port))
+            sock = _open_socket(wsuri.host, wsuri.port)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if wsuri.secure:
                 sock = (ssl or _default_ssl_context()).wrap_socket(sock, server_hostname=wsuri.host)
@@ -341,8 +369,8 @@ class Connection:
             close_timeout=close_timeout,
             write_timeout=write_timeout,
         )
-        connection._reader = gevent.spawn(connection._run)
-        # Frames that came with the handshake response; the reader hasn't run yet.
+        connection._start_receiving()
+        # Frames that came with the handshake response; nothing was received since.
         connection._process(events[1:], perf_counter())
         return connection
 
@@ -453,51 +481,107 @@ class Connection:
                     return frame
         if self._input_closed:
             raise self._closed_error()
-        result = AsyncResult()
-        waiter: _Waiter = (predicate, result)
+        waiter: _Waiter = (predicate, Waiter(self._hub))
         self._waiters.append(waiter)
-        # A bare loop timer: gevent.Timeout (what AsyncResult.wait(timeout) creates)
-        # costs several times more, on every round trip.
+        # A bare loop timer and a Waiter: gevent.Timeout and AsyncResult cost
+        # several times more, on every round trip.
         timer = self._loop.timer(max(timeout, 0.0))
         timer.start(self._expire, waiter, update=True)
         try:
-            result.wait()
+            found = waiter[1].get()
         except BaseException:
-            # Killed, or an outer timeout: don't lose a frame delivered meanwhile.
+            # Killed, or an outer timeout: don't lose a frame handed over meanwhile.
             self._withdraw(waiter)
             raise
         finally:
             timer.close()
-        found = result.get(block=False)  # raises ConnectionClosedError or the predicate's error
         if found is _EXPIRED:
             raise WaitTimeout(description, timeout)
+        if type(found) is _Failure:
+            raise found.error  # ConnectionClosedError or the predicate's error
         return cast(Frame, found)
+
+    def _hand(self, waiter: _Waiter, value: object) -> None:
+        """Give a withdrawn waiter its frame (or ``_EXPIRED``, or a ``_Failure``) and wake it.
+
+        While received bytes are being handled, the waiter is woken once they
+        all are (as if each had been read before any waiter ran). Then, from
+        the hub, the waiting greenlet runs at once; from anywhere else the
+        value is parked until the hub wakes the greenlet (see :meth:`_withdraw`).
+        """
+        batch = self._batch
+        if batch is not None:
+            batch.append((waiter, value))
+        elif getcurrent() is self._hub:
+            waiter[1].switch(value)
+        else:
+            self._handed[waiter] = value
+            self._loop.run_callback(self._wake, waiter)
+
+    def _wake(self, waiter: _Waiter) -> None:
+        value = self._handed.pop(waiter, _MISSING)
+        if value is not _MISSING:  # else withdrawn meanwhile
+            waiter[1].switch(value)
 
     def _expire(self, waiter: _Waiter) -> None:
         """A wait timed out (runs in the hub): withdraw the waiter, wake its greenlet."""
-        result = waiter[1]
-        if not result.ready():
+        try:
             self._waiters.remove(waiter)
-            result.set(_EXPIRED)
+        except ValueError:
+            return  # it was handed something already
+        self._hand(waiter, _EXPIRED)
 
     def _withdraw(self, waiter: _Waiter) -> None:
         """An abandoned wait: unregister it, or put the frame it was handed back first in the inbox."""
-        result = waiter[1]
-        if not result.ready():
+        try:
             self._waiters.remove(waiter)
-        elif result.successful() and result.value is not _EXPIRED:
-            if len(self._inbox) == self._inbox_limit:
-                self.dropped += 1  # it is the oldest frame
-            else:
-                self._inbox.appendleft(result.value)
+            return
+        except ValueError:
+            pass
+        value = self._handed.pop(waiter, _MISSING)
+        if value is _MISSING or value is _EXPIRED or type(value) is _Failure:
+            return
+        if len(self._inbox) == self._inbox_limit:
+            self.dropped += 1  # it is the oldest frame
+        else:
+            self._inbox.appendleft(cast(Frame, value))
+
+    def _start_receiving(self) -> None:
+        """Receive in the event loop (plain sockets) or in a receive greenlet (TLS)."""
+        raw = self._raw
+        if raw is None:
+            self._reader = gevent.spawn(self._run)
+            return
+        self._recv = raw.recv
+        watcher = self._loop.io(self._sock.fileno(), 1)  # 1: readable
+        watcher.start(self._on_readable)
+        self._watcher = watcher
+
+    def _on_readable(self) -> None:
+        """The socket is readable (runs in the hub: nothing here may block)."""
+        try:
+            data = self._recv(_RECV_SIZE)
+        except BlockingIOError:
+            return  # spurious wake-up
+        except OSError as exc:
+            self._end(exc)
+            return
+        if not data:
+            self._end(None)
+            return
+        try:
+            self._received(data)
+        except Exception as exc:
+            # A safety net: a bug here must not leave waiters hanging.
+            logger.exception("websocket receive callback failed on %s", self.url)
+            self._terminate(exc)
 
     def _run(self) -> None:
-        """The receive loop: read, feed the protocol, process events, until the connection ends."""
+        """The receive loop of a TLS connection: read, feed the protocol, process events, until it ends."""
         sock = self._sock
-        protocol = self._protocol
         cause: BaseException | None = None
         try:
-            while True:
+            while not self._terminated:
                 try:
                     data = sock.recv(_RECV_SIZE)
                 except OSError as exc:
@@ -507,26 +591,43 @@ class Connection:
                     return
                 if not data:
                     break
-                protocol.receive_data(data)
-                arrived = perf_counter() if self._on_frame is not None else 0.0
-                if self._process(protocol.events_received(), arrived) or protocol.state is not OPEN:
-                    cause = self._flush_from_reader()
-                    if cause is not None:
-                        break
-                    if protocol.close_expected():
-                        self._expect_close()
-                if protocol.state is CLOSED:
-                    break
-            if not self._terminated:
-                protocol.receive_eof()
-                if cause is None:
-                    cause = self._flush_from_reader()
+                self._received(data)
         except Exception as exc:
             # A safety net: a bug here must not leave waiters hanging.
             logger.exception("websocket receive loop failed on %s", self.url)
             cause = exc
+        self._end(cause)
+
+    def _received(self, data: bytes) -> None:
+        """Feed bytes to the protocol, handle the frames; answer or end as the protocol says;
+        then wake the waiters that were handed something."""
+        protocol = self._protocol
+        batch: list[tuple[_Waiter, object]] = []
+        self._batch = batch
+        try:
+            protocol.receive_data(data)
+            arrived = perf_counter() if self._on_frame is not None else 0.0
+            if self._process(protocol.events_received(), arrived) or protocol.state is not OPEN:
+                cause = self._flush_from_reader()
+                if cause is not None:
+                    self._terminate(cause)
+                    return
+                if protocol.close_expected():
+                    self._expect_close()
+            if protocol.state is CLOSED:
+                self._end(None)
         finally:
-            self._terminate(cause)
+            self._batch = None
+            for waiter, value in batch:
+                self._hand(waiter, value)
+
+    def _end(self, cause: BaseException | None) -> None:
+        """No more bytes will come (EOF, a read error, or the protocol is closed)."""
+        if not self._terminated:
+            self._protocol.receive_eof()
+            if cause is None:
+                cause = self._flush_from_reader()
+        self._terminate(cause)
 
     def _process(self, events: Iterable[object], arrived: float) -> bool:
         """Handle incoming frames; return whether the protocol may have something to send."""
@@ -588,16 +689,16 @@ class Connection:
         if waiters:
             index = 0
             while index < len(waiters):
-                predicate, result = waiters[index]
+                waiter = waiters[index]
                 try:
-                    matched = predicate(frame)
+                    matched = waiter[0](frame)
                 except Exception as exc:
                     del waiters[index]
-                    result.set_exception(exc)
+                    self._hand(waiter, _Failure(exc))
                     continue
                 if matched:
                     del waiters[index]
-                    result.set(frame)
+                    self._hand(waiter, frame)
                     return
                 index += 1
         if keep is False:
@@ -645,6 +746,10 @@ class Connection:
         """
         if self._terminated:
             return
+        if getcurrent() is self._hub:
+            # From a handler or a predicate in the event loop, which must not block.
+            gevent.spawn(self.close, code, reason, timeout=timeout)
+            return
         limit = self._close_timeout if timeout is None else timeout
         protocol = self._protocol
         if protocol.state is OPEN:
@@ -684,24 +789,28 @@ class Connection:
         self._terminated = True
         self._input_closed = True
         self._cause = cause
+        watcher = self._watcher
+        if watcher is not None:
+            self._watcher = None
+            watcher.stop()  # before the socket closes; not close(): this may run in its callback
         _close_quietly(self._sock)
         protocol = self._protocol
         protocol.receive_eof()  # idempotent; the state becomes CLOSED
         protocol.data_to_send()
         self._fragments = None
-        self._fail_waiters()
-        for result, _ in self._pings.values():
-            result.set_exception(self._closed_error())
-        self._pings.clear()
         watchdog = self._watchdog
         if watchdog is not None and watchdog is not gevent.getcurrent():
             watchdog.kill(block=False)
         self._done.set()
+        for result, _ in self._pings.values():
+            result.set_exception(self._closed_error())
+        self._pings.clear()
+        self._fail_waiters()  # last: from the hub, the waiting greenlets run at once
 
     def _fail_waiters(self) -> None:
         waiters, self._waiters = self._waiters, []
-        for _, result in waiters:
-            result.set_exception(self._closed_error())
+        for waiter in waiters:
+            self._hand(waiter, _Failure(self._closed_error()))
 
     def _closed_error(self) -> ConnectionClosedError:
         """The close frame received, else the one sent (by close() or a protocol failure), else 1006."""
@@ -723,16 +832,16 @@ class Connection:
         Return the error that broke the connection, if any.
         """
         protocol = self._protocol
-        sock = self._sock
+        raw = self._raw
         try:
             while True:
                 for chunk in protocol.data_to_send():
                     if not chunk:
-                        sock.shutdown(socket.SHUT_WR)
+                        self._sock.shutdown(socket.SHUT_WR)
                         continue
-                    if self._plain:  # fast path: one non-blocking send, no timer
+                    if raw is not None:  # fast path: one non-blocking send, no timer
                         try:
-                            sent = sock.send(chunk, 0, 0.0)
+                            sent = raw.send(chunk)
                         except BlockingIOError:
                             sent = 0
                         if sent == len(chunk):
@@ -763,7 +872,16 @@ class Connection:
             timer.cancel()
 
     def _flush_from_reader(self) -> BaseException | None:
-        """Flush from the receive greenlet without ever blocking on the write lock."""
+        """Flush from the receiving side without ever blocking on the write lock.
+
+        In the event loop, which must not block at all, a greenlet is spawned
+        to flush (rare: pongs and closing frames), and errors are its own.
+        """
+        if getcurrent() is self._hub:
+            if not self._flush_spawned:
+                self._flush_spawned = True
+                gevent.spawn(self._flush_later)
+            return None
         lock = self._write_lock
         if not lock.acquire(blocking=False):
             self._flush_requested = True  # the holder flushes once more before releasing
@@ -772,6 +890,13 @@ class Connection:
             return self._drain()
         finally:
             lock.release()
+
+    def _flush_later(self) -> None:
+        self._flush_spawned = False
+        if not self._terminated:
+            cause = self._flush_from_reader()
+            if cause is not None:
+                self._terminate(cause)
 
     # -- Context manager ------------------------------------------------------
 
@@ -793,6 +918,22 @@ class Connection:
 
 # ---------------------------------------------------------------------------
 # Helpers
+
+
+def _open_socket(host: str, port: int) -> gsocket.socket:
+    """A connected TCP socket; an IP address is used as it is (gevent's
+    ``create_connection`` would resolve even that in its thread pool)."""
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return gsocket.create_connection((host, port))
+    sock = gsocket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _read_response(sock: Any, protocol: ClientProtocol) -> list[object]:

@@ -286,3 +286,23 @@ def test_a_refused_message_fails_at_once_with_the_servers_reason(manual_mock: Mo
     cu.expire_pending(final=True)
     assert len(rec.failures) == 1  # not counted twice
     cu.disconnect()
+
+
+def test_a_chat_closed_by_the_agent_mid_exchange_ends_the_exchange_at_once(manual_mock: MockProcess) -> None:
+    rec = Recorder()
+    ag = agent(manual_mock.url, rec, 21, manual=True)
+    ag.connect()
+    cu = customer(manual_mock.url, rec, 22, timeout=20)
+    cu.connect()
+    cu.start_chat()
+    conversation = ag.take_chat()
+    cu.wait_for_agent()
+    ag.close_chat(conversation)
+    with gevent.Timeout(3):  # not the 20 s wait timeout
+        cu.say("are you still there?")  # refused (closed) or acked before the close arrived
+        assert cu.wait_for_reply() is None
+        assert cu.exchange() is None
+    assert cu.closed
+    assert not rec.failures, [(f.name, str(f.exception)) for f in rec.failures]
+    ag.disconnect()
+    cu.disconnect()

@@ -1,18 +1,22 @@
 """``ChatFaker``: the one object the rest of webchat-sim asks for fake data.
 
-One :class:`ChatFaker` owns one ``Faker`` per locale of its languages, each
-seeded per instance with ``seed_instance`` (seed and locale combined), never
-through the global ``Faker.seed``; they are created on first use (a customer
-speaking one language costs one), and the providers of
-:mod:`simulator.fake.providers` and :mod:`simulator.fake.rrweb` are registered
-on each. Two instances built with the same seed replay the same payloads
-(UUIDs and ARNs included: they come from the seeded random as well), whatever
-else runs in between and in whatever order locales are first used.
+One :class:`ChatFaker` owns one seeded ``random.Random`` per locale of its
+languages (seed and locale combined, exactly what ``seed_instance`` would
+make), never the global ``Faker.seed``. The ``Faker`` of a locale, with the
+providers of :mod:`simulator.fake.providers` and :mod:`simulator.fake.rrweb`
+registered on it, is built once per process (that costs milliseconds, a load
+generator has thousands of users) and shared: before each use an instance
+hands it its own random for that locale. Two instances built with the same
+seed replay the same payloads (UUIDs and ARNs included: they come from the
+seeded random as well), whatever else runs in between and in whatever order
+locales are first used. (Fake data is drawn synchronously: no greenlet or
+thread switch happens between handing the random and drawing from it.)
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -55,12 +59,23 @@ class Persona:
 
 
 class _Kit(NamedTuple):
-    """One locale's seeded Faker and the providers registered on it."""
+    """One locale's Faker and the providers registered on it (shared by the process's instances)."""
 
     generator: Faker
     shop: ShopProvider
     text: ChatTextProvider
     rrweb: RRWebProvider
+
+
+@cache
+def _shared_kit(locale: str, merchant_id: str, store_domain: str) -> _Kit:
+    generator = Faker(locale)
+    shop = ShopProvider(generator, merchant_id=merchant_id, store_domain=store_domain)
+    text = ChatTextProvider(generator, phrasebook=PHRASEBOOKS[locale[:2]], locale=locale, shop=shop)
+    rrweb = RRWebProvider(generator)
+    for provider in (shop, text, rrweb):
+        generator.add_provider(provider)
+    return _Kit(generator, shop, text, rrweb)
 
 
 @cache
@@ -99,28 +114,33 @@ class ChatFaker:
         self.store_domain = store_domain
         self.locales: tuple[str, ...] = tuple(locale for code in self.languages for locale in PHRASEBOOKS[code].locales)
         self._seed = seed
-        self._kits: dict[str, _Kit] = {}
-        self._main = self._kit(self.locales[0])
-        self._random = self._main.shop.rng
+        self._rngs: dict[str, random.Random] = {}
+        self._random = self._rng(self.locales[0])
+
+    def _rng(self, locale: str) -> random.Random:
+        """This instance's random for ``locale``, created on first use (each
+        locale has its own seed, so creation order does not matter)."""
+        rng = self._rngs.get(locale)
+        if rng is None:
+            seed = None if self._seed is None else f"webchat-sim:{self._seed}:{locale}"
+            rng = self._rngs[locale] = random.Random(seed)
+        return rng
 
     def _kit(self, locale: str) -> _Kit:
-        """The seeded Faker of ``locale`` and its providers, created on first use
-        (each locale has its own seed, so creation order does not matter)."""
-        kit = self._kits.get(locale)
-        if kit is None:
-            generator = Faker(locale)
-            generator.seed_instance(None if self._seed is None else f"webchat-sim:{self._seed}:{locale}")
-            shop = ShopProvider(generator, merchant_id=self.merchant_id, store_domain=self.store_domain)
-            text = ChatTextProvider(generator, phrasebook=PHRASEBOOKS[locale[:2]], locale=locale, shop=shop)
-            rrweb = RRWebProvider(generator)
-            for provider in (shop, text, rrweb):
-                generator.add_provider(provider)
-            kit = self._kits[locale] = _Kit(generator, shop, text, rrweb)
+        """The Faker of ``locale`` and its providers, drawing from this instance's random."""
+        kit = _shared_kit(locale, self.merchant_id, self.store_domain)
+        kit.generator.random = self._rng(locale)  # type: ignore[attr-defined]  # Faker's stub lacks the setter
         return kit
 
+    @property
+    def _main(self) -> _Kit:
+        return self._kit(self.locales[0])
+
     def generator(self, locale: str) -> Faker:
-        """The seeded ``Faker`` of one of this instance's locales, with the chat
-        providers registered (``chat_question()``, ``shop_cart_items()``, …)."""
+        """The ``Faker`` of one of this instance's locales, with the chat providers
+        registered (``chat_question()``, ``shop_cart_items()``, …), drawing from
+        this instance's seeded random until another instance of the process
+        draws in that locale."""
         return self._kit(self._locale(locale)).generator
 
     # ------------------------------------------------------------------

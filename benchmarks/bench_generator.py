@@ -1,0 +1,892 @@
+"""Load-generator efficiency: messages per CPU-second of the generator process, ours next to Artillery.
+
+    python benchmarks/bench_generator.py [--quick] [--users 10 100 1000] [--repeat 3] [--json PATH]
+
+(a) Echo loop. A bare websockets echo server (asyncio, uvloop if available, no
+compression) runs in its own process on 127.0.0.1, random port, and counts
+what it echoes. Every virtual user sends the same ~600-byte chat ``message``
+frame, waits for its echo and repeats:
+
+* ``ours`` — :class:`simulator.transport.Connection` in a gevent
+  monkey-patched process (as in Locust): encode the frame, ``send``,
+  ``wait_for`` the echo by ``client_message_id`` (decoded and validated);
+* ``artillery`` — Artillery's built-in ``ws`` engine (npm package
+  ``artillery``, installed by this benchmark into benchmarks/.artillery with
+  ``PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1``, telemetry disabled): ``send`` with a
+  ``match`` on ``$.message.client_message_id``, in a ``loop``; its VUs all
+  arrive within the first second or two.
+
+A message is one round trip (one frame sent, its echo received). The figure
+is messages per CPU-second of the generator process (user + system, threads
+and child processes included) over a steady window in which every virtual
+user is connected; connects, start-up and shutdown are excluded. Ours reads
+its own ``getrusage`` and counts its round trips; Artillery (a Node process
+we cannot instrument) is sampled from outside: its CPU through psutil, the
+round trips through the echo server's counter, at the start and end of the
+window. Generator and server are pinned to different CPUs when there are two.
+
+(b) Chat scenario. ``CustomerUser`` runs the ``happy_path`` scenario with pace
+``none`` through Locust's own machinery (an ``Environment`` with a local
+runner: users, tasks and request statistics, in-process, no web UI) against
+the mock server (``webchat-sim serve --agents N --pace fast`` in another
+process). Its cost per frame (sent + received, connects included) is
+compared with the echo loop's cost per frame at the same user count,
+measured in the same run: the difference is the chat-scenario bookkeeping
+(sessions, pending maps, waiters, predicates, Locust statistics, fake data)
+plus the protocol's larger frames.
+
+Targets: ours >= 1.0x Artillery at 1,000 VUs (long-run goal 2x); chat
+bookkeeping overhead <= 30% over the echo loop. Results go to
+benchmarks/results/bench_generator.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "benchmarks" / "results" / "bench_generator.json"
+ARTILLERY_DIR = ROOT / "benchmarks" / ".artillery"
+ARTILLERY_VERSION = "2"  # npm range: latest 2.x
+
+# Bounds
+CONNECT_TIMEOUT = 30.0
+ROUND_TRIP_TIMEOUT = 30.0
+CONNECT_CONCURRENCY = 100
+ALL_CONNECTED_TIMEOUT = 90.0
+CLIENT_GRACE = 120.0  # beyond warm-up + window: start-up, connects, closing
+INSTALL_TIMEOUT = 900.0
+MAX_ROUND_TRIPS_PER_USER = 10_000_000  # loops are bounded by time first; this bounds them by count too
+CAPTURE_LIMIT = 20_000  # frames of the chat scenario kept for the echo of the same frames
+
+TARGET_VS_ARTILLERY = 1.0
+GOAL_VS_ARTILLERY = 2.0
+TARGET_OVERHEAD = 0.30
+
+
+def pin(role: str, pid: int = 0) -> str:
+    """Pin the server to one CPU and the generator to another (Linux, 2+ CPUs): steadier figures."""
+    if not hasattr(os, "sched_getaffinity"):
+        return "not pinned"
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return "not pinned"
+    cpu = cpus[0] if role == "server" else cpus[1]
+    os.sched_setaffinity(pid, {cpu})
+    return f"cpu {cpu}"
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def system_seconds() -> float:
+    """The kernel's share of :func:`cpu_seconds` (system calls: sockets, connects)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
+def chat_frame(user: int) -> Any:
+    """A typical customer chat message frame, about 600 bytes encoded (as in bench_client.py)."""
+    from simulator.protocol import ConversationMessage, Frame, FrameType, MessageType, TransportStatus
+    from simulator.protocol.models import ConversationMessageTransportStatus
+
+    arn = f"arn:webchat-sim:DEMO:participant/customer-{user:06d}"
+    return Frame(
+        type=FrameType.MESSAGE,
+        conversation_uuid=f"5a0c6f4e-2b1d-4c3e-9f8a-{user:012d}",
+        message=ConversationMessage(
+            author_conversation_participant_arn=arn,
+            author_conversation_participant_name="Jordan Example",
+            body=(
+                "Hi! I ordered the blue running shoes last Tuesday and tracking still says 'label created'. "
+                "Has the parcel shipped? I need them by Saturday."
+            ),
+            client_message_id="0-0",
+            language_iso_code="en",
+            merchant_id="DEMO",
+            message_dts="2026-11-25T14:05:25.123Z",
+            message_epoch=1795615525123,
+            type=MessageType.MESSAGE,
+            transport_statuses=[
+                ConversationMessageTransportStatus(conversation_participant_arn=arn, status=TransportStatus.SENT)
+            ],
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------
+# The echo server (asyncio; its own process)
+
+
+def serve(lifetime: float) -> None:
+    """Echo every message and count; print ``PORT <n>``; answer each line on stdin with
+    ``STATS <connections> <echoes>``; stop after ``lifetime`` seconds or on SIGTERM."""
+    import asyncio
+    import threading
+
+    from websockets.asyncio.server import ServerConnection
+    from websockets.asyncio.server import serve as ws_serve
+    from websockets.exceptions import ConnectionClosed
+
+    pin("server")
+    counts = [0, 0]  # connections, echoes
+
+    async def echo(ws: ServerConnection) -> None:
+        counts[0] += 1
+        try:
+            while True:
+                data = await ws.recv(decode=False)
+                await ws.send(data, text=True)
+                counts[1] += 1
+        except ConnectionClosed:
+            pass
+        finally:
+            counts[0] -= 1
+
+    def answer() -> None:
+        for _ in sys.stdin:  # ends when the orchestrator closes the pipe
+            print(f"STATS {counts[0]} {counts[1]}", flush=True)
+
+    async def main() -> None:
+        async with ws_serve(echo, "127.0.0.1", 0, compression=None, backlog=4096, max_queue=None) as server:
+            print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+            threading.Thread(target=answer, daemon=True).start()
+            await asyncio.sleep(lifetime)
+
+    try:
+        import uvloop
+
+        uvloop.run(main())
+    except ImportError:
+        asyncio.run(main())
+
+
+class EchoServer:
+    """The echo server process, seen from the orchestrator."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", "--lifetime", "3600"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()  # bounded: the server prints at once or dies (EOF)
+        if not line.startswith("PORT "):
+            stop(self.proc)
+            raise RuntimeError(f"echo server failed to start: {line!r}")
+        self.port = int(line.split()[1])
+
+    def stats(self) -> tuple[int, int]:
+        """``(connections, echoes)`` now."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write("\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line.startswith("STATS "):
+            raise RuntimeError(f"echo server stopped answering: {line!r}")
+        _, connections, echoes = line.split()
+        return int(connections), int(echoes)
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        stop(self.proc)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+# ---------------------------------------------------------------------------
+# Our generator (gevent, monkey-patched; its own process)
+
+
+def count_frames(capture: list[bytes] | None = None) -> list[int]:
+    """Count frames sent and received by every :class:`Connection` of this process: ``[sent, received]``;
+    keep the received ones in ``capture`` (up to ``CAPTURE_LIMIT``) if given."""
+    from simulator.transport import Connection
+
+    counts = [0, 0]
+    send, deliver = Connection.send, Connection._deliver
+
+    def counting_send(self: Connection, frame: Any) -> None:
+        counts[0] += 1
+        send(self, frame)
+
+    def counting_deliver(self: Connection, data: bytes, arrived: float) -> None:
+        counts[1] += 1
+        if capture is not None and len(capture) < CAPTURE_LIMIT:
+            capture.append(data)
+        deliver(self, data, arrived)
+
+    Connection.send = counting_send  # type: ignore[method-assign]
+    Connection._deliver = counting_deliver  # type: ignore[method-assign]
+    return counts
+
+
+def run_echo(port: int, users: int, warmup: float, window: float, mix: Path | None = None) -> dict[str, Any]:
+    """Round trips of the chat message frame, or (``mix``) of the frames a chat scenario received, as they were."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    pinned = pin("client")
+
+    import gevent
+    import gevent.pool
+
+    from simulator.protocol import encode
+    from simulator.transport import Connection
+
+    url = f"ws://127.0.0.1:{port}/"
+    counts = count_frames()
+    payloads = mix.read_bytes().splitlines() if mix is not None else []
+    errors: list[str] = []
+    connections: list[Connection | None] = [None] * users
+
+    def open_one(user: int) -> None:
+        try:
+            connections[user] = Connection.connect(url, timeout=CONNECT_TIMEOUT, close_timeout=5)
+        except Exception as exc:
+            errors.append(f"connect: {exc!r}")
+
+    gevent.pool.Pool(CONNECT_CONCURRENCY).map(open_one, range(users))
+    live = [(user, conn) for user, conn in enumerate(connections) if conn is not None]
+    round_trips = [0]
+    deadline = time.perf_counter() + warmup + window + 5.0
+
+    def loop(user: int, conn: Connection) -> None:
+        frame = chat_frame(user)
+        message = frame.message
+        try:
+            for number in range(MAX_ROUND_TRIPS_PER_USER):
+                if time.perf_counter() >= deadline:
+                    break
+                if payloads:  # one round trip at a time: the next frame is the echo
+                    conn.send(payloads[(user * 7919 + number) % len(payloads)])
+                    conn.wait_for(lambda f: True, ROUND_TRIP_TIMEOUT, description="echo")
+                else:
+                    cid = f"{user}-{number}"
+                    message.client_message_id = cid
+                    conn.send(frame)
+                    conn.wait_for(
+                        lambda f, cid=cid: f.message is not None and f.message.client_message_id == cid,  # type: ignore[misc]
+                        ROUND_TRIP_TIMEOUT,
+                        description="echo",
+                    )
+                round_trips[0] += 1
+        except Exception as exc:
+            errors.append(f"round trip: {exc!r}")
+
+    greenlets = [gevent.spawn(loop, user, conn) for user, conn in live]
+    gevent.sleep(warmup)
+    cpu0, wall0, done0, frames0 = cpu_seconds(), time.perf_counter(), round_trips[0], sum(counts)
+    sys0 = system_seconds()
+    gevent.sleep(window)
+    cpu, wall, sys_cpu = cpu_seconds() - cpu0, time.perf_counter() - wall0, system_seconds() - sys0
+    done, framed = round_trips[0] - done0, sum(counts) - frames0
+    gevent.killall(greenlets, block=True, timeout=10)
+    gevent.pool.Pool(CONNECT_CONCURRENCY).map(lambda c: c[1].close(timeout=5), live)
+    return {
+        "variant": "ours" if mix is None else "mix-echo",
+        "users": users,
+        "connected": len(live),
+        "payload_bytes": round(statistics.mean(map(len, payloads)) if payloads else len(encode(chat_frame(0))), 1),
+        "messages": done,
+        "frames": framed,
+        "cpu_s": round(cpu, 4),
+        "system_cpu_s": round(sys_cpu, 4),
+        "wall_s": round(wall, 4),
+        "per_cpu_s": round(done / cpu, 1) if cpu > 0 else None,
+        "frames_per_cpu_s": round(framed / cpu, 1) if cpu > 0 else None,
+        "per_wall_s": round(done / wall, 1) if wall > 0 else None,
+        "errors": errors[:5],
+        "error_count": len(errors),
+        "pinned": pinned,
+    }
+
+
+def run_chat(url: str, users: int, warmup: float, window: float, seed: int, capture: Path | None) -> dict[str, Any]:
+    """The happy path through Locust's machinery; the frames received in the window go to ``capture``."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    pinned = pin("client")
+
+    import gevent
+    from locust import events
+    from locust.env import Environment
+
+    from simulator.users import CustomerUser
+
+    captured: list[bytes] = []
+    counts = count_frames(captured)
+    options = argparse.Namespace(
+        scenario="happy_path",
+        pace="none",
+        chars_per_second=0.0,
+        seed=seed,
+        queues="support",
+        chat_timeout=ROUND_TRIP_TIMEOUT,
+        manual_routing=False,
+        agent_users=0,
+        agent_max_chats=3,
+    )
+    environment = Environment(user_classes=[CustomerUser], events=events, host=url, parsed_options=options)
+    runner = environment.create_local_runner()
+    stats = environment.stats
+    runner.start(users, spawn_rate=max(users, 1) * 4.0)
+    gevent.sleep(warmup)
+    requests0, failures0 = stats.total.num_requests, stats.total.num_failures
+    captured.clear()
+    cpu0, wall0, frames0, sys0 = cpu_seconds(), time.perf_counter(), list(counts), system_seconds()
+    gevent.sleep(window)
+    cpu, wall, sys_cpu = cpu_seconds() - cpu0, time.perf_counter() - wall0, system_seconds() - sys0
+    if capture is not None:
+        capture.write_bytes(b"\n".join(captured) + b"\n")
+    sent, received = counts[0] - frames0[0], counts[1] - frames0[1]
+    requests, failures = stats.total.num_requests - requests0, stats.total.num_failures - failures0
+    errors = [f"{e.name}: {e.error}" for e in list(stats.errors.values())[:5]]
+    error_count = len(stats.errors)  # before quit(): users stopped mid-chat report what they still waited for
+    runner.quit()
+    frames = sent + received
+    return {
+        "variant": "chat",
+        "users": users,
+        "frames_sent": sent,
+        "frames_received": received,
+        "frames": frames,
+        "payload_bytes": round(statistics.mean(map(len, captured)), 1) if captured else None,
+        "locust_requests": requests,
+        "locust_failures": failures,
+        "cpu_s": round(cpu, 4),
+        "system_cpu_s": round(sys_cpu, 4),
+        "wall_s": round(wall, 4),
+        "frames_per_cpu_s": round(frames / cpu, 1) if cpu > 0 else None,
+        "per_wall_s": round(frames / 2 / wall, 1) if wall > 0 else None,
+        "errors": errors,
+        "error_count": error_count,
+        "pinned": pinned,
+    }
+
+
+def measure_ours(
+    mode: str, target: str, users: int, warmup: float, window: float, *, seed: int = 0, frames: Path | None = None
+) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--client", mode, "--target", target, "--users", str(users)]
+    command += ["--warmup", str(warmup), "--window", str(window), "--seed", str(seed)]
+    if frames is not None:
+        command += ["--frames", str(frames)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        env.pop(var, None)
+    timeout = warmup + window + CLIENT_GRACE
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} client with {users} users failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Artillery (Node; its own process, sampled from outside)
+
+
+def artillery_env() -> dict[str, str]:
+    env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "ARTILLERY_DISABLE_TELEMETRY": "true"}
+    env["NO_UPDATE_NOTIFIER"] = "1"
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        env.pop(var, None)
+    return env
+
+
+def find_artillery(install: bool) -> tuple[Path | None, str]:
+    """The artillery executable in benchmarks/.artillery (installed if ``install``), or why not."""
+    binary = ARTILLERY_DIR / "node_modules" / ".bin" / "artillery"
+    if binary.exists():
+        return binary, "installed"
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return None, "node/npm not found: Artillery skipped"
+    if not install:
+        return None, f"not installed in {ARTILLERY_DIR.relative_to(ROOT)} (run without --quick to install it)"
+    ARTILLERY_DIR.mkdir(parents=True, exist_ok=True)
+    manifest = ARTILLERY_DIR / "package.json"
+    if not manifest.exists():
+        manifest.write_text(json.dumps({"name": "bench-artillery", "private": True}) + "\n")
+    print(f"installing artillery@{ARTILLERY_VERSION} into {ARTILLERY_DIR.relative_to(ROOT)} ...", flush=True)
+    done = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", f"artillery@{ARTILLERY_VERSION}"],
+        cwd=ARTILLERY_DIR,
+        env=artillery_env(),
+        capture_output=True,
+        text=True,
+        timeout=INSTALL_TIMEOUT,
+    )
+    if done.returncode != 0 or not binary.exists():
+        return None, f"npm install artillery failed (exit {done.returncode}): {done.stderr.strip()[-300:]}"
+    return binary, "installed now"
+
+
+def artillery_version() -> str:
+    try:
+        manifest = json.loads((ARTILLERY_DIR / "node_modules" / "artillery" / "package.json").read_text())
+        return str(manifest["version"])
+    except (OSError, ValueError, KeyError):
+        return "not installed"
+
+
+def artillery_script(port: int, users: int, path: Path) -> None:
+    """The echo scenario for Artillery's ws engine (JSON is YAML)."""
+    from simulator.protocol import encode
+
+    frame = chat_frame(0)
+    frame.message.client_message_id = "CID"
+    payload = encode(frame).decode().replace('"CID"', '"c-{{ $loopCount }}"')
+    script = {
+        "config": {
+            "target": f"ws://127.0.0.1:{port}/",
+            "phases": [{"duration": 1 if users <= 100 else 2, "arrivalCount": users}],
+            "ws": {"timeout": ROUND_TRIP_TIMEOUT},
+        },
+        "scenarios": [
+            {
+                "engine": "ws",
+                "flow": [
+                    {
+                        "loop": [
+                            {
+                                "send": {
+                                    "payload": payload,
+                                    "match": {"json": "$.message.client_message_id", "value": "c-{{ $loopCount }}"},
+                                }
+                            }
+                        ],
+                        "count": MAX_ROUND_TRIPS_PER_USER,
+                    }
+                ],
+            }
+        ],
+    }
+    path.write_text(json.dumps(script, indent=2) + "\n")
+
+
+def _pin_generator() -> None:
+    pin("client")
+
+
+def tree_cpu(process: Any) -> float:
+    """CPU seconds (user + system) of a process and its live descendants."""
+    import psutil  # type: ignore[import-untyped, unused-ignore]
+
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def measure_artillery(
+    binary: Path, server: EchoServer, users: int, warmup: float, window: float, folder: Path
+) -> dict[str, Any]:
+    import psutil  # type: ignore[import-untyped, unused-ignore]
+
+    script = folder / f"artillery-{users}.yml"
+    artillery_script(server.port, users, script)
+    log = (folder / f"artillery-{users}.log").open("w")
+    _, echoes_before = server.stats()
+    proc = subprocess.Popen(
+        [str(binary), "run", str(script)],
+        cwd=ARTILLERY_DIR,
+        env=artillery_env(),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_pin_generator,
+        start_new_session=True,
+    )
+    errors: list[str] = []
+    try:
+        process = psutil.Process(proc.pid)
+        limit = time.monotonic() + ALL_CONNECTED_TIMEOUT
+        connections = 0
+        while time.monotonic() < limit and proc.poll() is None:
+            connections, _ = server.stats()
+            if connections >= users:
+                break
+            time.sleep(0.1)  # polling another process's state: nothing to await
+        if connections < users:
+            log.flush()
+            tail = Path(log.name).read_text()[-1500:]
+            raise RuntimeError(f"artillery connected {connections} of {users} VUs (exit {proc.poll()}):\n{tail}")
+        time.sleep(warmup)
+        _, echoes0 = server.stats()
+        cpu0, wall0 = tree_cpu(process), time.perf_counter()
+        time.sleep(window)
+        connected, echoes1 = server.stats()
+        cpu, wall = tree_cpu(process) - cpu0, time.perf_counter() - wall0
+        if connected < users:
+            errors.append(f"only {connected} of {users} VUs still connected at the end of the window")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # its session: node and any worker it spawned
+        proc.wait(timeout=10)
+        log.close()
+    done = echoes1 - echoes0
+    return {
+        "variant": "artillery",
+        "users": users,
+        "connected": users,
+        "messages": done,
+        "cpu_s": round(cpu, 4),
+        "wall_s": round(wall, 4),
+        "per_cpu_s": round(done / cpu, 1) if cpu > 0 else None,
+        "per_wall_s": round(done / wall, 1) if wall > 0 else None,
+        "errors": errors,
+        "error_count": len(errors),
+        "echoes_before_run": echoes_before,
+        "pinned": "cpu of the generator" if hasattr(os, "sched_setaffinity") else "not pinned",
+    }
+
+
+# ---------------------------------------------------------------------------
+# The mock server (for the chat scenario)
+
+
+def start_mock(users: int, seed: int) -> Any:
+    from simulator.load import MockProcess
+
+    agents = max(2, users // 3 + 1)
+    args = ["--agents", str(agents), "--pace", "fast", "--seed", str(seed), "--rate", "1000", "--burst", "2000"]
+    mock = MockProcess(args)
+    if hasattr(os, "sched_setaffinity"):
+        import psutil  # type: ignore[import-untyped, unused-ignore]
+
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) >= 2:
+            for thread in psutil.Process(mock.proc.pid).threads():
+                os.sched_setaffinity(thread.id, {cpus[0]})
+    return mock
+
+
+# ---------------------------------------------------------------------------
+# Orchestration (no gevent, no asyncio here)
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "artillery": artillery_version()}
+    for package in ("websockets", "gevent", "locust", "pydantic", "orjson", "uvloop"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    node = shutil.which("node")
+    if node is not None:
+        found["node"] = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    return found
+
+
+def paired(runs: list[dict[str, Any]], a: str, b: str, key_a: str, key_b: str, users: int) -> list[float]:
+    """Ratios a/b of the runs of the same repeat and user count."""
+    return [
+        x[key_a] / y[key_b]
+        for x in runs
+        for y in runs
+        if x["users"] == y["users"] == users and x["repeat"] == y["repeat"]
+        if x["variant"] == a and y["variant"] == b and x.get(key_a) and y.get(key_b)
+    ]
+
+
+def median_of(runs: list[dict[str, Any]], variant: str, users: int, key: str) -> float | None:
+    found = [r[key] for r in runs if r["variant"] == variant and r["users"] == users and r.get(key)]
+    return statistics.median(found) if found else None
+
+
+def show(result: dict[str, Any], repeat: int) -> None:
+    extra = f"  errors: {result['error_count']} {result['errors'][:1]}" if result["error_count"] else ""
+    if result["variant"] == "chat":
+        figures = (
+            f"{result['frames']:>7} frames ({result['locust_requests']} Locust requests, "
+            f"{result['locust_failures']} failed), {result['frames_per_cpu_s']:>9,.0f} frames/CPU-s"
+        )
+    else:
+        figures = f"{result['messages']:>7} messages, {result['per_cpu_s'] or 0:>9,.0f}/CPU-s"
+        if result.get("frames_per_cpu_s"):
+            figures += f" ({result['frames_per_cpu_s']:,.0f} frames/CPU-s)"
+        figures += f", {result['per_wall_s'] or 0:>8,.0f}/s wall"
+    print(f"  {result['variant']:9} users={result['users']:<5} #{repeat + 1}: {figures}{extra}", flush=True)
+
+
+def orchestrate(
+    user_counts: Sequence[int],
+    chat_users: int,
+    warmup: float,
+    window: float,
+    repeat: int,
+    *,
+    chat_warmup: float,
+    artillery: bool,
+    parts: Sequence[str],
+    quick: bool,
+    path: Path,
+) -> None:
+    if quick and not artillery:
+        binary, artillery_note = None, "skipped in --quick (add --artillery to run it)"
+    else:
+        binary, artillery_note = find_artillery(install=not quick)
+    print(f"artillery: {artillery_note}", flush=True)
+    runs: list[dict[str, Any]] = []
+    server = EchoServer()
+    mock: Any = None
+    try:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="bench-generator-") as folder:
+            for users in user_counts if "echo" in parts else ():
+                for number in range(repeat):
+                    variants: list[Callable[[int], dict[str, Any]]] = [
+                        lambda vus: measure_ours("echo", str(server.port), vus, warmup, window)
+                    ]
+                    if binary is not None:
+                        variants.append(
+                            lambda vus: measure_artillery(binary, server, vus, warmup, window, Path(folder))
+                        )
+                    for variant in variants:
+                        result = variant(users)
+                        result["repeat"] = number
+                        runs.append(result)
+                        show(result, number)
+            for number in range(repeat if "chat" in parts else 0):
+                port = str(server.port)
+                # The message echo at this user count: the one of (a) if it ran, else now.
+                echo = next(
+                    (
+                        dict(r)
+                        for r in runs
+                        if r["variant"] == "ours" and r["users"] == chat_users and r["repeat"] == number
+                    ),
+                    None,
+                ) or measure_ours("echo", port, chat_users, warmup, window)
+                echo["variant"] = "echo"
+                show(echo, number)
+                # A fresh mock server each time: users stopped mid-chat hold its agents for the reconnect grace.
+                mock = start_mock(chat_users, seed=number + 1)
+                frames = Path(folder) / f"chat-frames-{number}.txt"
+                try:
+                    chat = measure_ours("chat", mock.url, chat_users, chat_warmup, window, seed=number, frames=frames)
+                finally:
+                    mock.stop()
+                    mock = None
+                show(chat, number)
+                results = [echo, chat]
+                if chat["frames_received"]:
+                    mix = measure_ours("echo", port, chat_users, warmup, window, frames=frames)
+                    show(mix, number)
+                    results.append(mix)
+                for result in results:
+                    result["repeat"] = number
+                    runs.append(result)
+    finally:
+        server.stop()
+        if mock is not None:
+            mock.stop()
+
+    summary: list[dict[str, Any]] = []
+    for users in user_counts:
+        ratios = paired(runs, "ours", "artillery", "per_cpu_s", "per_cpu_s", users)
+        summary.append(
+            {
+                "users": users,
+                "ours_per_cpu_s": median_of(runs, "ours", users, "per_cpu_s"),
+                "artillery_per_cpu_s": median_of(runs, "artillery", users, "per_cpu_s"),
+                "ratio": round(statistics.median(ratios), 2) if ratios else None,
+                "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)] if ratios else None,
+                "ours_per_wall_s": median_of(runs, "ours", users, "per_wall_s"),
+                "artillery_per_wall_s": median_of(runs, "artillery", users, "per_wall_s"),
+            }
+        )
+    literal = paired(runs, "echo", "chat", "frames_per_cpu_s", "frames_per_cpu_s", chat_users)
+    costs = paired(runs, "mix-echo", "chat", "frames_per_cpu_s", "frames_per_cpu_s", chat_users)
+    chat_row: dict[str, Any] = {
+        "users": chat_users,
+        "echo_frames_per_cpu_s": median_of(runs, "echo", chat_users, "frames_per_cpu_s"),
+        "mix_echo_frames_per_cpu_s": median_of(runs, "mix-echo", chat_users, "frames_per_cpu_s"),
+        "chat_frames_per_cpu_s": median_of(runs, "chat", chat_users, "frames_per_cpu_s"),
+        "echo_payload_bytes": median_of(runs, "echo", chat_users, "payload_bytes"),
+        "chat_payload_bytes": median_of(runs, "chat", chat_users, "payload_bytes"),
+        "overhead": round(statistics.median(costs) - 1, 3) if costs else None,
+        "overhead_range": [round(min(costs) - 1, 3), round(max(costs) - 1, 3)] if costs else None,
+        "overhead_vs_message_echo": round(statistics.median(literal) - 1, 3) if literal else None,
+    }
+
+    print()
+    print(f"(a) echo loop: messages (round trips) per CPU-second of the generator process (median of {repeat})")
+    print("ratio: median of the paired ours/artillery ratios, [min-max]")
+    header = f"{'VUs':>6} | {'ours':>9} | {'artillery':>9} | {'ratio':>17} | {'ours wall/s':>11} | {'art. wall/s':>11}"
+    print(header)
+    print("-" * len(header))
+    for row in summary:
+        ratio = f"{row['ratio']:.2f} [{row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}]" if row["ratio"] else "-"
+        print(
+            f"{row['users']:>6} | {row['ours_per_cpu_s'] or 0:>9,.0f} | {row['artillery_per_cpu_s'] or 0:>9,.0f} | "
+            f"{ratio:>17} | {row['ours_per_wall_s'] or 0:>11,.0f} | {row['artillery_per_wall_s'] or 0:>11,.0f}"
+        )
+    print()
+    print(f"(b) chat scenario (happy_path, pace none, Locust machinery) vs echo loops, {chat_users} users")
+    print("frames (sent + received) per CPU-second; cost = 1/that; overhead: median of the paired cost ratios - 1")
+    print("  echo: the ~600-byte message frame; echo of its frames: the frames the chat received, echoed as they were")
+    header = f"  {'echo':>9} | {'echo of its frames':>18} | {'chat':>9} | {'bookkeeping overhead':>22} | {'vs echo':>8}"
+    print(header)
+    if chat_row["overhead"] is not None:
+        low, high = chat_row["overhead_range"]
+        echo_rate, mix_rate, chat_rate = (
+            chat_row[key] or 0
+            for key in ("echo_frames_per_cpu_s", "mix_echo_frames_per_cpu_s", "chat_frames_per_cpu_s")
+        )
+        overhead = f"{chat_row['overhead']:+.0%} [{low:+.0%} to {high:+.0%}]"
+        print(
+            f"  {echo_rate:>9,.0f} | {mix_rate:>18,.0f} | {chat_rate:>9,.0f} | {overhead:>22} |"
+            f" {chat_row['overhead_vs_message_echo'] or 0:>+8.0%}"
+        )
+
+    print()
+    verdicts = []
+    largest = max(user_counts)
+    at = next((row for row in summary if row["users"] == 1000), None)
+    if binary is None:
+        verdicts.append(
+            f"target: ours >= {TARGET_VS_ARTILLERY:g}x Artillery at 1,000 VUs: not measured ({artillery_note})"
+        )
+    elif at is None or at["ratio"] is None:
+        verdicts.append(
+            f"target: ours >= {TARGET_VS_ARTILLERY:g}x Artillery at 1,000 VUs: not measured (VUs {list(user_counts)})"
+        )
+    else:
+        verdict = "met" if at["ratio"] >= TARGET_VS_ARTILLERY else "MISSED"
+        goal = "reached" if at["ratio"] >= GOAL_VS_ARTILLERY else "not yet"
+        verdicts.append(
+            f"target: ours >= {TARGET_VS_ARTILLERY:g}x Artillery at 1,000 VUs: {verdict} ({at['ratio']:.2f}x;"
+            f" long-run goal {GOAL_VS_ARTILLERY:g}x: {goal})"
+        )
+    if chat_row["overhead"] is None:
+        verdicts.append(f"target: chat bookkeeping overhead <= {TARGET_OVERHEAD:.0%}: not measured")
+    else:
+        verdict = "met" if chat_row["overhead"] <= TARGET_OVERHEAD else "MISSED"
+        verdicts.append(
+            f"target: chat bookkeeping overhead <= {TARGET_OVERHEAD:.0%} (vs the echo of its own frames):"
+            f" {verdict} ({chat_row['overhead']:+.0%}; vs the message echo {chat_row['overhead_vs_message_echo']:+.0%})"
+        )
+    for line in verdicts:
+        print(line)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "benchmark": "bench_generator",
+        "unit": "messages (round trips) per CPU-second of the generator process; chat: frames per CPU-second",
+        "quick": quick,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "versions": versions(),
+        "settings": {
+            "users": list(user_counts),
+            "chat_users": chat_users,
+            "warmup_s": warmup,
+            "window_s": window,
+            "repeat": repeat,
+            "largest": largest,
+        },
+        "artillery": artillery_note,
+        "targets": verdicts,
+        "met": all(": met" in line for line in verdicts),
+        "summary": summary,
+        "chat": chat_row,
+        "runs": runs,
+    }
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="100 VUs, short runs, no Artillery")
+    parser.add_argument("--users", type=int, nargs="+", help="VU counts (default 10 100 1000; --quick: 100)")
+    parser.add_argument("--chat-users", type=int, help="users of the chat scenario (default 100)")
+    parser.add_argument("--warmup", type=float, help="seconds between all connected and the window")
+    parser.add_argument("--chat-warmup", type=float, help="seconds of chats before the window (default 8)")
+    parser.add_argument("--window", type=float, help="measured seconds per run")
+    parser.add_argument("--repeat", type=int, help="runs per cell; the median is reported")
+    parser.add_argument("--artillery", action="store_true", help="with --quick: run Artillery too")
+    parser.add_argument("--part", choices=("echo", "chat"), nargs="+", default=["echo", "chat"], help="what to run")
+    parser.add_argument("--json", type=Path, default=RESULTS)
+    # Internal modes
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--lifetime", type=float, default=3600.0, help=argparse.SUPPRESS)
+    parser.add_argument("--client", choices=("echo", "chat"), help=argparse.SUPPRESS)
+    parser.add_argument("--target", help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--frames", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    warmup = args.warmup or (0.5 if args.quick else 1.0)
+    window = args.window or (2.0 if args.quick else 6.0)
+    if args.serve:
+        serve(args.lifetime)
+        return
+    if args.client == "echo":
+        users = args.users[0] if args.users else 10
+        print(json.dumps(run_echo(int(args.target), users, warmup, window, args.frames)))
+        return
+    if args.client == "chat":
+        users = args.users[0] if args.users else 10
+        print(json.dumps(run_chat(args.target, users, warmup, window, args.seed, args.frames)))
+        return
+    user_counts = args.users or ([100] if args.quick else [10, 100, 1000])
+    chat_warmup = args.chat_warmup or (2.0 if args.quick else 8.0)
+    repeat = args.repeat or (1 if args.quick else 3)
+    chat_users = args.chat_users or 100
+    orchestrate(
+        user_counts,
+        chat_users,
+        warmup,
+        window,
+        repeat,
+        chat_warmup=chat_warmup,
+        artillery=args.artillery,
+        parts=args.part,
+        quick=args.quick,
+        path=args.json,
+    )
+
+
+if __name__ == "__main__":
+    main()
