@@ -35,11 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib.metadata
 import json
-import os
-import platform
-import select
 import signal
 import subprocess
 import sys
@@ -48,9 +44,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for folder in (ROOT, HERE):
+    if str(folder) not in sys.path:  # run as a script from anywhere
+        sys.path.insert(0, str(folder))
+
+from _common import (  # noqa: E402
+    pin,
+    print_header,
+    read_line,
+    report_head,
+    rss_bytes,
+    run_loop,
+    start,
+    stop,
+    tell,
+    versions,
+    write_json,
+)
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_capacity.json"
 SERVERS = ("bare", "ours")
@@ -70,36 +82,6 @@ SETTLE = 2.5  # coalesced queue pushes are due within 1 s (position_interval, st
 QUICK_SETTLE = 1.3
 SERVER_LIFETIME = 1800.0
 TRACE_DEPTH = 3  # frames kept per allocation with --trace
-
-
-def pin(role: str) -> str:
-    """Pin the server to one CPU and the clients to another (Linux, 2+ CPUs)."""
-    if not hasattr(os, "sched_getaffinity"):
-        return "not pinned"
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return "not pinned"
-    cpu = cpus[0] if role == "server" else cpus[1]
-    os.sched_setaffinity(0, {cpu})
-    return f"cpu {cpu}"
-
-
-def rss_bytes(pid: int | str = "self") -> int:
-    """Resident set size from ``/proc/PID/status`` (VmRSS)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/PID/status")
-
-
-def run_loop(loop_name: str, main: Any) -> None:
-    if loop_name == "uvloop":
-        import uvloop
-
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
 
 
 # ---------------------------------------------------------------------------
@@ -314,52 +296,13 @@ def run_client(role: str, port: int, count: int, offset: int, expected: int) -> 
 # Orchestration (no event loop here)
 
 
-def start(command: list[str]) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, __file__, *command],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    if not ready:
-        raise RuntimeError(f"{what}: nothing within {timeout:g} s")
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"{what}: the process exited (code {proc.wait(timeout=10)})")
-    return line.strip()
-
-
-def tell(proc: subprocess.Popen[str], line: str) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write(line + "\n")
-    proc.stdin.flush()
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def shares(total: int) -> list[int]:
     processes = max(1, -(-total // PER_PROCESS))
     return [total // processes + (1 if i < total % processes else 0) for i in range(processes)]
 
 
 def measure(variant: str, loop_name: str, sessions: int, trace: bool, settle: float) -> dict[str, Any]:
-    server = start(["--serve", variant, "--loop", loop_name, *(["--trace"] if trace else [])])
+    server = start(__file__, ["--serve", variant, "--loop", loop_name, *(["--trace"] if trace else [])])
     clients: list[subprocess.Popen[str]] = []
     try:
         port = int(read_line(server, 30, f"{variant} server").split()[1])
@@ -376,14 +319,15 @@ def measure(variant: str, loop_name: str, sessions: int, trace: bool, settle: fl
         setups = []
         for role, count, first in groups:  # customers queue first, in parallel
             clients.append(
-                start(["--client", role, "--port", str(port), "--count", str(count), "--offset", str(first)])
+                start(__file__, ["--client", role, "--port", str(port), "--count", str(count), "--offset", str(first)])
             )
         for client in clients:
             setups.append(json.loads(read_line(client, SETUP_TIMEOUT + 60, "client setup").split(" ", 1)[1]))
         if agents:  # then the agents log in and take their chats
             expected = min(agents * MAX_CHATS, customers)
             agent = start(
-                ["--client", "agent", "--port", str(port), "--count", str(agents), "--expected", str(expected)]
+                __file__,
+                ["--client", "agent", "--port", str(port), "--count", str(agents), "--expected", str(expected)],
             )
             clients.append(agent)
             setups.append(json.loads(read_line(agent, SETUP_TIMEOUT + 60, "agent setup").split(" ", 1)[1]))
@@ -397,8 +341,8 @@ def measure(variant: str, loop_name: str, sessions: int, trace: bool, settle: fl
         results = [json.loads(read_line(c, 60, "client result")) for c in clients]
     finally:
         for client in clients:
-            stop(client)
-        stop(server)
+            stop(client, 15)
+        stop(server, 15)
     connected = sum(s["connected"] for s in setups)
     per_session = (after - before) / sessions
     row = {
@@ -420,16 +364,6 @@ def measure(variant: str, loop_name: str, sessions: int, trace: bool, settle: fl
         "error_count": sum(r["error_count"] for r in results),
     }
     return row
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in ("websockets", "pydantic", "uvloop"):
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
 
 
 def orchestrate(counts: Sequence[int], loops: Sequence[str], trace: bool, output: Path, quick: bool) -> bool:
@@ -480,8 +414,7 @@ def orchestrate(counts: Sequence[int], loops: Sequence[str], trace: bool, output
         f"{'loop':>7} {'sessions':>8} | {'ours KB':>7} {'bare KB':>7} {'ratio':>5} | "
         f"{'ours RSS MB':>11} {'bare RSS MB':>11} | {'connected ours/bare':>19}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for row in summary:
         print(
             f"{row['loop']:>7} {row['sessions']:>8} | {row['ours_kb']:>7.1f} {row['bare_kb']:>7.1f} "
@@ -505,15 +438,14 @@ def orchestrate(counts: Sequence[int], loops: Sequence[str], trace: bool, output
         f"({largest:,} sessions {'all' if complete else 'NOT all'} connected, {worst:.1f} KB each)"
         + (f"; {errors} client errors" if errors else "")
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "benchmark": "bench_capacity",
-        "unit": "server RSS bytes per concurrent session",
-        "quick": quick,
-        "traced": trace,
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": versions(),
+        **report_head(
+            "bench_capacity",
+            "server RSS bytes per concurrent session",
+            versions=versions(("websockets", "pydantic", "uvloop")),
+            quick=quick,
+            traced=trace,
+        ),
         "settings": {
             "sessions": list(counts),
             "loops": list(loops),
@@ -525,7 +457,7 @@ def orchestrate(counts: Sequence[int], loops: Sequence[str], trace: bool, output
         "summary": summary,
         "runs": runs,
     }
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(output, report)
     print(f"written to {output}")
     return met
 

@@ -32,9 +32,6 @@ event type. Results go to benchmarks/results/bench_churn.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -44,11 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for folder in (ROOT, HERE):
+    if str(folder) not in sys.path:  # run as a script from anywhere
+        sys.path.insert(0, str(folder))
 
 import orjson  # noqa: E402
+from _common import print_header, report_head, shown, write_json  # noqa: E402
 
 from simulator.engine import Delivery, Engine, EngineConfig, Identity, Role, Routing  # noqa: E402
 from simulator.protocol import EventType, Frame, decode  # noqa: E402
@@ -340,8 +340,7 @@ def report(
         f"{'event':8} {'waiting':>7} | {'µs/event':>8} {'ratio':>6} | {'deliv':>5} {'frames':>6} {'max':>4} |"
         f" {'flush fr/ev':>11} {'flushes':>7} {'fr/flush':>8} {'µs/flush':>9} {'µs/frame':>8}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     verdicts = []
     for name in EVENTS:
         for size in sizes:
@@ -400,20 +399,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  {size:>6,} waiting: {cells} µs/event  ({time.perf_counter() - started:.1f} s)", flush=True)
     verdicts = report(sizes, results, per_round, rounds)
 
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     document = {
-        "benchmark": "bench_churn",
-        "unit": "µs of Engine.receive per event; frames = deliveries × recipients",
-        "quick": args.quick,
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        **report_head(
+            "bench_churn",
+            "µs of Engine.receive per event; frames = deliveries × recipients",
+            python=True,
+            quick=args.quick,
+        ),
         "settings": {"waiting": sizes, "events_per_round": per_round, "rounds": rounds, "agents": AGENTS},
         "targets": verdicts,
         "met": all(": met" in line for line in verdicts),
         "results": {str(size): rows for size, rows in results.items()},
     }
-    args.json.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"\nwritten to {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
+    write_json(args.json, document)
+    print(f"\nwritten to {shown(args.json)}")
     return 0
 
 

@@ -27,11 +27,8 @@ connects and warm-up excluded). Results go to benchmarks/results/bench_client.js
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
-import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,9 +37,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for folder in (ROOT, HERE):
+    if str(folder) not in sys.path:  # run as a script from anywhere
+        sys.path.insert(0, str(folder))
+
+from _common import chat_frame, cpu_seconds, pin, report_head, serve_echo, start_server, stop, versions, write_json  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_client.json"
 VARIANTS = ("ours", "baseline")
@@ -57,82 +58,6 @@ CLIENT_GRACE = 120.0  # beyond the measured phase: connects, warm-up, closing
 
 Session = tuple[Callable[[int], None], Callable[[], None]]
 """A connected user: (one round trip with a message number, close)."""
-
-
-def pin(role: str) -> str:
-    """Pin the server to one CPU and clients to another (Linux, 2+ CPUs): steadier figures."""
-    if not hasattr(os, "sched_getaffinity"):
-        return "not pinned"
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return "not pinned"
-    cpu = cpus[0] if role == "server" else cpus[1]
-    os.sched_setaffinity(0, {cpu})
-    return f"cpu {cpu}"
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def chat_frame(user: int) -> Any:
-    """A typical customer chat message frame, about 600 bytes encoded."""
-    from simulator.protocol import ConversationMessage, Frame, FrameType, MessageType, TransportStatus
-    from simulator.protocol.models import ConversationMessageTransportStatus
-
-    arn = f"arn:webchat-sim:DEMO:participant/customer-{user:06d}"
-    return Frame(
-        type=FrameType.MESSAGE,
-        conversation_uuid=f"5a0c6f4e-2b1d-4c3e-9f8a-{user:012d}",
-        message=ConversationMessage(
-            author_conversation_participant_arn=arn,
-            author_conversation_participant_name="Jordan Example",
-            body=(
-                "Hi! I ordered the blue running shoes last Tuesday and tracking still says 'label created'. "
-                "Has the parcel shipped? I need them by Saturday."
-            ),
-            client_message_id="0-0",
-            language_iso_code="en",
-            merchant_id="DEMO",
-            message_dts="2026-11-25T14:05:25.123Z",
-            message_epoch=1795615525123,
-            type=MessageType.MESSAGE,
-            transport_statuses=[
-                ConversationMessageTransportStatus(conversation_participant_arn=arn, status=TransportStatus.SENT)
-            ],
-        ),
-    )
-
-
-# ---------------------------------------------------------------------------
-# The echo server (asyncio; its own process)
-
-
-def serve(lifetime: float) -> None:
-    """Echo every message; print ``PORT <n>``; stop after ``lifetime`` seconds or on SIGTERM."""
-    import asyncio
-
-    from websockets.asyncio.server import ServerConnection
-    from websockets.asyncio.server import serve as ws_serve
-
-    pin("server")
-
-    async def echo(ws: ServerConnection) -> None:
-        async for data in ws:
-            await ws.send(data)
-
-    async def main() -> None:
-        async with ws_serve(echo, "127.0.0.1", 0, compression=None, backlog=4096, max_queue=None) as server:
-            print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
-            await asyncio.sleep(lifetime)
-
-    try:
-        import uvloop
-
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
 
 
 # ---------------------------------------------------------------------------
@@ -263,30 +188,6 @@ def codec_cost(iterations: int = 20_000) -> float:
     return iterations / (time.process_time() - start)
 
 
-def start_server() -> tuple[subprocess.Popen[str], int]:
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--lifetime", "3600"],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # bounded: the server prints at once or dies (EOF)
-    if not line.startswith("PORT "):
-        stop(proc)
-        raise RuntimeError(f"echo server failed to start: {line!r}")
-    return proc, int(line.split()[1])
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-
-
 def measure(variant: str, port: int, users: int, per_user: int, duration: float) -> dict[str, Any]:
     command = [sys.executable, __file__, "--client", variant, "--port", str(port), "--users", str(users)]
     command += ["--per-user", str(per_user), "--duration", str(duration)]
@@ -298,22 +199,12 @@ def measure(variant: str, port: int, users: int, per_user: int, duration: float)
     return result
 
 
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in ("websockets", "gevent", "pydantic", "uvloop"):
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
 def orchestrate(user_counts: Sequence[int], total: int, duration: float, repeat: int) -> None:
     print("codec only (encode + decode of the chat frame): ", end="", flush=True)
     codec = codec_cost()
     print(f"{codec:,.0f} per CPU-second")
     runs: list[dict[str, Any]] = []
-    server, port = start_server()
+    server, port = start_server(__file__, stdin=False)
     try:
         for users in user_counts:
             per_user = max(20, total // users)
@@ -364,19 +255,18 @@ def orchestrate(user_counts: Sequence[int], total: int, duration: float, repeat:
             f"{row['users']:>6} | {row['ours_per_cpu_s'] or 0:>9,.0f} | {row['baseline_per_cpu_s'] or 0:>9,.0f} | "
             f"{ratio:>17} | {row['ours_per_wall_s'] or 0:>11,.0f} | {row['baseline_per_wall_s'] or 0:>11,.0f}"
         )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "benchmark": "bench_client",
-        "unit": "round trips per CPU-second of the client process",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": versions(),
+        **report_head(
+            "bench_client",
+            "round trips per CPU-second of the client process",
+            versions=versions(("websockets", "gevent", "pydantic", "uvloop")),
+        ),
         "settings": {"users": list(user_counts), "total_per_cell": total, "duration_cap_s": duration, "repeat": repeat},
         "codec_per_cpu_s": round(codec, 1),
         "summary": summary,
         "runs": runs,
     }
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(RESULTS, report)
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
 
 
@@ -396,7 +286,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.serve:
-        serve(args.lifetime)
+        serve_echo(args.lifetime, stats=False)
         return
     if args.client:
         users = args.users[0] if args.users else 10

@@ -44,10 +44,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import json
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -59,9 +57,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for folder in (ROOT, HERE):
+    if str(folder) not in sys.path:  # run as a script from anywhere
+        sys.path.insert(0, str(folder))
+
+from _common import (  # noqa: E402
+    EchoServer,
+    chat_frame,
+    cpu_seconds,
+    pin,
+    print_header,
+    report_head,
+    serve_echo,
+    shown,
+    tree_cpu,
+    write_json,
+)
+from _common import versions as package_versions  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_generator.json"
 ARTILLERY_DIR = ROOT / "benchmarks" / ".artillery"
@@ -82,149 +96,9 @@ GOAL_VS_ARTILLERY = 2.0
 TARGET_OVERHEAD = 0.30
 
 
-def pin(role: str, pid: int = 0) -> str:
-    """Pin the server to one CPU and the generator to another (Linux, 2+ CPUs): steadier figures."""
-    if not hasattr(os, "sched_getaffinity"):
-        return "not pinned"
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return "not pinned"
-    cpu = cpus[0] if role == "server" else cpus[1]
-    os.sched_setaffinity(pid, {cpu})
-    return f"cpu {cpu}"
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def system_seconds() -> float:
     """The kernel's share of :func:`cpu_seconds` (system calls: sockets, connects)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_stime
-
-
-def chat_frame(user: int) -> Any:
-    """A typical customer chat message frame, about 600 bytes encoded (as in bench_client.py)."""
-    from simulator.protocol import ConversationMessage, Frame, FrameType, MessageType, TransportStatus
-    from simulator.protocol.models import ConversationMessageTransportStatus
-
-    arn = f"arn:webchat-sim:DEMO:participant/customer-{user:06d}"
-    return Frame(
-        type=FrameType.MESSAGE,
-        conversation_uuid=f"5a0c6f4e-2b1d-4c3e-9f8a-{user:012d}",
-        message=ConversationMessage(
-            author_conversation_participant_arn=arn,
-            author_conversation_participant_name="Jordan Example",
-            body=(
-                "Hi! I ordered the blue running shoes last Tuesday and tracking still says 'label created'. "
-                "Has the parcel shipped? I need them by Saturday."
-            ),
-            client_message_id="0-0",
-            language_iso_code="en",
-            merchant_id="DEMO",
-            message_dts="2026-11-25T14:05:25.123Z",
-            message_epoch=1795615525123,
-            type=MessageType.MESSAGE,
-            transport_statuses=[
-                ConversationMessageTransportStatus(conversation_participant_arn=arn, status=TransportStatus.SENT)
-            ],
-        ),
-    )
-
-
-# ---------------------------------------------------------------------------
-# The echo server (asyncio; its own process)
-
-
-def serve(lifetime: float) -> None:
-    """Echo every message and count; print ``PORT <n>``; answer each line on stdin with
-    ``STATS <connections> <echoes>``; stop after ``lifetime`` seconds or on SIGTERM."""
-    import asyncio
-    import threading
-
-    from websockets.asyncio.server import ServerConnection
-    from websockets.asyncio.server import serve as ws_serve
-    from websockets.exceptions import ConnectionClosed
-
-    pin("server")
-    counts = [0, 0]  # connections, echoes
-
-    async def echo(ws: ServerConnection) -> None:
-        counts[0] += 1
-        try:
-            while True:
-                data = await ws.recv(decode=False)
-                await ws.send(data, text=True)
-                counts[1] += 1
-        except ConnectionClosed:
-            pass
-        finally:
-            counts[0] -= 1
-
-    def answer() -> None:
-        for _ in sys.stdin:  # ends when the orchestrator closes the pipe
-            print(f"STATS {counts[0]} {counts[1]}", flush=True)
-
-    async def main() -> None:
-        async with ws_serve(echo, "127.0.0.1", 0, compression=None, backlog=4096, max_queue=None) as server:
-            print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
-            threading.Thread(target=answer, daemon=True).start()
-            await asyncio.sleep(lifetime)
-
-    try:
-        import uvloop
-
-        uvloop.run(main())
-    except ImportError:
-        asyncio.run(main())
-
-
-class EchoServer:
-    """The echo server process, seen from the orchestrator."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--lifetime", "3600"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()  # bounded: the server prints at once or dies (EOF)
-        if not line.startswith("PORT "):
-            stop(self.proc)
-            raise RuntimeError(f"echo server failed to start: {line!r}")
-        self.port = int(line.split()[1])
-
-    def stats(self) -> tuple[int, int]:
-        """``(connections, echoes)`` now."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write("\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line.startswith("STATS "):
-            raise RuntimeError(f"echo server stopped answering: {line!r}")
-        _, connections, echoes = line.split()
-        return int(connections), int(echoes)
-
-    def stop(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        stop(self.proc)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-def stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 # ---------------------------------------------------------------------------
@@ -287,6 +161,7 @@ def run_echo(port: int, users: int, warmup: float, window: float, mix: Path | No
     def loop(user: int, conn: Connection) -> None:
         frame = chat_frame(user)
         message = frame.message
+        assert message is not None
         try:
             for number in range(MAX_ROUND_TRIPS_PER_USER):
                 if time.perf_counter() >= deadline:
@@ -469,6 +344,7 @@ def artillery_script(port: int, users: int, path: Path) -> None:
     from simulator.protocol import encode
 
     frame = chat_frame(0)
+    assert frame.message is not None
     frame.message.client_message_id = "CID"
     payload = encode(frame).decode().replace('"CID"', '"c-{{ $loopCount }}"')
     script = {
@@ -503,20 +379,6 @@ def _pin_generator() -> None:
     pin("client")
 
 
-def tree_cpu(process: Any) -> float:
-    """CPU seconds (user + system) of a process and its live descendants."""
-    import psutil  # type: ignore[import-untyped, unused-ignore]
-
-    total = 0.0
-    for proc in [process, *process.children(recursive=True)]:
-        try:
-            times = proc.cpu_times()
-        except psutil.NoSuchProcess:
-            continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
-
-
 def measure_artillery(
     binary: Path, server: EchoServer, users: int, warmup: float, window: float, folder: Path
 ) -> dict[str, Any]:
@@ -538,13 +400,7 @@ def measure_artillery(
     errors: list[str] = []
     try:
         process = psutil.Process(proc.pid)
-        limit = time.monotonic() + ALL_CONNECTED_TIMEOUT
-        connections = 0
-        while time.monotonic() < limit and proc.poll() is None:
-            connections, _ = server.stats()
-            if connections >= users:
-                break
-            time.sleep(0.1)  # polling another process's state: nothing to await
+        connections = server.wait_connected(users, proc, ALL_CONNECTED_TIMEOUT)
         if connections < users:
             log.flush()
             tail = Path(log.name).read_text()[-1500:]
@@ -604,12 +460,9 @@ def start_mock(users: int, seed: int) -> Any:
 
 
 def versions() -> dict[str, str]:
-    found = {"python": platform.python_version(), "artillery": artillery_version()}
-    for package in ("websockets", "gevent", "locust", "pydantic", "orjson", "uvloop"):
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            found[package] = "not installed"
+    found = package_versions(
+        ("websockets", "gevent", "locust", "pydantic", "orjson", "uvloop"), {"artillery": artillery_version()}
+    )
     node = shutil.which("node")
     if node is not None:
         found["node"] = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
@@ -666,7 +519,7 @@ def orchestrate(
         binary, artillery_note = find_artillery(install=not quick)
     print(f"artillery: {artillery_note}", flush=True)
     runs: list[dict[str, Any]] = []
-    server = EchoServer()
+    server = EchoServer(__file__)
     mock: Any = None
     try:
         import tempfile
@@ -753,8 +606,7 @@ def orchestrate(
     print(f"(a) echo loop: messages (round trips) per CPU-second of the generator process (median of {repeat})")
     print("ratio: median of the paired ours/artillery ratios, [min-max]")
     header = f"{'VUs':>6} | {'ours':>9} | {'artillery':>9} | {'ratio':>17} | {'ours wall/s':>11} | {'art. wall/s':>11}"
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for row in summary:
         ratio = f"{row['ratio']:.2f} [{row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}]" if row["ratio"] else "-"
         print(
@@ -809,14 +661,13 @@ def orchestrate(
     for line in verdicts:
         print(line)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "benchmark": "bench_generator",
-        "unit": "messages (round trips) per CPU-second of the generator process; chat: frames per CPU-second",
-        "quick": quick,
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": versions(),
+        **report_head(
+            "bench_generator",
+            "messages (round trips) per CPU-second of the generator process; chat: frames per CPU-second",
+            versions=versions(),
+            quick=quick,
+        ),
         "settings": {
             "users": list(user_counts),
             "chat_users": chat_users,
@@ -832,8 +683,8 @@ def orchestrate(
         "chat": chat_row,
         "runs": runs,
     }
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten to {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    write_json(path, report)
+    print(f"\nwritten to {shown(path)}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -860,7 +711,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     warmup = args.warmup or (0.5 if args.quick else 1.0)
     window = args.window or (2.0 if args.quick else 6.0)
     if args.serve:
-        serve(args.lifetime)
+        serve_echo(args.lifetime, stats=True)
         return
     if args.client == "echo":
         users = args.users[0] if args.users else 10

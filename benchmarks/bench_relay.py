@@ -41,11 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.metadata
 import json
-import os
-import platform
-import select
 import signal
 import statistics
 import subprocess
@@ -55,9 +51,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for folder in (ROOT, HERE):
+    if str(folder) not in sys.path:  # run as a script from anywhere
+        sys.path.insert(0, str(folder))
+
+from _common import pin, print_header, process_cpu, read_line, report_head, run_loop, start, stop, versions, write_json  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_relay.json"
 SERVERS = ("bare", "ours")
@@ -72,37 +72,6 @@ SETUP_TIMEOUT = 60.0
 SERVER_LIFETIME = 900.0
 CLIENT_GRACE = 60.0  # beyond the measured window: closing, reporting
 MAX_PER_PROCESS = 5_000
-
-CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def pin(role: str) -> str:
-    """Pin the server to one CPU and the clients to another (Linux, 2+ CPUs)."""
-    if not hasattr(os, "sched_getaffinity"):
-        return "not pinned"
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        return "not pinned"
-    cpu = cpus[0] if role == "server" else cpus[1]
-    os.sched_setaffinity(0, {cpu})
-    return f"cpu {cpu}"
-
-
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process (``/proc/PID/stat``)."""
-    with open(f"/proc/{pid}/stat", "rb") as stat:
-        fields = stat.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15)
-
-
-def run_loop(loop_name: str, main: Any) -> None:
-    if loop_name == "uvloop":
-        import uvloop
-
-        uvloop.run(main)
-    else:
-        asyncio.run(main)
-
 
 # ---------------------------------------------------------------------------
 # The servers (asyncio; one process each)
@@ -355,39 +324,6 @@ def run_client(variant: str, port: int, pairs: int, index: int) -> None:
 # Orchestration (no event loop here)
 
 
-def start(command: list[str], *, stdin: bool = False) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, __file__, *command],
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=env,
-    )
-
-
-def read_line(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    if not ready:
-        raise RuntimeError(f"{what}: nothing within {timeout:g} s")
-    line = proc.stdout.readline()
-    if not line:
-        raise RuntimeError(f"{what}: the process exited (code {proc.wait(timeout=10)})")
-    return line.strip()
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
 def percentile(values: Sequence[float], q: float) -> float | None:
     if not values:
         return None
@@ -396,14 +332,14 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def measure(variant: str, loop_name: str, pairs: int, processes: int, warmup: float, duration: float) -> dict[str, Any]:
-    server = start(["--serve", variant, "--loop", loop_name, "--lifetime", str(SERVER_LIFETIME)])
+    server = start(__file__, ["--serve", variant, "--loop", loop_name, "--lifetime", str(SERVER_LIFETIME)], stdin=False)
     clients: list[subprocess.Popen[str]] = []
     try:
         port = int(read_line(server, 30, f"{variant} server").split()[1])
         shares = [pairs // processes + (1 if i < pairs % processes else 0) for i in range(processes)]
         for index, share in enumerate(s for s in shares if s):
             client = start(
-                ["--client", variant, "--port", str(port), "--pairs", str(share), "--index", str(index)], stdin=True
+                __file__, ["--client", variant, "--port", str(port), "--pairs", str(share), "--index", str(index)]
             )
             clients.append(client)
             # One process at a time: its customers are engaged by its own agents.
@@ -463,16 +399,6 @@ def paired_ratio(cell: Sequence[dict[str, Any]], key: str, baseline: str, varian
     return round(statistics.median(ratios), 3) if ratios else None
 
 
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in ("websockets", "pydantic", "orjson", "uvloop"):
-        try:
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            found[package] = "not installed"
-    return found
-
-
 def orchestrate(
     pair_counts: Sequence[int],
     loops: Sequence[str],
@@ -525,8 +451,7 @@ def orchestrate(
         f"{'pairs':>5} {'loop':>7} | {'ours/s':>7} {'bare/s':>7} {'ratio':>5} | {'ours/CPU-s':>10} {'bare/CPU-s':>10} "
         f"{'ratio':>5} | {'ours p50/p99 ms':>15} | {'bare p50/p99 ms':>15} | {'clients busy':>12}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for row in summary:
         print(
             f"{row['pairs']:>5} {row['loop']:>7} | {row['ours_per_s'] or 0:>7,.0f} {row['bare_per_s'] or 0:>7,.0f} "
@@ -555,14 +480,13 @@ def orchestrate(
         f"{'met' if met else 'MISSED'} (worst {worst_cpu:.2f}x per CPU-s, {worst_wall:.2f}x per s)"
         + (f"; {failures} client errors" if failures else "")
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
     report = {
-        "benchmark": "bench_relay",
-        "unit": "customer -> agent chat messages: per second, per server CPU-second; latency in ms",
-        "quick": quick,
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "versions": versions(),
+        **report_head(
+            "bench_relay",
+            "customer -> agent chat messages: per second, per server CPU-second; latency in ms",
+            versions=versions(("websockets", "pydantic", "orjson", "uvloop")),
+            quick=quick,
+        ),
         "settings": {
             "pairs": list(pair_counts),
             "loops": list(loops),
@@ -581,7 +505,7 @@ def orchestrate(
         "summary": summary,
         "runs": runs,
     }
-    output.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(output, report)
     print(f"written to {output}")
     return met
 

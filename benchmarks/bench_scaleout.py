@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -42,7 +40,7 @@ for folder in (ROOT, HERE):
     if str(folder) not in sys.path:  # run as a script from anywhere
         sys.path.insert(0, str(folder))
 
-from bench_generator import EchoServer, tree_cpu  # noqa: E402
+from _common import EchoServer, print_header, report_head, shown, tree_cpu, write_json  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "bench_scaleout.json"
 LOCUSTFILE = HERE / "locust_echo.py"
@@ -86,13 +84,7 @@ def run_locust(
         try:
             locust = psutil.Process(proc.pid)
             server_process = psutil.Process(server.proc.pid)
-            limit = time.monotonic() + ALL_CONNECTED_TIMEOUT
-            connections = 0
-            while time.monotonic() < limit and proc.poll() is None:
-                connections, _ = server.stats()
-                if connections >= users:
-                    break
-                time.sleep(0.1)  # polling another process's state: nothing to await
+            connections = server.wait_connected(users, proc, ALL_CONNECTED_TIMEOUT)
             if connections < users:
                 raise RuntimeError(f"locust connected {connections} of {users} users; see {log_path}")
             time.sleep(warmup)
@@ -139,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeat = args.repeat or (1 if args.quick else 3)
 
     runs: list[dict[str, Any]] = []
-    server = EchoServer()
+    server = EchoServer(HERE / "bench_generator.py")
     try:
         with tempfile.TemporaryDirectory(prefix="bench-scaleout-") as folder:
             for number in range(repeat):
@@ -169,8 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'processes':>9} | {'Locust req/s':>12} | {'window rt/s':>11} | {'gen. cores':>10} | {'rt/CPU-s':>9}"
         f" | {'server cores':>12}"
     )
-    print(header)
-    print("-" * len(header))
+    print_header(header)
     for processes in PROCESSES:
         print(
             f"{processes:>9} | {median(processes, 'locust_requests_per_s'):>12,.0f} |"
@@ -187,13 +178,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(verdict)
 
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     document = {
-        "benchmark": "bench_scaleout",
-        "unit": "echo round trips per second of the Locust generator (wall)",
-        "quick": args.quick,
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": cpus, "platform": platform.platform(), "python": platform.python_version()},
+        **report_head(
+            "bench_scaleout",
+            "echo round trips per second of the Locust generator (wall)",
+            python=True,
+            cpus=cpus,
+            quick=args.quick,
+        ),
         "settings": {"users": users, "warmup_s": warmup, "window_s": window, "repeat": repeat},
         "targets": [verdict],
         "met": True,
@@ -201,8 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "ratio_window_round_trips_per_s": round(window_ratio, 2),
         "runs": runs,
     }
-    args.json.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"\nwritten to {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
+    write_json(args.json, document)
+    print(f"\nwritten to {shown(args.json)}")
     return 0
 
 

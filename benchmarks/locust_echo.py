@@ -15,46 +15,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for folder in (ROOT, HERE):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
 
+from _common import chat_frame  # noqa: E402
 from locust import User, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 
-from simulator.protocol import ConversationMessage, Frame, FrameType, MessageType, TransportStatus, encode  # noqa: E402
-from simulator.protocol.models import ConversationMessageTransportStatus  # noqa: E402
+from simulator.protocol import encode  # noqa: E402
 from simulator.transport import Connection, TransportError  # noqa: E402
 
 __all__ = ["EchoUser"]
 
 ROUND_TRIP_TIMEOUT = 30.0
-
-
-def chat_frame(user: int) -> Frame:
-    """A typical customer chat message frame, about 600 bytes encoded (as in bench_client.py)."""
-    arn = f"arn:webchat-sim:DEMO:participant/customer-{user:06d}"
-    return Frame(
-        type=FrameType.MESSAGE,
-        conversation_uuid=f"5a0c6f4e-2b1d-4c3e-9f8a-{user:012d}",
-        message=ConversationMessage(
-            author_conversation_participant_arn=arn,
-            author_conversation_participant_name="Jordan Example",
-            body=(
-                "Hi! I ordered the blue running shoes last Tuesday and tracking still says 'label created'. "
-                "Has the parcel shipped? I need them by Saturday."
-            ),
-            client_message_id="0-0",
-            language_iso_code="en",
-            merchant_id="DEMO",
-            message_dts="2026-11-25T14:05:25.123Z",
-            message_epoch=1795615525123,
-            type=MessageType.MESSAGE,
-            transport_statuses=[
-                ConversationMessageTransportStatus(conversation_participant_arn=arn, status=TransportStatus.SENT)
-            ],
-        ),
-    )
 
 
 class EchoUser(User):
