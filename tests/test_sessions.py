@@ -80,6 +80,18 @@ def agent(host: str, rec: Recorder, seed: int, **kw: object) -> AgentSession:
                         pacing=Pacing.of("fast"), timeout=10.0, **kw)  # type: ignore[arg-type]
 
 
+def engaged_pair(host: str, rec: Recorder, seed: int, *, timeout: float = 10.0,
+                 question: str | None = None) -> tuple[AgentSession, CustomerSession, str]:
+    """A manual-routing agent that engaged a customer who started a chat."""
+    ag = agent(host, rec, seed, manual=True)
+    ag.connect()
+    cu = customer(host, rec, seed + 1, timeout=timeout)
+    cu.connect()
+    cu.start_chat(question=question)
+    conversation = ag.take_chat()
+    return ag, cu, conversation
+
+
 EXPECTED_KPIS = {
     "happy_path": {KPI.CONNECT, KPI.START_CHAT, KPI.CHECK_QUEUE_POSITION, KPI.QUEUE_WAIT, KPI.FIRST_REPLY,
                    KPI.MESSAGE_ACK, KPI.READ_RECEIPT, KPI.CLOSE},
@@ -131,12 +143,7 @@ def test_mix_parsing_and_errors() -> None:
 
 def test_agent_session_with_manual_routing_and_message_delivery(manual_mock: MockProcess) -> None:
     rec = Recorder()
-    ag = agent(manual_mock.url, rec, 1, manual=True)
-    ag.connect()
-    cu = customer(manual_mock.url, rec, 2)
-    cu.connect()
-    cu.start_chat()
-    conversation = ag.take_chat()
+    ag, cu, conversation = engaged_pair(manual_mock.url, rec, 1)
     assert conversation == cu.conversation_uuid
     assert cu.wait_for_agent()
     first = ag.wait_for_customer_message(conversation)  # the question
@@ -165,12 +172,7 @@ def test_agent_session_with_manual_routing_and_message_delivery(manual_mock: Moc
 
 def test_reconnect_replays_what_was_sent_while_away(manual_mock: MockProcess) -> None:
     rec = Recorder()
-    ag = agent(manual_mock.url, rec, 5, manual=True)
-    ag.connect()
-    cu = customer(manual_mock.url, rec, 6)
-    cu.connect()
-    cu.start_chat()
-    conversation = ag.take_chat()
+    ag, cu, conversation = engaged_pair(manual_mock.url, rec, 5)
     cu.wait_for_agent()
     cu.say("before the drop")
     seen_before = set(cu.messages)
@@ -252,12 +254,7 @@ def test_a_server_closing_mid_wait_fails_promptly(bad_backend: str) -> None:
 
 def test_replies_are_matched_to_the_message_they_answer(manual_mock: MockProcess) -> None:
     rec = Recorder()
-    ag = agent(manual_mock.url, rec, 11, manual=True)
-    ag.connect()
-    cu = customer(manual_mock.url, rec, 12)
-    cu.connect()
-    cu.start_chat(question="Where is my parcel?")
-    conversation = ag.take_chat()
+    ag, cu, conversation = engaged_pair(manual_mock.url, rec, 11, question="Where is my parcel?")
     cu.wait_for_agent()
     ag.reply(conversation, "answer to the question")  # written before the customer's next message
     cu.say("and my refund?")
@@ -290,12 +287,7 @@ def test_a_refused_message_fails_at_once_with_the_servers_reason(manual_mock: Mo
 
 def test_a_chat_closed_by_the_agent_mid_exchange_ends_the_exchange_at_once(manual_mock: MockProcess) -> None:
     rec = Recorder()
-    ag = agent(manual_mock.url, rec, 21, manual=True)
-    ag.connect()
-    cu = customer(manual_mock.url, rec, 22, timeout=20)
-    cu.connect()
-    cu.start_chat()
-    conversation = ag.take_chat()
+    ag, cu, conversation = engaged_pair(manual_mock.url, rec, 21, timeout=20)
     cu.wait_for_agent()
     ag.close_chat(conversation)
     with gevent.Timeout(3):  # not the 20 s wait timeout
