@@ -1,13 +1,16 @@
 """Running the mock server as a program: build the core from options, serve
-until SIGINT/SIGTERM, print the URL when ready."""
+until SIGINT/SIGTERM, print the URL when ready; a socket that cannot be
+bound is one line on stderr and exit status 1."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import random
 import signal
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,10 +18,11 @@ from typing import TextIO
 
 from .autopilot import AutopilotAgent, AutopilotHub, Pace
 from .engine import Engine, EngineConfig, Routing
+from .errors import SimulatorError
 from .fake import ChatFaker
 from .server import Core, ServerConfig, WebchatServer
 
-__all__ = ["MockOptions", "build_core", "run", "serve_until_stopped"]
+__all__ = ["BindError", "MockOptions", "bind_error_message", "build_core", "run", "serve_until_stopped"]
 
 log = logging.getLogger("webchat_sim")
 
@@ -35,6 +39,26 @@ class MockOptions:
     coupon_probability: float = 0.2
     item_probability: float = 0.2
     exchanges: tuple[int, int] = (3, 6)
+
+
+class BindError(SimulatorError):
+    """The server cannot listen where it was told to (the message says why, in one line)."""
+
+
+def bind_error_message(error: OSError, host: str, port: int) -> str:
+    """One line telling a user why ``host``:``port`` cannot be listened on, and what to try."""
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve --host {host!r} ({error.strerror or error}); try --host 127.0.0.1"
+    code = error.errno
+    if code == errno.EADDRINUSE:
+        return f"port {port} on {host} is in use (try --port 0)"
+    if code == errno.EADDRNOTAVAIL:
+        return f"cannot listen on {host} port {port}: not an address of this machine (try --host 127.0.0.1)"
+    if code in (errno.EACCES, errno.EPERM):
+        hint = "ports below 1024 need privileges; try --port 0" if 0 < port < 1024 else "try --port 0"
+        return f"permission denied to listen on port {port} on {host} ({hint})"
+    reason = error.strerror or str(error) or type(error).__name__
+    return f"cannot listen on port {port} on {host}: {reason}"
 
 
 def build_core(options: MockOptions) -> Core:
@@ -74,7 +98,10 @@ async def serve_until_stopped(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:  # binding (or resolving the host) failed: nothing is listening
+        raise BindError(bind_error_message(exc, options.server.host, options.server.port)) from exc
     print(
         "WARNING: development mode, no authentication: any client may connect as any customer or agent "
         "(choose the role with ?role=customer or ?role=agent&name=…&queues=…)",
@@ -98,11 +125,16 @@ async def serve_until_stopped(
 
 
 def run(options: MockOptions) -> int:
-    """Serve in this process until SIGINT/SIGTERM; uvloop when installed."""
+    """Serve in this process until SIGINT/SIGTERM; uvloop when installed.
+    0 once stopped; 1, after one line on stderr, if the socket cannot be bound."""
     try:
-        import uvloop
-    except ImportError:  # pragma: no cover - platforms without uvloop
-        asyncio.run(serve_until_stopped(options))
-    else:
-        uvloop.run(serve_until_stopped(options))
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - platforms without uvloop
+            asyncio.run(serve_until_stopped(options))
+        else:
+            uvloop.run(serve_until_stopped(options))
+    except BindError as exc:
+        print(f"webchat-sim: {exc}", file=sys.stderr, flush=True)
+        return 1
     return 0

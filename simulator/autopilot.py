@@ -28,9 +28,15 @@ What an agent does in one chat:
    typing. The first answer greets and answers the question; the topic is
    ``ChatFaker.topic_of`` of the first customer message, the language the
    customer's (``language_iso_code`` of its participant, or of its latest
-   message). Messages that arrive while an answer is being typed are answered
-   together by one more answer. A chat started without any message gets a
-   greeting alone.
+   message). Answers repeat what the customer gave (``ChatFaker.extract_slots``
+   of each message: the order number, product, e-mail address, tracking
+   number, card digits, size, colour; the e-mail of the customer's
+   participant too) rather than inventing other values, and are drawn among
+   the templates that mention what the messages being answered gave, when
+   one does ("Where is my order #48213?" gets an answer about order 48213).
+   Messages that arrive while an answer is being typed are answered together
+   by one more answer. A chat started without any message gets a greeting
+   alone.
 4. **Pushing.** In a coupons chat it pushes ``add coupon`` after its first
    answer with probability ``coupon_probability`` (an answer that mentions a
    code mentions that one); in a product chat ``add item`` with probability
@@ -152,7 +158,10 @@ class _Chat:
     language: str
     customer_name: str | None = None
     customer_arn: str | None = None
+    customer_email: str | None = None
     topic: Topic | None = None
+    given: dict[str, str] = field(default_factory=dict)  # slot values the customer gave, latest wins
+    fresh: set[str] = field(default_factory=set)  # slots given by the messages not answered yet
     greeted: bool = False
     answers: int = 0
     typing: bool = False  # an answer is planned and not sent yet
@@ -336,6 +345,7 @@ class AutopilotAgent:
             chat.customer_arn = customer.conversation_participant_arn
             name = customer.conversation_participant_name
             chat.customer_name = name.split(" ", 1)[0] if name else None
+            chat.customer_email = customer.email
             for queue_uuid, entry in list(self._engaging.items()):
                 if entry.conversation_participant_arn in (None, chat.customer_arn):
                     del self._engaging[queue_uuid]
@@ -385,6 +395,9 @@ class AutopilotAgent:
         text = message.body or ""
         if chat.topic is None:
             self._choose_topic(chat, text)
+        given = self.faker.extract_slots(text, chat.language)
+        chat.given.update(given)
+        chat.fresh.update(given)
         if chat.typing:
             chat.unanswered = text
             return
@@ -401,7 +414,11 @@ class AutopilotAgent:
         if chat.answers >= chat.exchanges or (chat.answers > 0 and self.faker.is_goodbye(text)):
             self._say_goodbye(chat, start)
             return
-        slots = {"coupon": chat.coupon} if chat.coupon else None
+        slots = {"email": chat.customer_email} if chat.customer_email else {}
+        slots.update(chat.given)
+        if chat.coupon:
+            slots["coupon"] = chat.coupon
+        prefer, chat.fresh = chat.fresh, set()
         answer = self.faker.agent_reply(
             chat.topic or Topic.PRODUCT,
             chat.language,
@@ -409,6 +426,7 @@ class AutopilotAgent:
             agent_name=self.first_name,
             customer_name=chat.customer_name,
             slots=slots,
+            prefer=prefer,
         )
         chat.greeted = True
         chat.answers += 1

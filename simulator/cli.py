@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import math
+import os
+import re
+import shutil
 import sys
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
+from typing import NoReturn, TypeVar
 
 import orjson
 
 from . import __version__
+from .errors import MockStartError, UsageError
+
+_T = TypeVar("_T")
 
 __all__ = ["build_parser", "main"]
 
@@ -22,6 +32,71 @@ def _cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+# ``serve`` argument types: a wrong value is one argparse error line (exit 2),
+# before anything binds.
+
+
+def _serve_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[low, high]`` (no upper bound if None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"{low} or more"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+def _serve_float(low: float, high: float | None = None, *, low_included: bool = True) -> Callable[[str], float]:
+    """An argparse type: a finite number ``>= low`` (``> low`` unless
+    ``low_included``), ``<= high`` when given."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        too_low = value < low or (value == low and not low_included)
+        if too_low or (high is not None and value > high):
+            if high is not None:
+                bounds = f"between {low:g} and {high:g}"
+            else:
+                bounds = f"{low:g} or more" if low_included else f"more than {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
+        return value
+
+    return parse
+
+
+def _serve_exchanges(text: str) -> tuple[int, int]:
+    """An argparse type: ``N`` or ``LOW-HIGH`` with ``1 <= LOW <= HIGH``."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected N or LOW-HIGH (e.g. 3-6), got {text!r}")
+    low = int(match.group(1))
+    high = int(match.group(2) or low)
+    if low < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text!r}")
+    if low > high:
+        raise argparse.ArgumentTypeError(f"LOW must not exceed HIGH, got {text!r}")
+    return low, high
+
+
+def _serve_queues(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated queue names (at least one; blanks dropped)."""
+    queues = tuple(dict.fromkeys(q.strip() for q in text.split(",") if q.strip()))
+    if not queues:
+        raise argparse.ArgumentTypeError(f"expected one or more comma-separated queue names, got {text!r}")
+    return queues
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .app import MockOptions, run
     from .autopilot import Pace
@@ -29,10 +104,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from .server import ServerConfig
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(name)s %(message)s")
-    queues = tuple(q for q in args.queues.split(",") if q)
-    if not queues:
-        raise SystemExit("webchat-sim serve: --queues needs at least one queue name")
-    low, _, high = args.exchanges.partition("-")
+    logging.getLogger("faker").setLevel(max(logging.INFO, logging.root.level))  # 600 lines of locale loading
+    queues: tuple[str, ...] = args.queues  # validated by _serve_queues, as every number by its type
     options = MockOptions(
         server=ServerConfig(
             host=args.host,
@@ -60,7 +133,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         seed=args.seed,
         coupon_probability=args.coupon_probability,
         item_probability=args.item_probability,
-        exchanges=(int(low), int(high or low)),
+        exchanges=args.exchanges,
     )
     return run(options)
 
@@ -87,6 +160,8 @@ def _cmd_load(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             summary_json=args.summary_json,
             locust_args=list(args.locust_args or []),
+            locust_stats=args.locust_stats,
+            progress=args.progress,
         )
     )
 
@@ -94,14 +169,81 @@ def _cmd_load(args: argparse.Namespace) -> int:
 def _cmd_scenarios(args: argparse.Namespace) -> int:
     from .scenario import available_scenarios, load_scenario
 
+    width = max(40, shutil.get_terminal_size((100, 24)).columns - 1)
     for name in available_scenarios():
-        doc = load_scenario(name).doc.split("\n\n")[0].replace("\n", " ")
-        print(f"{name:16} {doc}")
+        first = load_scenario(name).doc.split("\n\n")[0]
+        text = " ".join(first.replace("``", "").replace("`", "").split())
+        print(textwrap.fill(text, width=width, initial_indent=f"{name:16} ", subsequent_indent=" " * 17))
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (and where to read more)
+    instead of the usage block followed by the error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+_LOAD_EPILOG = """\
+Inside Locust (plain `locust -f locustfile.py`, which lists only Locust's own
+options in its --help) the same choices are the "webchat-sim" options:
+--scenario, --pace, --chars-per-second, --seed, --queues, --chat-timeout,
+--manual-routing, --agent-users, --agent-max-chats (or WEBCHAT_SCENARIO,
+WEBCHAT_PACE, WEBCHAT_CPS, WEBCHAT_SEED, WEBCHAT_QUEUES, WEBCHAT_TIMEOUT,
+WEBCHAT_MANUAL_ROUTING, WEBCHAT_AGENT_USERS, WEBCHAT_AGENT_MAX_CHATS)."""
+
+
+def _positive_int(text: str) -> int:
+    value = _parse(int, text, "a whole number")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = _parse(int, text, "a whole number")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more (got {text})")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _parse(float, text, "a number")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
+    return value
+
+
+def _processes(text: str) -> int:
+    value = _parse(int, text, "a whole number")
+    if value == 0 or value < -1:
+        raise argparse.ArgumentTypeError(f"must be a positive number, or -1 for one per core (got {text})")
+    return value
+
+
+def _run_time(text: str) -> str:
+    from .load import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0s (Locust would run forever)")
+    return text.strip()
+
+
+def _parse(kind: Callable[[str], _T], text: str, what: str) -> _T:
+    try:
+        value: _T = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'"{text}" is not {what}') from None
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="webchat-sim",
         description="Mock UltraCart webchat server and Locust load generator.",
     )
@@ -114,42 +256,69 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind")
-    serve.add_argument("--port", type=int, default=8765, help="port to bind (0: any free port)")
-    serve.add_argument("--agents", type=int, default=2, help="autopilot agents per server (0: none)")
-    serve.add_argument("--queues", default="support", help="comma-separated queue names")
-    serve.add_argument("--routing", choices=["round-robin", "manual"], default="round-robin")
+    serve.add_argument(
+        "--port", type=_serve_int(0, 65535), default=8765, help="port to bind, 0 to 65535 (0: any free port)"
+    )
+    serve.add_argument("--agents", type=_serve_int(0), default=2, help="autopilot agents per server (0: none)")
+    serve.add_argument("--queues", type=_serve_queues, default="support", help="comma-separated queue names")
+    serve.add_argument(
+        "--routing",
+        choices=["round-robin", "manual"],
+        default="round-robin",
+        help="round-robin: the server assigns waiting customers; manual: agents engage them",
+    )
     serve.add_argument("--pace", choices=["human", "fast"], default="human", help="autopilot agents' pace")
-    serve.add_argument("--seed", type=int, default=None, help="seed for uuids and autopilot behaviour")
-    serve.add_argument("--max-chats-per-agent", type=int, default=3)
-    serve.add_argument("--exchanges", default="3-6", help="autopilot closes after this many exchanges (N or LOW-HIGH)")
     serve.add_argument(
-        "--coupon-probability", type=float, default=0.3, help="autopilot pushes a coupon (coupon topics)"
+        "--seed", type=int, default=None, help="seed for uuids and autopilot behaviour (none: differs per run)"
     )
-    serve.add_argument("--item-probability", type=float, default=0.3, help="autopilot pushes items (product topics)")
-    serve.add_argument("--position-interval", type=float, default=1.0, help="seconds between queue position pushes")
-    serve.add_argument("--status-interval", type=float, default=1.0, help="seconds between queue status updates")
-    serve.add_argument("--reconnect-grace", type=float, default=10.0, help="seconds a dropped participant may resume")
+    serve.add_argument("--max-chats-per-agent", type=_serve_int(1), default=3, help="chats an agent holds at once")
     serve.add_argument(
-        "--idle-timeout", type=float, default=600.0, help="close connections silent this long (0: never)"
+        "--exchanges",
+        type=_serve_exchanges,
+        default="3-6",
+        help="autopilot closes after this many exchanges (N or LOW-HIGH)",
     )
-    serve.add_argument("--ping-interval", type=float, default=20.0, help="websocket keepalive pings (0: off)")
-    serve.add_argument("--max-frame-bytes", type=int, default=64 * 1024, help="larger frames close with 1009")
-    serve.add_argument("--rate", type=float, default=30.0, help="frames per second per connection")
-    serve.add_argument("--burst", type=int, default=60, help="frames allowed in a burst above --rate")
+    probability = _serve_float(0.0, 1.0)
+    serve.add_argument(
+        "--coupon-probability", type=probability, default=0.3, help="autopilot pushes a coupon (coupon topics)"
+    )
+    serve.add_argument(
+        "--item-probability", type=probability, default=0.3, help="autopilot pushes items (product topics)"
+    )
+    seconds = _serve_float(0.0)
+    serve.add_argument("--position-interval", type=seconds, default=1.0, help="seconds between queue position pushes")
+    serve.add_argument("--status-interval", type=seconds, default=1.0, help="seconds between queue status updates")
+    serve.add_argument("--reconnect-grace", type=seconds, default=10.0, help="seconds a dropped participant may resume")
+    serve.add_argument(
+        "--idle-timeout", type=seconds, default=600.0, help="close connections silent this long (0: never)"
+    )
+    serve.add_argument("--ping-interval", type=seconds, default=20.0, help="websocket keepalive pings (0: off)")
+    serve.add_argument("--max-frame-bytes", type=_serve_int(1), default=64 * 1024, help="larger frames close with 1009")
+    serve.add_argument(
+        "--rate", type=_serve_float(0.0, low_included=False), default=30.0, help="frames per second per connection"
+    )
+    serve.add_argument("--burst", type=_serve_int(1), default=60, help="frames allowed in a burst above --rate")
     serve.add_argument("--compression", action="store_true", help="offer permessage-deflate (costs memory)")
-    serve.add_argument("--merchant-id", default="DEMO")
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="warning")
+    serve.add_argument("--merchant-id", default="DEMO", help="merchant id in ARNs and summaries")
+    serve.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], default="warning", help="server log on stderr"
+    )
     serve.set_defaults(func=_cmd_serve)
 
     load = sub.add_parser(
         "load",
         help="run a headless load test (against the embedded mock unless --host)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=_LOAD_EPILOG,
     )
-    load.add_argument("--host", default=None, help="websocket URL of the backend, e.g. ws://127.0.0.1:8765/ws")
-    load.add_argument("--users", type=int, default=50, help="concurrent simulated customers (and agent users)")
-    load.add_argument("--spawn-rate", type=float, default=10.0, help="users started per second")
-    load.add_argument("--run-time", default="30s", help="e.g. 30s, 5m, 1h")
+    load.add_argument(
+        "--host", default=None, help="websocket URL of the backend, e.g. ws://127.0.0.1:8765/ws (none: embedded mock)"
+    )
+    load.add_argument(
+        "--users", type=_positive_int, default=50, help="concurrent simulated customers (and agent users)"
+    )
+    load.add_argument("--spawn-rate", type=_positive_float, default=10.0, help="users started per second")
+    load.add_argument("--run-time", type=_run_time, default="30s", help="how long to run, e.g. 30s, 5m, 1h30m")
     load.add_argument(
         "--scenario",
         default="happy_path",
@@ -157,20 +326,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--agents",
-        type=int,
+        type=_non_negative_int,
         default=0,
-        help="autopilot agents of the embedded server (0: users/3, or none with --agent-users)",
+        help="autopilot agents of the embedded mock (0: ceil(users/3), enough for every user; none with --agent-users)",
     )
-    load.add_argument("--agent-users", type=int, default=0, help="simulated agents driven by Locust")
-    load.add_argument("--processes", type=int, default=1, help="Locust worker processes (-1: one per core)")
-    load.add_argument("--csv", default=None, help="write Locust's CSV statistics with this prefix")
+    load.add_argument(
+        "--agent-users", type=_non_negative_int, default=0, help="simulated agents driven by Locust"
+    )
+    load.add_argument(
+        "--processes", type=_processes, default=1, help="Locust worker processes (-1: one per core)"
+    )
+    load.add_argument("--csv", default=None, help="keep Locust's CSV statistics (and its log) with this prefix")
     load.add_argument("--html", default=None, help="write Locust's HTML report to this file")
     load.add_argument("--seed", type=int, default=0, help="base seed of the fake data")
-    load.add_argument("--pace", choices=["human", "fast", "none"], default="fast")
+    load.add_argument(
+        "--pace",
+        choices=["human", "fast", "none"],
+        default="fast",
+        help="customers' and autopilot agents' pace: human (seconds), fast (milliseconds), none",
+    )
     load.add_argument("--queues", default="support", help="comma-separated queue names")
-    load.add_argument("--routing", choices=["round-robin", "manual"], default="round-robin")
-    load.add_argument("--timeout", type=float, default=30.0, help="seconds one wait may take before it fails")
+    load.add_argument(
+        "--routing", choices=["round-robin", "manual"], default="round-robin", help="how chats reach agents"
+    )
+    load.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        help="seconds one wait (ack, agent, reply) may take before it fails (none: 30, or 120 at human pace)",
+    )
     load.add_argument("--summary-json", default=None, help="also write the KPI summary as JSON")
+    load.add_argument(
+        "--locust-stats", action="store_true", help="also print Locust's own statistics tables at the end"
+    )
+    load.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a status line every few seconds (none: only when stdout is a terminal)",
+    )
     load.add_argument("locust_args", nargs="*", help="extra Locust arguments after --")
     load.set_defaults(func=_cmd_load)
 
@@ -184,12 +378,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; a mistake the user can make is one line on
+    stderr (exit status 2 for usage, 1 when the run could not start)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except UsageError as exc:
+        print(f"webchat-sim {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except MockStartError as exc:
+        print(f"webchat-sim {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `webchat-sim … | head`: the reader left; say nothing more
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return result
 
 

@@ -403,7 +403,12 @@ class Engine:
         return {
             "connections": len(self._conns),
             "queues": {
-                name: {"waiting": len(q.line), "agents": len(q.agents), "chatting": q.stats.active}
+                name: {
+                    "waiting": len(q.line),
+                    "agents": len(q.agents),
+                    "chatting": q.stats.active,
+                    "abandoned": q.stats.abandoned,
+                }
                 for name, q in self._queues.items()
             },
             "conversations": {"open": self._open_count, "closed": self._closed_count},

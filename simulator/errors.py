@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["FrameError", "SimulatorError"]
+__all__ = ["FrameError", "MockStartError", "SimulatorError", "UsageError"]
 
 
 class SimulatorError(Exception):
@@ -23,3 +23,12 @@ class FrameError(SimulatorError):
         self.path = path
         self.code = code
         super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class UsageError(SimulatorError):
+    """Options or arguments that cannot work: the CLI prints the message as one
+    line and exits with status 2, before anything is started."""
+
+
+class MockStartError(SimulatorError):
+    """The embedded mock server did not start (or not in time)."""

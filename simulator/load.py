@@ -13,6 +13,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -27,22 +28,41 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["KPI_ORDER", "LoadOptions", "MockProcess", "read_summary", "run_load"]
+from .errors import MockStartError, UsageError
+from .kpi import KPI
+from .scenario import ScenarioError, parse_mix
+
+__all__ = ["KPI_ORDER", "LoadOptions", "MockProcess", "check_options", "parse_duration", "read_summary", "run_load"]
 
 KPI_ORDER = (
-    "connect",
-    "start chat",
-    "check queue position",
-    "queue wait",
-    "first reply",
-    "message ack",
-    "message delivery",
-    "read receipt",
-    "take chat",
-    "ping",
-    "reconnect",
-    "close",
+    KPI.CONNECT,
+    KPI.START_CHAT,
+    KPI.CHECK_QUEUE_POSITION,
+    KPI.QUEUE_WAIT,
+    KPI.FIRST_REPLY,
+    KPI.MESSAGE_ACK,
+    KPI.MESSAGE_DELIVERY,
+    KPI.READ_RECEIPT,
+    KPI.TAKE_CHAT,
+    KPI.PING,
+    KPI.RECONNECT,
+    KPI.CLOSE,
+    KPI.ABANDON,
 )
+"""The summary's row order; other names follow alphabetically."""
+
+UNTIMED = frozenset(
+    {KPI.RRWEB, KPI.INVALID_FRAME, KPI.SERVER_ERROR, "message lost", "queue position", "reply language"}
+)
+"""Rows that count events without timing them."""
+
+
+PACE_TIMEOUTS = {"none": 30.0, "fast": 30.0, "human": 120.0}
+"""Seconds one wait may take by default, per pace: a human-paced agent reads,
+thinks and types for tens of seconds before a long answer."""
+
+MAX_CHATS_PER_AGENT = 3
+"""Chats an embedded autopilot agent holds at once (``serve --max-chats-per-agent``)."""
 
 
 @dataclass(kw_only=True)
@@ -52,7 +72,7 @@ class LoadOptions:
     spawn_rate: float = 10.0
     run_time: str = "30s"
     scenario: str = "happy_path"
-    agents: int = 0  # autopilot agents of the embedded server (0: automatic)
+    agents: int = 0  # autopilot agents of the embedded server (0: enough for every user)
     agent_users: int = 0  # AgentUsers driven by Locust (needed against a real backend)
     processes: int = 1
     csv: str | None = None
@@ -61,10 +81,29 @@ class LoadOptions:
     pace: str = "fast"
     queues: str = "support"
     routing: str = "round-robin"
-    timeout: float = 30.0
+    timeout: float | None = None  # None: by pace (PACE_TIMEOUTS)
     summary_json: str | None = None
     locust_args: list[str] = field(default_factory=list)
-    quiet: bool = False
+    locust_stats: bool = False
+    progress: bool | None = None  # None: when stdout is a terminal
+    progress_interval: float = 5.0
+
+    @property
+    def wait_timeout(self) -> float:
+        return self.timeout if self.timeout is not None else PACE_TIMEOUTS.get(self.pace, 30.0)
+
+    def embedded_agents(self) -> int:
+        """Autopilot agents for the embedded mock: as asked, else enough that
+        every simulated customer can be in a chat at once."""
+        if self.agents > 0:
+            return self.agents
+        if self.agent_users > 0:
+            return 0
+        return max(2, -(-self.users // MAX_CHATS_PER_AGENT))
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""The mock is on this machine: never ask a proxy for it."""
 
 
 class MockProcess:
@@ -77,7 +116,10 @@ class MockProcess:
     def __init__(self, args: Sequence[str], *, startup_timeout: float = 30.0) -> None:
         cmd = [sys.executable, "-m", "simulator", "serve", "--host", "127.0.0.1", "--port", "0", *args]
         self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
+        # its own session: a Ctrl-C on the terminal reaches the runner, which stops Locust before the mock
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True, start_new_session=True
+        )
         try:
             self.url = self._read_url(startup_timeout)
             self.http = self.url.replace("ws://", "http://").rsplit("/", 1)[0]
@@ -99,10 +141,13 @@ class MockProcess:
             if not line:
                 self.proc.wait(5)
                 self._stderr.seek(0)
-                raise RuntimeError(f"mock server exited before it was ready:\n{self._stderr.read()[-4000:]}")
+                lines = [x for x in self._stderr.read().splitlines() if x.strip()]
+                raise MockStartError(
+                    "the embedded mock server exited before it was ready: " + (lines[-1] if lines else "no message")
+                )
             if line.startswith("webchat-sim serving "):
                 return line.split()[2]
-        raise RuntimeError(f"mock server did not print its URL within {timeout:g}s")
+        raise MockStartError(f"the embedded mock server did not print its URL within {timeout:g}s")
 
     def _drain(self) -> None:
         stdout = self.proc.stdout
@@ -116,13 +161,13 @@ class MockProcess:
         last: Exception | None = None
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.http + "/healthz", timeout=2) as resp:
+                with _NO_PROXY.open(self.http + "/healthz", timeout=2) as resp:
                     body: dict[str, Any] = json.loads(resp.read())
                     return body
             except (urllib.error.URLError, OSError) as exc:
                 last = exc
                 time.sleep(0.05)  # polling an HTTP endpoint of another process: nothing to await
-        raise RuntimeError(f"mock server not healthy after {timeout:g}s: {last}")
+        raise MockStartError(f"the embedded mock server is not healthy after {timeout:g}s: {last}")
 
     def stop(self, timeout: float = 10.0) -> int:
         if self.proc.poll() is None:
@@ -146,54 +191,118 @@ def _num(text: str) -> float | None:
         return None
 
 
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="") as fh:
+            return list(csv.DictReader(fh))
+    except (OSError, csv.Error):
+        return []
+
+
 def read_summary(prefix: str) -> dict[str, Any]:
     """The chat KPIs of a Locust CSV prefix: per operation count, failures,
-    p50/p95/p99 and mean (ms), plus the failures by reason."""
+    p50/p95/p99 and mean (ms), plus the failures by reason and the unexpected
+    exceptions of the generator. The CSV files hold Locust's final statistics
+    (the locustfile writes them at exit), so every count matches Locust's own
+    report of the run."""
     rows: dict[str, dict[str, Any]] = {}
-    with open(f"{prefix}_stats.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            if row["Name"] == "Aggregated":
-                continue
-            rows[row["Name"]] = {
-                "requests": int(row["Request Count"]),
-                "failures": int(row["Failure Count"]),
-                "p50_ms": _num(row["50%"]),
-                "p95_ms": _num(row["95%"]),
-                "p99_ms": _num(row["99%"]),
-                "mean_ms": _num(row["Average Response Time"]),
-                "per_second": _num(row["Requests/s"]),
-            }
-    failures: list[dict[str, Any]] = []
-    path = Path(f"{prefix}_failures.csv")
-    if path.exists():
-        with path.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                failures.append({"name": row["Name"], "error": row["Error"], "occurrences": int(row["Occurrences"])})
-    return {"kpis": rows, "failures": failures, "total_failures": sum(r["failures"] for r in rows.values())}
+    for row in _read_rows(Path(f"{prefix}_stats.csv")):
+        if row["Name"] == "Aggregated":
+            continue
+        rows[row["Name"]] = {
+            "requests": int(row["Request Count"]),
+            "failures": int(row["Failure Count"]),
+            "p50_ms": _num(row["50%"]),
+            "p95_ms": _num(row["95%"]),
+            "p99_ms": _num(row["99%"]),
+            "mean_ms": _num(row["Average Response Time"]),
+            "per_second": _num(row["Requests/s"]),
+        }
+    failures: list[dict[str, Any]] = [
+        {"name": row["Name"], "error": row["Error"], "occurrences": int(row["Occurrences"])}
+        for row in _read_rows(Path(f"{prefix}_failures.csv"))
+    ]
+    failures.sort(key=lambda f: -int(f["occurrences"]))
+    exceptions = [
+        {"count": int(row["Count"]), "message": row["Message"]}
+        for row in _read_rows(Path(f"{prefix}_exceptions.csv"))
+        if row.get("Count", "").isdigit()
+    ]
+    abandons = rows.get(KPI.ABANDON.value, {}).get("requests", 0)
+    return {
+        "kpis": rows,
+        "failures": failures,
+        "total_failures": sum(r["failures"] for r in rows.values()),
+        "exceptions": exceptions,
+        "abandons": abandons,
+        "chats": rows.get(KPI.START_CHAT.value, {}).get("requests", 0),
+    }
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
     kpis: dict[str, dict[str, Any]] = summary["kpis"]
-
-    def fmt(value: float | None) -> str:
-        return "-" if value is None else f"{value:.0f}"
-
-    untimed = {"rrweb chunk", "invalid frame", "server error", "message lost", "queue position", "reply language"}
-    names = [n for n in KPI_ORDER if n in kpis] + sorted(n for n in kpis if n not in KPI_ORDER)
+    order = [k.value for k in KPI_ORDER]
+    names = [n for n in order if n in kpis] + sorted(n for n in kpis if n not in order)
     out.write("\nChat KPIs (milliseconds)\n")
     out.write(f"{'operation':22} {'count':>7} {'fail':>5} {'p50':>7} {'p95':>7} {'p99':>7} {'mean':>7}\n")
     for name in names:
         r = kpis[name]
-        timed = name not in untimed and r["p50_ms"] is not None
-        cols = [fmt(r[k]) if timed else "-" for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")]
+        timed = name not in UNTIMED and r["p50_ms"] is not None
+        cols = [_fmt(r[k]) if timed else "-" for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms")]
         out.write(
             f"{name:22} {r['requests']:7d} {r['failures']:5d} {cols[0]:>7} {cols[1]:>7} {cols[2]:>7} {cols[3]:>7}\n"
         )
+    chats, abandons = summary.get("chats", 0), summary.get("abandons", 0)
+    if chats:
+        out.write(f"\n{chats} chat(s) started, {abandons} abandoned while queued ({100 * abandons / chats:.1f}%)\n")
     if summary["failures"]:
-        out.write("\nFailures\n")
+        out.write("\nFailures (occurrences, operation: reason)\n")
         for f in summary["failures"][:20]:
             out.write(f"{f['occurrences']:7d}  {f['name']}: {f['error']}\n")
-    out.write(f"\n{summary['total_failures']} failure(s)\n")
+        if len(summary["failures"]) > 20:
+            out.write(f"         … and {len(summary['failures']) - 20} more reason(s) (see the failures CSV)\n")
+    for exc in summary.get("exceptions", [])[:5]:
+        out.write(f"\n{exc['count']} unexpected exception(s) in the load generator: {exc['message']}\n")
+
+
+def hint(summary: dict[str, Any], host: str) -> str | None:
+    """One line for a run whose connects all failed: what the user should check."""
+    connect = summary["kpis"].get(KPI.CONNECT.value)
+    if not connect or connect["requests"] == 0 or connect["failures"] < connect["requests"]:
+        return None
+    reasons = [f["error"] for f in summary["failures"] if f["name"] == KPI.CONNECT.value]
+    if any("nothing answered at" in r for r in reasons):
+        return f"nothing answered at {host}: is the server running?"
+    for reason in reasons:
+        if match := re.search(r"HTTP (\d{3}) from", reason):
+            return f"{host} answered HTTP {match.group(1)}, not a websocket: is the URL (path) right?"
+    return f"no connect to {host} succeeded: {reasons[0] if reasons else 'see the failures above'}"
+
+
+def verdict(summary: dict[str, Any], locust_exit: int | None, interrupted: str | None) -> tuple[int, str]:
+    """The exit status and the line that says it, always in agreement."""
+    failures = int(summary["total_failures"])
+    exceptions = sum(int(e["count"]) for e in summary.get("exceptions", []))
+    problems = []
+    if failures:
+        problems.append(f"{failures} failure(s)")
+    if exceptions:
+        problems.append(f"{exceptions} unexpected exception(s)")
+    if locust_exit not in (0, 1, None) and not problems:
+        problems.append(f"Locust exited with status {locust_exit}")
+    if interrupted:
+        status = 130 if interrupted == "SIGINT" else 143
+        what = ", ".join(problems) or "0 failures"
+        return status, f"result: INTERRUPTED by {interrupted} ({what} in what ran)"
+    if problems:
+        return 1, f"result: FAIL ({', '.join(problems)})"
+    if not summary["kpis"]:
+        return 1, "result: FAIL (nothing was measured)"
+    return 0, "result: PASS (0 failures)"
 
 
 def locust_command(opts: LoadOptions, host: str, prefix: str) -> list[str]:
@@ -227,7 +336,7 @@ def locust_command(opts: LoadOptions, host: str, prefix: str) -> list[str]:
         "--queues",
         opts.queues,
         "--chat-timeout",
-        str(opts.timeout),
+        str(opts.wait_timeout),
     ]
     if opts.processes != 1:
         cmd += ["--processes", str(opts.processes)]
@@ -242,67 +351,247 @@ def locust_command(opts: LoadOptions, host: str, prefix: str) -> list[str]:
     return cmd
 
 
-def run_load(opts: LoadOptions, out: IO[str] = sys.stdout) -> int:
-    mock: MockProcess | None = None
-    tmp: tempfile.TemporaryDirectory[str] | None = None
-    prefix = opts.csv
-    if prefix is None:
-        tmp = tempfile.TemporaryDirectory(prefix="webchat-sim-")
-        prefix = os.path.join(tmp.name, "run")
-    try:
-        host = opts.host
-        if host is None:
-            agents = opts.agents
-            if agents <= 0:
-                agents = 0 if opts.agent_users > 0 else max(2, opts.users // 3)
-            mock = MockProcess(
-                [
-                    "--agents",
-                    str(agents),
-                    "--pace",
-                    "fast" if opts.pace != "human" else "human",
-                    "--seed",
-                    str(opts.seed),
-                    "--queues",
-                    opts.queues,
-                    "--routing",
-                    opts.routing,
-                    "--max-chats-per-agent",
-                    "3",
-                    "--rate",
-                    "1000",
-                    "--burst",
-                    "2000",
-                ]
-            )
-            host = mock.url
-            out.write(f"embedded mock server at {host} with {agents} autopilot agent(s)\n")
-            out.flush()
-        cmd = locust_command(opts, host, prefix)
+class Progress:
+    """The status line of a run in progress, from the CSV files Locust
+    rewrites every second: users, chats per second, p95 queue wait and first
+    reply, failures."""
+
+    def __init__(self, prefix: str, out: IO[str]) -> None:
+        self.prefix = prefix
+        self.out = out
+        self.started = time.monotonic()
+        self._last: tuple[float, int] | None = None
+        self.shown = False
+
+    def line(self) -> str | None:
+        rows = {r["Name"]: r for r in _read_rows(Path(f"{self.prefix}_stats.csv"))}
+        if not rows:
+            return None
+        history = _read_rows(Path(f"{self.prefix}_stats_history.csv"))
+        users = history[-1].get("User Count", "?") if history else "?"
+        now = time.monotonic()
+
+        def count(name: str, column: str = "Request Count") -> int:
+            row = rows.get(name)
+            return int(row[column]) if row and row[column].isdigit() else 0
+
+        def p95(name: str) -> str:
+            row = rows.get(name)
+            return _fmt(_num(row["95%"])) if row else "-"
+
+        chats = count(KPI.START_CHAT.value)
+        rate = 0.0
+        if self._last is not None and now > self._last[0]:
+            rate = max(0, chats - self._last[1]) / (now - self._last[0])
+        self._last = (now, chats)
+        failures = count("Aggregated", "Failure Count")
+        return (
+            f"[{now - self.started:5.0f}s] users {users}, chats {chats} ({rate:.1f}/s), "
+            f"p95 queue wait {p95(KPI.QUEUE_WAIT.value)} ms, first reply {p95(KPI.FIRST_REPLY.value)} ms, "
+            f"failures {failures}"
+        )
+
+    def show(self) -> None:
+        if (text := self.line()) is not None:
+            self.out.write(text + "\n")
+            self.out.flush()
+            self.shown = True
+
+
+class _Interrupted(Exception):
+    def __init__(self, signum: int) -> None:
+        self.signal = signal.Signals(signum).name
+        super().__init__(self.signal)
+
+
+class Runner:
+    """One ``webchat-sim load``: the embedded mock (unless ``--host``), Locust
+    in a child process, progress, the summary and the verdict.
+
+    SIGINT and SIGTERM stop Locust first (it writes its final statistics), then
+    the mock; the summary of what ran is printed and the exit status is 130 or
+    143. Both children run in their own sessions, so a Ctrl-C on the terminal
+    reaches this process only and nothing is left behind."""
+
+    def __init__(self, opts: LoadOptions, out: IO[str]) -> None:
+        self.opts = opts
+        self.out = out
+        self.locust: subprocess.Popen[bytes] | None = None
+        self.interrupted: str | None = None
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        if self.locust is None:
+            raise _Interrupted(signum)
+        if self.interrupted is None:
+            self.interrupted = signal.Signals(signum).name
+            self.out.write(f"\n{self.interrupted}: stopping Locust, then the mock server…\n")
+            self.out.flush()
+            with contextlib.suppress(ProcessLookupError):
+                self.locust.send_signal(signal.SIGTERM)
+
+    def run(self) -> int:
+        opts = self.opts
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        mock: MockProcess | None = None
+        with tempfile.TemporaryDirectory(prefix="webchat-sim-") as tmp:
+            prefix = opts.csv or os.path.join(tmp, "run")
+            log_path = f"{prefix}_locust.log" if opts.csv else os.path.join(tmp, "locust.log")
+            for path in (prefix, opts.html, opts.summary_json):
+                if path and (folder := os.path.dirname(os.path.abspath(path))):
+                    try:
+                        os.makedirs(folder, exist_ok=True)
+                    except OSError as exc:
+                        raise UsageError(f"cannot create {folder} for {path}: {exc.strerror}") from None
+            try:
+                host = opts.host
+                if host is None:
+                    mock = self._start_mock()
+                    host = mock.url
+                code, line = self._run_locust(host, prefix, log_path)
+            except _Interrupted as exc:
+                self.out.write(f"\n{exc.signal}: stopped before the load started\n")
+                return 130 if exc.signal == "SIGINT" else 143
+            finally:
+                if mock is not None:
+                    mock.stop()
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+            self.out.write(line + "\n")
+            self.out.flush()
+            return code
+
+    def _start_mock(self) -> MockProcess:
+        opts = self.opts
+        agents = opts.embedded_agents()
+        mock = MockProcess(
+            [
+                "--agents",
+                str(agents),
+                "--pace",
+                "human" if opts.pace == "human" else "fast",
+                "--seed",
+                str(opts.seed),
+                "--queues",
+                opts.queues,
+                "--routing",
+                opts.routing,
+                "--max-chats-per-agent",
+                str(MAX_CHATS_PER_AGENT),
+                "--rate",
+                "1000",
+                "--burst",
+                "2000",
+            ]
+        )
+        self.out.write(f"embedded mock server at {mock.url} with {agents} autopilot agent(s)\n")
+        self.out.flush()
+        return mock
+
+    def _run_locust(self, host: str, prefix: str, log_path: str) -> tuple[int, str]:
+        opts = self.opts
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
             env.pop(var, None)
-        proc = subprocess.run(
-            cmd,
-            env=env,
-            stdout=None if not opts.quiet else subprocess.DEVNULL,
-            stderr=None if not opts.quiet else subprocess.PIPE,
-            text=True,
-            check=False,
+        progress = Progress(prefix, self.out)
+        show_progress = opts.progress if opts.progress is not None else self.out.isatty()
+        self.out.write(
+            f"running {opts.users} user(s) for {opts.run_time} against {host} "
+            f"(scenarios {opts.scenario}, pace {opts.pace})\n"
         )
+        self.out.flush()
+        with open(log_path, "wb") as log:
+            self.locust = subprocess.Popen(
+                locust_command(opts, host, prefix),
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            proc = self.locust
+            deadline = time.monotonic() + parse_duration(opts.run_time) + 120.0
+            while proc.poll() is None:
+                try:
+                    proc.wait(timeout=opts.progress_interval)
+                except subprocess.TimeoutExpired:
+                    if show_progress:
+                        progress.show()
+                    if time.monotonic() > deadline:  # Locust did not stop by itself
+                        proc.terminate()
+                        deadline = time.monotonic() + 30.0
+        _kill_group(proc.pid)
         if not Path(f"{prefix}_stats.csv").exists():
-            out.write(f"locust failed (exit {proc.returncode}) before writing statistics\n")
-            if proc.stderr:
-                out.write(proc.stderr[-4000:])
-            return proc.returncode or 2
+            tail = Path(log_path).read_text(errors="replace").strip().splitlines()[-10:]
+            return (proc.returncode or 2), "locust failed before writing statistics:\n" + "\n".join(tail)
+        if opts.locust_stats:  # Locust's own tables: its log less the log records
+            tables = [x for x in Path(log_path).read_text(errors="replace").splitlines() if not x.startswith("[")]
+            self.out.write("\nLocust's statistics\n" + "\n".join(tables) + "\n")
         summary = read_summary(prefix)
         summary["locust_exit_code"] = proc.returncode
-        print_summary(summary, out)
+        summary["interrupted"] = self.interrupted
+        print_summary(summary, self.out)
+        if (advice := hint(summary, host)) is not None:
+            self.out.write(f"\n{advice}\n")
+        if summary.get("exceptions"):
+            self.out.write(f"(the load generator's log: {log_path if opts.csv else 'rerun with --csv to keep it'})\n")
+        code, line = verdict(summary, proc.returncode, self.interrupted)
+        summary["exit_code"] = code
+        summary["verdict"] = line
         if opts.summary_json:
             Path(opts.summary_json).write_text(json.dumps(summary, indent=2))
-        return 1 if summary["total_failures"] or proc.returncode else 0
-    finally:
-        if mock is not None:
-            mock.stop()
-        if tmp is not None:
-            tmp.cleanup()
+        return code, "\n" + line
+
+
+def _kill_group(pid: int) -> None:
+    """End whatever is left of Locust's session (its ``--processes`` workers)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a Locust time span (``90``, ``30s``, ``5m``, ``1h30m``);
+    :class:`ValueError` otherwise."""
+    text = text.strip().lower()
+    if text.isdigit():
+        return float(text)
+    match = _DURATION.match(text)
+    if not text or match is None:
+        raise ValueError(f'"{text}" is not a duration (e.g. 30s, 5m, 1h30m)')
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def run_load(opts: LoadOptions, out: IO[str] = sys.stdout) -> int:
+    """Run one load test; raises :class:`UsageError` for options that cannot
+    work, before anything is started."""
+    check_options(opts)
+    return Runner(opts, out).run()
+
+
+def check_options(opts: LoadOptions) -> None:
+    """Reject what cannot run, in one line each, before anything starts."""
+    try:
+        parse_mix(opts.scenario)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        seconds = parse_duration(opts.run_time)
+    except ValueError as exc:
+        raise UsageError(f"--run-time: {exc}") from None
+    if seconds <= 0:
+        raise UsageError("--run-time must be more than 0s (Locust would run forever)")
+    for name, value in (("--users", opts.users), ("--spawn-rate", opts.spawn_rate)):
+        if value <= 0:
+            raise UsageError(f"{name} must be more than 0 (got {value:g})")
+    if opts.processes == 0 or opts.processes < -1:
+        raise UsageError(f"--processes must be a positive number or -1 for one per core (got {opts.processes})")
+    if opts.agents < 0 or opts.agent_users < 0:
+        raise UsageError("--agents and --agent-users must be 0 or more")
+    if opts.timeout is not None and opts.timeout <= 0:
+        raise UsageError(f"--timeout must be more than 0 seconds (got {opts.timeout:g})")
+    if not [q for q in opts.queues.split(",") if q.strip()]:
+        raise UsageError("--queues needs at least one queue name")
+    if opts.host is not None and not re.match(r"^wss?://[^/\s]+", opts.host):
+        raise UsageError(f'--host must be a websocket URL such as ws://127.0.0.1:8765/ws (got "{opts.host}")')

@@ -46,12 +46,15 @@ def _module(name: str) -> ModuleType:
     if name.endswith(".py") or "/" in name:
         path = Path(name)
         if not path.is_file():
-            raise ScenarioError(f"scenario file not found: {name}")
+            raise ScenarioError(f"scenario file not found: {name}; available: {', '.join(available_scenarios())}")
         spec = importlib.util.spec_from_file_location(f"webchat_scenario_{path.stem}", path)
         if spec is None or spec.loader is None:
             raise ScenarioError(f"cannot load scenario file {name}")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # the user's script: say what broke, in one line
+            raise ScenarioError(f"scenario file {name} failed to load: {type(exc).__name__}: {exc}") from None
         return module
     try:
         return importlib.import_module(f"scenarios.{name}")
@@ -76,13 +79,19 @@ def parse_mix(spec: str) -> list[Scenario]:
     for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
-        name, _, weight_text = part.rpartition(":") if part.rsplit(":", 1)[-1].isdigit() else (part, "", "1")
-        weight = int(weight_text or 1)
-        if weight < 0:
-            raise ScenarioError(f"weight of {name} must be >= 0")
-        out.append(load_scenario(name, weight))
+        name, colon, weight_text = part.rpartition(":")
+        if not colon:
+            name, weight_text = part, "1"
+        if not weight_text.strip().isdigit():
+            raise ScenarioError(
+                f'bad weight "{weight_text}" in scenario "{part}" (expected NAME or NAME:WEIGHT, '
+                f"a whole number >= 0); available: {', '.join(available_scenarios())}"
+            )
+        out.append(load_scenario(name.strip(), int(weight_text)))
     if not out or sum(s.weight for s in out) == 0:
-        raise ScenarioError(f"no scenario with a positive weight in {spec!r}")
+        raise ScenarioError(
+            f"no scenario with a positive weight in {spec!r}; available: {', '.join(available_scenarios())}"
+        )
     return out
 
 

@@ -17,6 +17,7 @@ A pending answer that never comes is reported as a failure after the timeout.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,12 +30,14 @@ import gevent
 from .dialect import Dialect
 from .errors import FrameError, SimulatorError
 from .fake import ChatFaker, Persona, Topic
-from .protocol import EventType, Frame, FrameType, TransportStatus
+from .kpi import KPI
+from .protocol import Error, EventType, Frame, FrameType, TransportStatus
 from .transport import Connection, TransportError, WaitTimeout
 
 __all__ = [
     "KPI",
     "AgentSession",
+    "Backoff",
     "CustomerSession",
     "DeliveryBoard",
     "OperationFailed",
@@ -43,26 +46,6 @@ __all__ = [
     "Recorder",
     "Session",
 ]
-
-
-class KPI(StrEnum):
-    """The operation names reported to Locust (request type ``WS``)."""
-
-    CONNECT = "connect"
-    START_CHAT = "start chat"
-    QUEUE_WAIT = "queue wait"
-    FIRST_REPLY = "first reply"
-    MESSAGE_ACK = "message ack"
-    MESSAGE_DELIVERY = "message delivery"
-    READ_RECEIPT = "read receipt"
-    CHECK_QUEUE_POSITION = "check queue position"
-    PING = "ping"
-    CLOSE = "close"
-    TAKE_CHAT = "take chat"
-    RRWEB = "rrweb chunk"
-    RECONNECT = "reconnect"
-    INVALID_FRAME = "invalid frame"
-    SERVER_ERROR = "server error"
 
 
 RACES = frozenset({"already_engaged", "queue_entry_not_found"})
@@ -91,13 +74,86 @@ class Recorder(Protocol):
     ) -> None: ...
 
 
+_UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_MAX_REASON = 300
+
+
+def _scrub(text: str) -> str:
+    """``text`` without uuids and email addresses, clipped: a failure reason
+    that groups with those of other participants."""
+    if "-" in text:
+        text = _UUID.sub("<uuid>", text)
+    if "@" in text:
+        text = _EMAIL.sub("<email>", text)
+    return text if len(text) <= _MAX_REASON else text[: _MAX_REASON - 1] + "…"
+
+
 class OperationFailed(SimulatorError):
-    """A session operation failed; it has already been reported."""
+    """A session operation failed; it has already been reported.
+
+    ``reason`` carries no per-participant values (uuids and email addresses
+    are replaced, URLs come without their query string), so the failures of
+    many users group into one row of Locust's failure table. ``repr()`` is
+    the reason alone: Locust shows ``repr(exception)`` as the error of a
+    failure (table, CSV, web UI) after the operation's name."""
 
     def __init__(self, name: str, reason: str) -> None:
         self.name = name
-        self.reason = reason
-        super().__init__(f"{name}: {reason}")
+        self.reason = _scrub(reason)
+        super().__init__(f"{name}: {self.reason}")
+
+    def __repr__(self) -> str:
+        return self.reason
+
+    def __reduce__(self) -> tuple[type[OperationFailed], tuple[str, str]]:
+        return (type(self), (self.name, self.reason))
+
+
+def _server_reason(error: Error) -> str:
+    """What a server's error frame says, for a failure reason: its code and
+    its user message (a developer message may name ids)."""
+    text = error.user_message or error.developer_message or "no reason given"
+    return f"{error.error_code}: {text}" if error.error_code else text
+
+
+class Backoff:
+    """Capped exponential backoff with equal jitter, sans I/O.
+
+    :meth:`next_delay` counts one more consecutive failure and returns how long
+    to wait before the next attempt: the step ``min(cap, base * factor**(n-1))``
+    for the n-th failure, half of it fixed and half drawn from ``rng``
+    (so waits never collapse to zero and users that failed together spread
+    out). :meth:`reset` after a success: the next failure waits ``base`` again.
+    """
+
+    __slots__ = ("base", "cap", "factor", "failures", "rng")
+
+    def __init__(
+        self, base: float = 0.5, cap: float = 10.0, rng: random.Random | None = None, *, factor: float = 2.0
+    ) -> None:
+        if not 0 < base <= cap:
+            raise ValueError(f"need 0 < base <= cap, got base={base:g}, cap={cap:g}")
+        if factor < 1:
+            raise ValueError(f"factor must be at least 1, got {factor:g}")
+        self.base = base
+        self.cap = cap
+        self.factor = factor
+        self.rng = rng or random.Random()
+        self.failures = 0
+
+    def next_delay(self) -> float:
+        """Seconds to wait after one more failure."""
+        step = self.cap
+        if self.factor == 1 or self.failures < 64:  # beyond that the step is the cap anyway
+            step = min(self.cap, self.base * self.factor**self.failures)
+        self.failures += 1
+        half = step / 2
+        return half + self.rng.uniform(0.0, half)
+
+    def reset(self) -> None:
+        """A success: start again from ``base``."""
+        self.failures = 0
 
 
 class Pace(StrEnum):
@@ -190,6 +246,8 @@ class Session:
         self.timeout = timeout
         self.board = board
         self.conn: Connection | None = None
+        self.connect_ok: bool | None = None
+        """Whether the last attempt to open a connection worked (``None``: none yet)."""
         self.my_arn: str | None = None
         # pending answers: key -> (kpi, started at)
         self._acks: dict[str, float] = {}  # client_message_id -> sent at
@@ -211,8 +269,9 @@ class Session:
         except OperationFailed:
             raise
         except (TransportError, FrameError) as exc:
-            self.record(name, _ms(start, time.perf_counter()), exception=exc)
-            raise OperationFailed(name, str(exc)) from exc
+            error = OperationFailed(name, str(exc))
+            self.record(name, _ms(start, time.perf_counter()), exception=error)
+            raise error from exc
         else:
             self.record(name, _ms(start, time.perf_counter()))
 
@@ -223,6 +282,8 @@ class Session:
         return error
 
     def _open(self, url: str) -> None:
+        """Open the connection; its errors' messages name ``url`` without its query string."""
+        self.connect_ok = False
         self.conn = Connection.connect(
             url,
             timeout=self.timeout,
@@ -231,9 +292,10 @@ class Session:
             on_frame=self._on_frame,
             validate=self.dialect.strict_frames,
         )
+        self.connect_ok = True
 
     def _on_invalid(self, error: FrameError, raw: bytes | str) -> None:
-        self.record(KPI.INVALID_FRAME, None, length=len(raw), exception=error)
+        self.record(KPI.INVALID_FRAME, None, length=len(raw), exception=OperationFailed(KPI.INVALID_FRAME, str(error)))
 
     def _on_frame(self, frame: Frame, arrived: float) -> bool:
         """Called in the receive loop for every valid frame, on arrival: times
@@ -256,6 +318,7 @@ class Session:
                 self.record(KPI.READ_RECEIPT, _ms(self._reads.pop(uuid), arrived))
             return False
         if event is EventType.QUEUE_POSITION:
+            self._on_queue_position(frame)
             if not self._position_checks:
                 return False  # a push; checks wait for their own answer
             self.record(KPI.CHECK_QUEUE_POSITION, _ms(self._position_checks.pop(0), arrived))
@@ -279,7 +342,7 @@ class Session:
             return
         if code in RACES:
             return  # another agent was faster; take_chat tries the next customer
-        reason = f"{code}: {err.user_message or err.developer_message}"
+        reason = _server_reason(err)
         if err.object_id is not None and err.object_id in self._acks:
             # the server refused a message: the ack will never come
             sent = self._acks.pop(err.object_id)
@@ -311,6 +374,9 @@ class Session:
 
     def _on_event(self, frame: Frame, arrived: float) -> bool:  # overridden
         return True
+
+    def _on_queue_position(self, frame: Frame) -> None:  # overridden
+        """Every ``queue position`` frame (pushes and answers), on arrival."""
 
     def _on_closed_elsewhere(self, conversation_uuid: str | None) -> None:
         """A frame was refused because the conversation had been closed."""
@@ -351,8 +417,8 @@ class Session:
         for cid, sent in list(self._acks.items()):
             if sent < cutoff:
                 del self._acks[cid]
-                why = "before the session ended" if final else f"within {self.timeout:g}s"
-                self._fail(KPI.MESSAGE_ACK, f"no acknowledgement of message {cid} {why}", sent)
+                why = "before the session ended" if final else f"within {self.timeout:g} s"
+                self._fail(KPI.MESSAGE_ACK, f"no acknowledgement of a message {why}", sent)
         for uuid, sent in list(self._reads.items()):
             if sent < cutoff:  # a read receipt is not owed: the peer may never read; just forget it
                 del self._reads[uuid]
@@ -413,7 +479,7 @@ class Session:
             return frame
         self._acks.pop(client_message_id, None)
         if frame.error is not None and frame.error.error_code != "conversation_closed":
-            raise OperationFailed(KPI.MESSAGE_ACK, f"{frame.error.error_code}: {frame.error.user_message}")
+            raise OperationFailed(KPI.MESSAGE_ACK, _server_reason(frame.error))
         self._on_closed_elsewhere(conversation_uuid)
         return None
 
@@ -455,6 +521,13 @@ class CustomerSession(Session):
         self.pushed: list[Frame] = []  # coupons and items pushed by the agent
         self.queue = "support"
         self._starting = False
+        # what the queue position frames of this chat said (pushes and answers)
+        self._queue_name: str | None = None
+        self._first_position: int | None = None
+        self.position: int | None = None
+        """The last queue position the server reported (1-based; -1: not queued)."""
+        self.agents_available: bool | None = None
+        """Whether the last queue position frame said an agent was available."""
 
     # Events measured on arrival
     def _on_event(self, frame: Frame, arrived: float) -> bool:
@@ -507,6 +580,34 @@ class CustomerSession(Session):
             self.closed = True
             self._acks.clear()  # refused, not lost: the chat was closed before they arrived
 
+    def _on_queue_position(self, frame: Frame) -> None:
+        if frame.conversation_uuid not in (None, self.conversation_uuid):
+            return
+        payload = frame.event_queue_position
+        if payload is None:
+            return
+        if payload.available is not None:
+            self.agents_available = payload.available
+        if payload.position is not None and payload.position > 0:
+            self.position = payload.position
+            if self._first_position is None:
+                self._first_position = payload.position
+
+    def _queue_wait_reason(self, timeout: float) -> str | None:
+        """Why no agent joined within ``timeout``, from what the queue position
+        frames said: nobody available, or a queue that does not move; ``None``
+        when they say nothing useful (e.g. at the front with agents available).
+        No positions in the text: they differ from customer to customer."""
+        queue = self._queue_name or self.queue
+        if self.agents_available is False:
+            return f"no agent available in queue {queue} after {timeout:g} s"
+        position, first = self.position, self._first_position
+        if position is None or first is None or position <= 1:
+            return None
+        if position >= first:
+            return f"still queued in {queue} after {timeout:g} s, position never went down (queue not draining)"
+        return f"still queued in {queue} after {timeout:g} s, not at the front yet (queue draining slowly)"
+
     # Verbs
     def connect(self) -> None:
         with self._op(KPI.CONNECT):
@@ -526,6 +627,9 @@ class CustomerSession(Session):
             self.topic = topic
         self._starting = True
         self.conversation_uuid = None
+        self._queue_name = entry.queue_name or queue or self.queue
+        self._first_position = self.position = None
+        self.agents_available = None
         start = time.perf_counter()
         if entry.question:
             self._first_sent = start  # the question is the first customer message
@@ -538,7 +642,7 @@ class CustomerSession(Session):
             "new conversation",
         )
         if frame.error is not None:
-            raise self._fail(KPI.START_CHAT, f"refused: {frame.error.developer_message}", start)
+            raise self._fail(KPI.START_CHAT, f"refused: {_server_reason(frame.error)}", start)
         self.record(KPI.START_CHAT, _ms(start, time.perf_counter()))
         if self.conversation_uuid is None:
             raise self._fail(KPI.START_CHAT, "new conversation without conversation_uuid", start)
@@ -552,20 +656,27 @@ class CustomerSession(Session):
         self._position_answer = None
         self._position_checks.append(time.perf_counter())
         self.conn.send(self.dialect.check_queue_position(self.conversation_uuid))
+        start = time.perf_counter()
         frame = self._wait(KPI.CHECK_QUEUE_POSITION, lambda f: f is self._position_answer, None, "the queue position")
         position = self.dialect.queue_position(frame)
-        assert position is not None
+        if position is None:
+            raise self._fail(KPI.CHECK_QUEUE_POSITION, "queue position answer without a position", start)
         return position
 
     def wait_for_agent(self, timeout: float | None = None, *, required: bool = True) -> bool:
         """Wait until an agent joined; ``False`` if none did within ``timeout``
         and ``required`` is false."""
         if self.agent_arn is None:
+            wait = timeout if timeout is not None else self.timeout
+            start = time.perf_counter()
             frame = self._wait(
-                KPI.QUEUE_WAIT, lambda f: self.agent_arn is not None, timeout, "an agent to join", required=required
+                KPI.QUEUE_WAIT, lambda f: self.agent_arn is not None, wait, "an agent to join", required=False
             )
             if frame is None:
-                return False
+                if not required:
+                    return False
+                reason = self._queue_wait_reason(wait) or f"timed out after {wait:g} s waiting for an agent to join"
+                raise self._fail(KPI.QUEUE_WAIT, reason, start)
         return True
 
     def use_language(self, language: str) -> None:
@@ -662,6 +773,8 @@ class CustomerSession(Session):
             return
         start = time.perf_counter()
         self.conn.send(self.dialect.close_chat(self.conversation_uuid))
+        if self.agent_arn is None and self._started is not None:  # still queued: an abandon, timed from the start
+            self.record(KPI.ABANDON, _ms(self._started, start))
         if wait:
             conversation = self.conversation_uuid
             self._wait(
@@ -706,7 +819,7 @@ class CustomerSession(Session):
                 )
             )
         except TransportError as exc:
-            raise self._fail(KPI.RECONNECT, str(exc), start) from exc
+            raise self._fail(KPI.RECONNECT, str(exc), start) from exc  # a URL without its query string
         frame = self._wait(
             KPI.RECONNECT,
             lambda f: self.dialect.is_new_conversation(f) or f.error is not None,
@@ -714,7 +827,7 @@ class CustomerSession(Session):
             "resumed conversation",
         )
         if frame.error is not None:
-            raise self._fail(KPI.RECONNECT, f"resume refused: {frame.error.developer_message}", start)
+            raise self._fail(KPI.RECONNECT, f"resume refused: {_server_reason(frame.error)}", start)
         self.record(KPI.RECONNECT, _ms(start, time.perf_counter()))
         summary = frame.event_new_conversation
         if summary is not None and summary.closed:
@@ -723,9 +836,8 @@ class CustomerSession(Session):
         # answered after it proves everything replayed has arrived.
         self.ping()
         expected = summary.message_count if summary is not None and summary.message_count is not None else 0
-        if len(self.messages) < expected:
-            lost = expected - len(self.messages)
-            self.report_failure("message lost", f"{lost} of {expected} message(s) missing after resume")
+        for _ in range(expected - len(self.messages)):  # one failure per message: counts that group
+            self.report_failure("message lost", "missing after resume")
         return [f for uuid, f in self.messages.items() if uuid not in seen]
 
 
@@ -801,7 +913,8 @@ class AgentSession(Session):
             if frame.error is not None:  # somebody else engaged that customer first
                 continue
             conversation = self.dialect.conversation_of(frame)
-            assert conversation is not None
+            if conversation is None:
+                raise self._fail(KPI.TAKE_CHAT, "new conversation without conversation_uuid", start)
             summary = frame.event_new_conversation
             language = "en"
             if summary is not None:

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import re
 import socket
 import ssl as ssl_module
 import struct
@@ -49,6 +50,7 @@ from itertools import count
 from time import perf_counter
 from types import TracebackType
 from typing import Any, Final, Self, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import gevent
 import gevent.lock
@@ -79,6 +81,7 @@ __all__ = [
     "InvalidFrameHandler",
     "TransportError",
     "WaitTimeout",
+    "redact_url",
 ]
 
 logger = logging.getLogger(__name__)
@@ -109,12 +112,28 @@ class TransportError(SimulatorError):
 
 
 class ConnectError(TransportError):
-    """The connection to ``url`` could not be opened: ``reason`` says why."""
+    """The connection to ``url`` could not be opened: ``reason`` says why.
 
-    def __init__(self, url: str, reason: str) -> None:
+    The message names the URL without its query string, fragment or
+    credentials (:func:`redact_url`), so it carries no per-participant values
+    and the failures of many users group into one row. It starts with a
+    stable form a runner can detect: ``nothing answered at URL (REASON)`` when
+    nothing accepted the TCP connection or nothing answered the opening
+    handshake in time (refused, unreachable, unresolvable, timed out),
+    ``connection to URL failed (REASON)`` when the connection broke during
+    TLS or the handshake; :class:`HandshakeError` has its own forms.
+    """
+
+    def __init__(self, url: str, reason: str, *, answered: bool = False, message: str | None = None) -> None:
         self.url = url
         self.reason = reason
-        super().__init__(f"cannot connect to {url}: {reason}")
+        where = redact_url(url)
+        if message is None:
+            if answered:
+                message = f"connection to {where} failed ({reason})"
+            else:
+                message = f"nothing answered at {where} ({reason})"
+        super().__init__(message)
 
 
 class ConnectTimeout(ConnectError):
@@ -129,12 +148,19 @@ class HandshakeError(ConnectError):
     """The server refused or botched the opening handshake.
 
     ``status`` is the HTTP status code of the response, ``None`` if there was
-    no valid response at all.
+    no valid response at all. The message is ``HTTP STATUS from URL`` for a
+    response other than ``101 Switching Protocols``, else ``invalid handshake
+    response from URL (REASON)``.
     """
 
     def __init__(self, url: str, reason: str, *, status: int | None = None) -> None:
         self.status = status
-        super().__init__(url, reason)
+        where = redact_url(url)
+        if status is not None:
+            message = f"HTTP {status} from {where}"
+        else:
+            message = f"invalid handshake response from {where} ({reason})"
+        super().__init__(url, reason, message=message)
 
 
 class ConnectionClosedError(TransportError):
@@ -330,14 +356,14 @@ class Connection:
         deadline.start()
         sock: Any = None
         try:
-            sock = _open_socket(wsuri.host, wsuri.port)
+            sock = _open_socket(wsuri.host, wsuri.port)  # an OSError until here: nothing answered
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if wsuri.secure:
                 sock = (ssl or _default_ssl_context()).wrap_socket(sock, server_hostname=wsuri.host)
             protocol.send_request(request)
             for chunk in protocol.data_to_send():
                 sock.sendall(chunk)
-            events = _read_response(sock, protocol)
+            events, head = _read_response(sock, protocol)
         except gevent.Timeout as exc:
             if exc is not deadline:
                 raise
@@ -345,7 +371,7 @@ class Connection:
             raise ConnectTimeout(url, timeout) from None
         except OSError as exc:
             _close_quietly(sock)
-            raise ConnectError(url, _describe_os_error(exc)) from exc
+            raise ConnectError(url, _describe_os_error(exc), answered=sock is not None) from exc
         except BaseException:
             _close_quietly(sock)
             raise
@@ -355,7 +381,10 @@ class Connection:
         handshake_exc = protocol.handshake_exc
         if handshake_exc is not None:
             _close_quietly(sock)
-            status = handshake_exc.response.status_code if isinstance(handshake_exc, InvalidStatus) else None
+            if isinstance(handshake_exc, InvalidStatus):
+                status: int | None = handshake_exc.response.status_code
+            else:  # e.g. an HTTP/1.0 error page, which websockets does not parse: its status still says why
+                status = _http_status(head)
             raise HandshakeError(url, str(handshake_exc), status=status) from handshake_exc
 
         connection = cls(
@@ -913,11 +942,22 @@ class Connection:
 
     def __repr__(self) -> str:
         state = "closed" if self._input_closed else "open"
-        return f"<Connection {self.url} {state} inbox={len(self._inbox)} waiting={len(self._waiters)}>"
+        return f"<Connection {redact_url(self.url)} {state} inbox={len(self._inbox)} waiting={len(self._waiters)}>"
 
 
 # ---------------------------------------------------------------------------
 # Helpers
+
+
+def redact_url(url: str) -> str:
+    """``url`` without query string, fragment and credentials (``user:password@``):
+    what error messages show, free of per-participant values."""
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:  # e.g. a bad IPv6 literal: cut by hand
+        return re.sub(r"(//)[^/?#]*@", r"\1", url.partition("?")[0].partition("#")[0])
 
 
 def _open_socket(host: str, port: int) -> gsocket.socket:
@@ -936,19 +976,34 @@ def _open_socket(host: str, port: int) -> gsocket.socket:
     return sock
 
 
-def _read_response(sock: Any, protocol: ClientProtocol) -> list[object]:
-    """Read until the handshake response is parsed (or has failed); return the events."""
+def _read_response(sock: Any, protocol: ClientProtocol) -> tuple[list[object], bytes]:
+    """Read until the handshake response is parsed (or has failed); return the
+    events and the first bytes received (the status line of a response that
+    could not be parsed)."""
+    head = b""
     while True:
         data = sock.recv(_RECV_SIZE)
+        if len(head) < _STATUS_LINE_LIMIT:
+            head += data[: _STATUS_LINE_LIMIT - len(head)]
         if data:
             protocol.receive_data(data)
         else:
             protocol.receive_eof()
         events: list[object] = list(protocol.events_received())
         if events and isinstance(events[0], Response):
-            return events
+            return events, head
         if protocol.handshake_exc is not None or not data:
-            return events
+            return events, head
+
+
+_STATUS_LINE_LIMIT: Final = 256
+_STATUS_LINE: Final = re.compile(rb"HTTP/\d(?:\.\d)? ([1-5]\d\d)\b")
+
+
+def _http_status(head: bytes) -> int | None:
+    """The status code of an HTTP status line at the start of ``head``, if any."""
+    match = _STATUS_LINE.match(head)
+    return int(match.group(1)) if match else None
 
 
 def _default_ssl_context() -> ssl_module.SSLContext:

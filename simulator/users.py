@@ -12,20 +12,27 @@ workers of ``--processes`` differ.
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import itertools
 import logging
 import random
+import sys
+import time
 from typing import Any, ClassVar
 
 import gevent
 from gevent.lock import BoundedSemaphore
 from locust import User, events, task
 from locust.env import Environment
+from locust.exception import StopUser
+from locust.stats import StatsCSVFileWriter
+from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from .dialect import Dialect
 from .fake import ChatFaker, Topic
-from .scenario import ScenarioMix, parse_mix
-from .sessions import AgentSession, CustomerSession, OperationFailed, Pacing
+from .scenario import ScenarioError, ScenarioMix, parse_mix
+from .sessions import AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
 
 __all__ = ["AgentUser", "ChatUser", "CustomerUser"]
 
@@ -95,14 +102,48 @@ def _add_options(parser: Any) -> None:
     )
 
 
-def _fix_agent_count(environment: Environment, **_: Any) -> None:
-    count = int(getattr(environment.parsed_options, "agent_users", 0) or 0)
+def _on_init(environment: Environment, **_: Any) -> None:
+    """Check the options before any user starts: a bad scenario mix is one line
+    on stderr and exit status 2, not a traceback per chat for the whole run."""
+    options = environment.parsed_options
+    if options is None:
+        return
+    try:
+        CustomerUser.set_mix(str(getattr(options, "scenario", "happy_path")))
+    except ScenarioError as exc:
+        sys.stderr.write(f"webchat-sim: {exc}\n")
+        sys.stderr.flush()
+        raise SystemExit(2) from None
+    count = int(getattr(options, "agent_users", 0) or 0)
     if count > 0:
         AgentUser.fixed_count = count
 
 
+def _close_with_final_rows(writer: StatsCSVFileWriter) -> None:
+    """Locust rewrites its ``--csv`` files once a second and not at exit, so
+    they missed up to the last second of a run (and everything stopping users
+    reported): write the final statistics, the same Locust prints, before the
+    files are closed."""
+    now = time.time()
+    for handle, write in (
+        (writer.requests_csv_filehandle, writer.requests_csv),
+        (writer.failures_csv_filehandle, writer.failures_csv),
+        (writer.exceptions_csv_filehandle, writer.exceptions_csv),
+    ):
+        if not handle.closed:
+            handle.seek(0)
+            handle.truncate()
+            write(csv.writer(handle))
+    if not writer.stats_history_csv_filehandle.closed:
+        with contextlib.suppress(Exception):  # a history row is a nicety; the totals above are what counts
+            writer._stats_history_data_rows(writer.stats_history_csv_writer, now)
+    _original_close_files(writer)
+
+
+_original_close_files = StatsCSVFileWriter.close_files
+StatsCSVFileWriter.close_files = _close_with_final_rows  # type: ignore[method-assign,assignment]
 events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
-events.init.add_listener(_fix_agent_count)  # type: ignore[no-untyped-call]
+events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
 
 
 class ChatUser(User):
@@ -110,6 +151,10 @@ class ChatUser(User):
 
     abstract = True
     dialect_class: ClassVar[type[Dialect]] = Dialect
+    backoff_base: ClassVar[float] = 0.5
+    """Seconds of the first wait after a failed connect (half fixed, half random)."""
+    backoff_cap: ClassVar[float] = 10.0
+    """The longest wait between two connect attempts."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
@@ -128,6 +173,24 @@ class ChatUser(User):
         )
         self.timeout = float(getattr(options, "chat_timeout", 60.0))
         self.queues = tuple(q for q in str(getattr(options, "queues", "support")).split(",") if q) or ("support",)
+        # its own seeded random: failed connects leave the scenario choices of the user's rng as they were
+        self.backoff = Backoff(self.backoff_base, self.backoff_cap, random.Random(f"backoff {self.seed}"))
+
+    def back_off(self) -> None:
+        """After a failed connect: wait before the next attempt (capped
+        exponential backoff with equal jitter: :attr:`backoff_base` doubling
+        up to :attr:`backoff_cap` seconds), so a dead or wrong
+        ``--host`` is not hammered. The user counts as waiting meanwhile, as in
+        Locust's own ``wait()``: stopping the test ends the wait at once, even
+        with ``--stop-timeout``."""
+        delay = self.backoff.next_delay()
+        if self._state == LOCUST_STATE_STOPPING:
+            raise StopUser
+        self._state = LOCUST_STATE_WAITING
+        gevent.sleep(delay)
+        if self._state == LOCUST_STATE_STOPPING:
+            raise StopUser
+        self._state = LOCUST_STATE_RUNNING
 
     def record(
         self, name: str, response_time: float | None, *, length: int = 0, exception: BaseException | None = None
@@ -159,13 +222,16 @@ class CustomerUser(ChatUser):
     _mix: ClassVar[ScenarioMix | None] = None
     _mix_spec: ClassVar[str | None] = None
 
-    def mix(self) -> ScenarioMix:
-        spec = str(getattr(self.options, "scenario", "happy_path"))
-        cls = type(self)
+    @classmethod
+    def set_mix(cls, spec: str) -> ScenarioMix:
+        """Load the scenario mix ``spec`` (raises :class:`ScenarioError`)."""
         if cls._mix is None or cls._mix_spec != spec:
             cls._mix = ScenarioMix(parse_mix(spec))
             cls._mix_spec = spec
         return cls._mix
+
+    def mix(self) -> ScenarioMix:
+        return type(self).set_mix(str(getattr(self.options, "scenario", "happy_path")))
 
     @task
     def chat(self) -> None:
@@ -179,6 +245,10 @@ class CustomerUser(ChatUser):
         finally:
             customer.expire_pending(final=True)
             customer.disconnect()
+        if customer.connect_ok is False:  # refused, unreachable, rejected: wait before the next chat connects
+            self.back_off()
+        elif customer.connect_ok:
+            self.backoff.reset()
 
 
 class AgentUser(ChatUser):
@@ -197,13 +267,26 @@ class AgentUser(ChatUser):
             **self.session_kwargs(),
         )
         self.slots = BoundedSemaphore(int(getattr(self.options, "agent_max_chats", 3)))
-        self.agent.connect()
+        self._connect()  # at once; a failure is reported and work() tries again after a backoff
+
+    def _connect(self) -> bool:
+        try:
+            self.agent.connect()
+        except OperationFailed:
+            return False
+        self.backoff.reset()
+        return True
 
     def on_stop(self) -> None:
         self.agent.disconnect()
 
     @task
     def work(self) -> None:
+        if not self.agent.connected:  # not yet, or lost: try again, at once unless the last attempt failed
+            if self.agent.connect_ok is False:
+                self.back_off()
+            if not self._connect():
+                return
         self.agent.expire_pending()  # acks that never came are failures; forget unread receipts
         self.slots.acquire()
         try:
@@ -211,9 +294,7 @@ class AgentUser(ChatUser):
         except OperationFailed:
             conversation = None
         if conversation is None:
-            self.slots.release()
-            if not self.agent.connected:
-                self.agent.connect()
+            self.slots.release()  # a lost connection is opened again by the next work()
             return
         gevent.spawn(self._handle, conversation)
 

@@ -557,3 +557,63 @@ def test_hub_rejects_bot_connection_ids_and_duplicate_names() -> None:
     with pytest.raises(ValueError, match="distinct names"):
         AutopilotHub(Engine(EngineConfig(), rng=random.Random(1)), [make_bot(1), make_bot(2)])
     assert hub.status()["autopilot"] == {BOT: {"chats": 0, "closed": 0}}
+
+
+# ---------------------------------------------------------------------------
+# Answers repeat what the customer gave
+
+_GIVEN_LINES = {
+    # language: (question with an order number, follow-up with an e-mail, product question)
+    "en": ("Where is my order #48213?", "Reach me at ann.lee@example.org", "Is the Alpine Shell Jacket waterproof?"),
+    "es": ("¿Dónde está mi pedido #48213?", "Mi correo es ann.lee@example.org", "¿La Chaqueta Alpina es impermeable?"),
+    "fr": ("Où est ma commande n° 48213 ?", "E-mail : ann.lee@example.org", "La Veste Alpine est-elle imperméable ?"),
+    "de": ("Wo ist meine Bestellung Nr. 48213?", "E-Mail: ann.lee@example.org", "Ist die Alpenjacke wasserdicht?"),
+}
+
+
+def _ask(sim: Sim, conn: ConnId, fake: ChatFaker, persona: Persona, question: str) -> None:
+    sim.join(conn, persona)
+    entry = fake.queue_entry("support", persona, Topic.ORDER_STATUS)
+    entry.question = question
+    start = Frame(type=FrameType.EVENT, event_type=EventType.WEBCHAT_START_CONVERSATION, event_engage_customer=entry)
+    sim.deliver(sim.hub.receive(conn, start, sim.now))
+
+
+@pytest.mark.parametrize("language", sorted(_GIVEN_LINES))
+@pytest.mark.parametrize("seed", range(3))
+def test_answers_repeat_the_order_email_and_product_the_customer_gave(language: str, seed: int) -> None:
+    order_question, email_line, product_question = _GIVEN_LINES[language]
+    bot = make_bot(30 + seed, exchanges=(5, 5))
+    sim = Sim([bot])
+    fake = ChatFaker(120 + seed)
+    customer = fake.customer(language)
+    _ask(sim, 1, fake, customer, order_question)
+    first = sim.wait_for(1, bot_message).message
+    assert first is not None and first.body is not None
+    assert "48213" in first.body, first.body  # that order, not a random one
+    assert greets_then_answers(first.body, language)
+    sim.say(1, fake, email_line, language)
+    second = sim.wait_for(1, bot_message).message
+    assert second is not None and second.body is not None
+    assert "ann.lee@example.org" in second.body, second.body  # the address just given, not the participant's
+    assert _from_book(language, "replies", second.body)
+    # A product question: the article named, in the customer's language.
+    _ask(sim, 2, fake, fake.customer(language), product_question)
+    answer = sim.wait_for(2, bot_message).message
+    assert answer is not None and answer.body is not None
+    assert PHRASEBOOKS[language].products[1] in answer.body, answer.body
+    assert greets_then_answers(answer.body, language)
+
+
+def test_an_order_given_earlier_stays_the_order_of_the_chat() -> None:
+    bot = make_bot(33, exchanges=(6, 6))
+    sim = Sim([bot])
+    fake = ChatFaker(125)
+    _ask(sim, 1, fake, fake.customer("en"), "Hi, my order number is 7654321. Where is it?")
+    sim.wait_for(1, bot_message)
+    for _ in range(4):
+        sim.say(1, fake, fake.customer_message(Topic.ORDER_STATUS, "en"), "en")
+        sim.wait_for(1, bot_message)
+    orders = {number for _, body in bot.emitted_messages() for number in re.findall(r"\b\d{7}\b", body)}
+    assert orders <= {"7654321"}
+    assert "7654321" in bot.emitted_messages()[0][1]

@@ -917,6 +917,7 @@ def test_customer_closing_while_queued_abandons() -> None:
     status = only(chat.take(A1), EventType.QUEUE_STATUS_UPDATE).event_queue_status_update
     assert status is not None
     assert (status.customer_abandon_count, status.customer_average_abandon_time_seconds) == (1, 12)
+    assert chat.engine.status()["queues"]["support"]["abandoned"] == 1  # what /healthz shows
     assert status.customer_waiting_count == 1
 
 
@@ -1050,7 +1051,7 @@ def test_queue_statistics_from_controlled_time() -> None:
     assert [e.conversation_participant_name for e in status.queue_entries or ()] == ["Customer 4"]
     assert chat.engine.status() == {
         "connections": 6,
-        "queues": {"support": {"waiting": 1, "agents": 3, "chatting": 1}},
+        "queues": {"support": {"waiting": 1, "agents": 3, "chatting": 1, "abandoned": 1}},
         "conversations": {"open": 2, "closed": 2},
     }
 

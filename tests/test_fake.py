@@ -26,6 +26,7 @@ from simulator.fake import (
     sha256_hex,
     split_recording,
 )
+from simulator.fake.phrasebook import template_slots
 from simulator.fake.providers import CATALOG, LOCALE_TIMEZONES, format_money
 from simulator.protocol import (
     ConversationEventAddCoupon,
@@ -557,3 +558,121 @@ def test_frames_validate_against_sdk_and_schema(seed: int) -> None:
         raw = encode(frame)
         validate_frame_bytes(raw)
         assert decode(raw) == frame
+
+
+# ---------------------------------------------------------------------------
+# What the customer gave, repeated in the answer
+
+_GIVEN = ("order", "email", "product", "product2", "tracking", "last4", "size", "size2", "color")
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_extract_slots_finds_what_every_customer_line_gives(language: str) -> None:
+    """Each question and follow-up template, filled as the fake customers fill
+    it (in each locale): the values it carries are found, and nothing else."""
+    fake = ChatFaker(61)
+    book = PHRASEBOOKS[language]
+    templates = [t for table in (book.questions, book.followups) for ts in table.values() for t in ts]
+    for template in templates:
+        for locale in book.locales:
+            provider = fake._kit(locale).text  # the values behind the line are needed, not only the line
+            values: dict[str, str] = {}
+            for slot in sorted(template_slots(template)):
+                values[slot] = provider._slot(slot, values)
+            line = template.format_map(values)
+            expected = {slot: values[slot] for slot in _GIVEN if slot in values}
+            for pair in ("size", "product"):  # a lone second one is the first one named
+                if f"{pair}2" in expected and pair not in expected:
+                    expected[pair] = expected.pop(f"{pair}2")
+            assert fake.extract_slots(line, language) == expected, line
+
+
+@pytest.mark.parametrize(
+    ("language", "text", "expected"),
+    [
+        ("en", "Where is my order #48213?", {"order": "48213"}),
+        ("en", "order no. 48213, Ann.Lee+shop@example.co", {"order": "48213", "email": "Ann.Lee+shop@example.co"}),
+        (
+            "en",
+            "is the alpine shell jacket warmer than the fleece half zip?",
+            {"product": "Alpine Shell Jacket", "product2": "Fleece Half-Zip"},
+        ),
+        ("en", "card ending in 4242, I wear a L, in navy please", {"last4": "4242", "size": "L", "color": "navy"}),
+        ("en", "my tracking number is 1z999aa10123456784", {"tracking": "1Z999AA10123456784"}),
+        ("es", "¿Dónde está mi pedido n.º 48213?", {"order": "48213"}),
+        ("es", "Mi correo es ana@example.es y el pedido es el 48213", {"order": "48213", "email": "ana@example.es"}),
+        ("es", "Is the Alpine Shell Jacket waterproof?", {"product": "Chaqueta Alpina"}),
+        ("fr", "Où est ma commande n°48213 ?", {"order": "48213"}),
+        ("fr", "C'est pour le t shirt en coton bio, en taille m", {"product": "T-shirt en Coton Bio", "size": "M"}),
+        ("de", "Wo bleibt Bestellung 48213? E-Mail: jan@example.de", {"order": "48213", "email": "jan@example.de"}),
+        ("de", "Die Bestellnummer lautet 48213.", {"order": "48213"}),
+        ("de", "Gibt es die Alpenjacke in Marineblau?", {"product": "Alpenjacke", "color": "Marineblau"}),
+    ],
+)
+def test_extract_slots_handwritten(language: str, text: str, expected: dict[str, str]) -> None:
+    assert ChatFaker(0).extract_slots(text, language) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "hello",
+        "Do you ship to Canada?",
+        "I ordered 3 shirts and want to order 12 more",
+        "My chest is 98 cm and I'm 180 cm tall",
+        "It cost $89.00 on May 12, 2025",
+        "Where is my package? It's been 10 days.",
+        "L'article est arrivé abîmé, s'il vous plaît aidez-moi",
+        "Mir wurde doppelt abgebucht",
+    ],
+)
+def test_extract_slots_finds_nothing_in_lines_without_values(text: str) -> None:
+    fake = ChatFaker(0)
+    assert all(fake.extract_slots(text, language) == {} for language in ("en", "es", "de"))
+
+
+_REUSE = {
+    # language: (order question, product question, e-mail line)
+    "en": ("Where is my order #48213?", "Is the Alpine Shell Jacket waterproof?", "It's ann.lee@example.org"),
+    "es": ("¿Dónde está mi pedido #48213?", "¿La Chaqueta Alpina es impermeable?", "Es ann.lee@example.org"),
+    "fr": ("Où est ma commande n° 48213 ?", "La Veste Alpine est-elle imperméable ?", "C'est ann.lee@example.org"),
+    "de": ("Wo ist meine Bestellung Nr. 48213?", "Ist die Alpenjacke wasserdicht?", "Das ist ann.lee@example.org"),
+}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_agent_reply_repeats_the_values_the_customer_gave(language: str) -> None:
+    fake = ChatFaker(62)
+    order_question, product_question, email_line = _REUSE[language]
+    product = PHRASEBOOKS[language].products[1]  # the Alpine Shell Jacket, in this language
+    assert fake.topic_of(order_question) is Topic.ORDER_STATUS
+    assert fake.topic_of(product_question) is Topic.PRODUCT
+    cases = [
+        (Topic.ORDER_STATUS, order_question, "48213"),
+        (Topic.PRODUCT, product_question, product),
+        (Topic.ORDER_STATUS, email_line, "ann.lee@example.org"),
+        (Topic.RETURNS, email_line, "ann.lee@example.org"),
+        (Topic.BILLING, email_line, "ann.lee@example.org"),
+    ]
+    for topic, text, value in cases:
+        given = fake.extract_slots(text, language)
+        for first in (True, False):
+            for _ in range(20):
+                reply = fake.agent_reply(topic, language, first=first, agent_name="Sam", slots=given, prefer=given)
+                assert value in reply, reply
+                assert "{" not in reply
+                if not first:
+                    assert _from_book(language, "replies", reply), reply
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_agent_reply_keeps_drawing_values_the_customer_did_not_give(language: str) -> None:
+    fake = ChatFaker(63)
+    replies = [fake.agent_reply(topic, language) for topic in Topic for _ in range(30)]
+    assert all("@" not in reply and "{" not in reply for reply in replies)  # {email} templates need an address
+    orders = {number for reply in replies for number in re.findall(r"\b\d{7}\b", reply)}
+    assert len(orders) >= 10  # random order numbers, as before
+    # An address known (the customer's participant) but not just given: usable, not forced.
+    address = "ann.lee@example.org"
+    with_email = [fake.agent_reply(Topic.ORDER_STATUS, language, slots={"email": address}) for _ in range(100)]
+    assert 0 < sum(address in reply for reply in with_email) < 50

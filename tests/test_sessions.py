@@ -4,11 +4,14 @@ backends from tests/_ws_server.py."""
 
 from __future__ import annotations
 
+import pickle
 import random
 import select
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +20,10 @@ import pytest
 
 from simulator.fake import ChatFaker
 from simulator.load import MockProcess
+from simulator.protocol import ConversationEventQueuePosition, EventType, Frame, FrameType
 from simulator.scenario import available_scenarios, load_scenario, parse_mix
-from simulator.sessions import KPI, AgentSession, CustomerSession, OperationFailed, Pacing
+from simulator.sessions import KPI, AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
+from simulator.transport import WaitTimeout
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -298,3 +303,164 @@ def test_a_chat_closed_by_the_agent_mid_exchange_ends_the_exchange_at_once(manua
     assert not rec.failures, [(f.name, str(f.exception)) for f in rec.failures]
     ag.disconnect()
     cu.disconnect()
+
+
+# Connect backoff, failure reasons that group ------------------------------------
+
+
+@pytest.mark.timeout(10)
+def test_backoff_doubles_with_equal_jitter_up_to_its_cap_and_resets() -> None:
+    backoff = Backoff(0.5, 10.0, random.Random(1))
+    steps = [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+    delays = [backoff.next_delay() for _ in steps]
+    for delay, step in zip(delays, steps, strict=True):
+        assert step / 2 <= delay <= step  # half fixed, half jitter: never zero, never above the step
+    assert backoff.failures == len(steps)
+    backoff.reset()
+    assert backoff.failures == 0
+    assert 0.25 <= backoff.next_delay() <= 0.5  # after a success the first wait is short again
+    # the same seed gives the same waits; another seed other waits
+    again = Backoff(0.5, 10.0, random.Random(1))
+    assert [again.next_delay() for _ in steps] == delays
+    other = Backoff(0.5, 10.0, random.Random(2))
+    assert [other.next_delay() for _ in steps] != delays
+
+
+@pytest.mark.timeout(10)
+def test_backoff_stays_at_its_cap_after_very_many_failures_and_checks_its_arguments() -> None:
+    backoff = Backoff(0.5, 10.0, random.Random(3))
+    backoff.failures = 10_000  # 2.0 ** 10_000 would overflow
+    assert 5.0 <= backoff.next_delay() <= 10.0
+    for base, cap, factor in ((0.0, 1.0, 2.0), (2.0, 1.0, 2.0), (0.5, 10.0, 0.5)):
+        with pytest.raises(ValueError, match=r"base|factor"):
+            Backoff(base, cap, factor=factor)
+
+
+@pytest.mark.timeout(10)
+def test_operation_failed_shows_its_reason_alone_to_locust() -> None:
+    # Locust shows repr(exception) (StatsError.parse_error): the failures CSV, table and web UI
+    # (not imported here: importing locust monkey-patches this process)
+    error = OperationFailed(KPI.CONNECT, "nothing answered at ws://127.0.0.1:9/ws (connection refused)")
+    assert repr(error) == "nothing answered at ws://127.0.0.1:9/ws (connection refused)"
+    assert str(error) == "connect: nothing answered at ws://127.0.0.1:9/ws (connection refused)"
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.name, copy.reason) == (error.name, error.reason)
+    scrubbed = OperationFailed(KPI.SERVER_ERROR, "no customer 1b4e28ba-2fa1-11d2-883f-0016d3cca427 for ann@example.com")
+    assert repr(scrubbed) == "no customer <uuid> for <email>"
+
+
+@pytest.mark.timeout(30)
+def test_a_failed_connect_names_the_url_without_the_customers_name_or_email() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    rec = Recorder()
+    cu = customer(f"ws://127.0.0.1:{port}", rec, 1)
+    assert cu.connect_ok is None
+    with pytest.raises(OperationFailed):
+        cu.connect()
+    assert cu.connect_ok is False
+    (failure,) = rec.failures
+    assert failure.name == KPI.CONNECT
+    assert isinstance(failure.exception, OperationFailed)
+    assert repr(failure.exception) == f"nothing answered at ws://127.0.0.1:{port}/ws (connection refused)"
+    assert cu.persona.email not in str(failure.exception)
+
+
+class ScriptedConnection:
+    """Just enough of a Connection for one verb: ``send`` makes the scripted
+    answer arrive (through the session's receive hook), ``wait_for`` finds it."""
+
+    def __init__(self, session: CustomerSession, answer: Frame) -> None:
+        self.session = session
+        self.answer = answer
+        self.arrived: list[Frame] = []
+        self.closed = False
+
+    def send(self, frame: Frame) -> None:
+        if self.session._on_frame(self.answer, time.perf_counter()):
+            self.arrived.append(self.answer)
+
+    def wait_for(self, predicate: Callable[[Frame], bool], timeout: float, *, description: str = "") -> Frame:
+        for frame in self.arrived:
+            if predicate(frame):
+                return frame
+        raise WaitTimeout(description, timeout)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.timeout(10)
+def test_a_queue_position_answer_without_a_position_is_a_failure_not_an_assertion() -> None:
+    rec = Recorder()
+    cu = customer("ws://127.0.0.1:9", rec, 1)
+    cu.conversation_uuid = "c-1"
+    answer = Frame(type=FrameType.EVENT, event_type=EventType.QUEUE_POSITION, conversation_uuid="c-1",
+                   event_queue_position=ConversationEventQueuePosition(available=True))
+    cu.conn = ScriptedConnection(cu, answer)  # type: ignore[assignment]
+    with pytest.raises(OperationFailed, match="queue position answer without a position"):
+        cu.check_queue_position()
+    assert [f.name for f in rec.failures] == [KPI.CHECK_QUEUE_POSITION]
+
+
+# A queue that cannot drain ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def idle_mock() -> Iterator[MockProcess]:
+    """Manual routing, nobody engages on their own; ``quiet`` never has an agent."""
+    server = MockProcess(["--agents", "0", "--routing", "manual", "--queues", "support,quiet",
+                          "--position-interval", "0.05", "--rate", "1000", "--burst", "2000"])
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(30)
+def test_a_queue_without_agents_is_reported_as_such(idle_mock: MockProcess) -> None:
+    rec = Recorder()
+    cu = customer(idle_mock.url, rec, 31)
+    cu.connect()
+    cu.start_chat(queue="quiet")
+    assert cu.check_queue_position() >= 1
+    assert cu.agents_available is False
+    with pytest.raises(OperationFailed):
+        cu.wait_for_agent(timeout=0.3)
+    (failure,) = rec.failures
+    assert failure.name == KPI.QUEUE_WAIT
+    assert repr(failure.exception) == "no agent available in queue quiet after 0.3 s"
+    assert failure.ms is not None and failure.ms >= 300
+    cu.disconnect()
+
+
+@pytest.mark.timeout(30)
+def test_a_queue_that_does_not_move_or_moves_slowly_is_reported_as_such(idle_mock: MockProcess) -> None:
+    rec = Recorder()
+    ag = agent(idle_mock.url, rec, 40, manual=True)  # logged in, so agents are available; engages only when told
+    ag.connect()
+    waiting = [customer(idle_mock.url, rec, 41 + n) for n in range(3)]
+    for cu in waiting:
+        cu.connect()
+        cu.start_chat()
+    first, second, third = waiting
+    assert second.check_queue_position() == 2 and second.agents_available is True
+    with pytest.raises(OperationFailed):
+        second.wait_for_agent(timeout=0.3)
+    assert [repr(f.exception) for f in rec.failures] == [
+        "still queued in support after 0.3 s, position never went down (queue not draining)"
+    ]
+    rec.rows.clear()
+    assert third.check_queue_position() == 3
+    assert ag.take_chat() == first.conversation_uuid  # the queue moves by one: the third is second now
+    first.wait_for_agent()
+    with pytest.raises(OperationFailed):
+        third.wait_for_agent(timeout=1.0)  # the push of its new position arrives meanwhile
+    assert third.position == 2
+    assert [repr(f.exception) for f in rec.failures] == [
+        "still queued in support after 1 s, not at the front yet (queue draining slowly)"
+    ]
+    for cu in waiting:
+        cu.disconnect()
+    ag.disconnect()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import gevent
+import gevent.socket
 import gevent.ssl
 import pytest
 
@@ -32,6 +33,7 @@ from simulator.transport import (
     HandshakeError,
     TransportError,
     WaitTimeout,
+    redact_url,
 )
 
 SERVER_SCRIPT = Path(__file__).with_name("_ws_server.py")
@@ -499,3 +501,60 @@ def test_invalid_arguments(url: Callable[[str], str]) -> None:
         Connection.connect("http://127.0.0.1:1/")
     with pytest.raises(ValueError, match="inbox_limit"):
         Connection.connect(url("/echo"), inbox_limit=0)
+
+
+# Failure messages: no per-participant values, stable prefixes -------------------
+
+
+@pytest.mark.timeout(30)
+def test_connect_errors_name_the_url_without_query_or_credentials() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"ws://ann:secret@127.0.0.1:{port}/ws?role=customer&name=Ann+Lee&email=ann%40example.com"
+    with pytest.raises(ConnectError) as info:
+        Connection.connect(url, timeout=WAIT)
+    assert str(info.value) == f"nothing answered at ws://127.0.0.1:{port}/ws (connection refused)"
+    assert info.value.url == url and info.value.reason == "connection refused"
+
+
+@pytest.mark.timeout(30)
+def test_a_rejected_handshake_says_http_status_from_the_url(url: Callable[[str], str]) -> None:
+    with pytest.raises(HandshakeError) as info:
+        Connection.connect(url("/reject?role=customer&name=Ann&email=ann@example.com"), timeout=5)
+    assert str(info.value) == f"HTTP 403 from {url('/reject')}"
+
+
+@pytest.mark.timeout(30)
+def test_an_unanswered_handshake_is_nothing_answered(raw_url: Callable[[str], str]) -> None:
+    with pytest.raises(ConnectTimeout) as info:
+        Connection.connect(raw_url("/mute"), timeout=0.3)
+    assert str(info.value) == f"nothing answered at {raw_url('/mute')} (timed out after 0.3 s)"
+
+
+@pytest.mark.timeout(30)
+def test_an_http_1_0_error_page_still_gives_its_status() -> None:
+    # http.server answers HTTP/1.0, which websockets does not parse: the status line still says 404
+    with gevent.socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            peer, _ = listener.accept()
+            with peer:
+                peer.recv(65536)
+                peer.sendall(b"HTTP/1.0 404 Not Found\r\nContent-Type: text/html\r\n\r\n<h1>nope</h1>")
+
+        server = gevent.spawn(answer)
+        with pytest.raises(HandshakeError) as info:
+            Connection.connect(f"ws://127.0.0.1:{port}/nope?name=Ann", timeout=WAIT)
+        server.join(timeout=WAIT)
+    assert info.value.status == 404
+    assert str(info.value) == f"HTTP 404 from ws://127.0.0.1:{port}/nope"
+
+
+def test_redact_url() -> None:
+    assert redact_url("wss://u:p@example.com:8443/ws?role=agent&name=Alice#f") == "wss://example.com:8443/ws"
+    assert redact_url("ws://127.0.0.1:9/ws") == "ws://127.0.0.1:9/ws"
+    assert redact_url("ws://u@[zz/ws?name=Ann") == "ws://[zz/ws"  # not even a valid URL

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import NamedTuple
@@ -30,6 +30,7 @@ from ..protocol import (
     ConversationEventWebchatContext,
     ConversationWebchatQueueStatusQueueEntry,
 )
+from .extract import SlotExtractor
 from .phrasebook import GoodbyeMatcher, Topic, TopicClassifier
 from .phrases import PHRASEBOOKS
 from .providers import LOCALE_TIMEZONES, ChatTextProvider, ShopProvider, slugify
@@ -86,6 +87,11 @@ def _classifier() -> TopicClassifier:
 @cache
 def _goodbye() -> GoodbyeMatcher:
     return GoodbyeMatcher(PHRASEBOOKS.values())
+
+
+@cache
+def _extractor() -> SlotExtractor:
+    return SlotExtractor(PHRASEBOOKS)
 
 
 class ChatFaker:
@@ -231,14 +237,20 @@ class ChatFaker:
         agent_name: str | None = None,
         customer_name: str | None = None,
         slots: Mapping[str, str] | None = None,
+        prefer: Collection[str] = (),
     ) -> str:
         """An agent's answer that fits ``topic`` (tracking for order status,
         RMA and label for returns, size chart for sizing, …); with ``first``
         it opens with a greeting (naming the agent/customer when given).
         ``slots`` fixes template values, e.g. ``{"coupon": code}`` so the text
-        names the coupon the agent actually pushes."""
+        names the coupon the agent actually pushes, or what
+        :meth:`extract_slots` found in the customer's text (an ``email`` slot
+        makes the templates that mention the address usable); ``prefer``
+        draws the answer among the templates that use the most of these slot
+        names, when one does (pass the slots the customer's last message gave,
+        so the answer talks about them)."""
         return self._text_for(language).chat_reply(
-            topic, first=first, agent_name=agent_name, customer_name=customer_name, slots=slots
+            topic, first=first, agent_name=agent_name, customer_name=customer_name, slots=slots, prefer=prefer
         )
 
     def greeting(self, language: str = "en", *, agent_name: str | None = None, customer_name: str | None = None) -> str:
@@ -253,6 +265,16 @@ class ChatFaker:
     def is_goodbye(self, text: str) -> bool:
         """Whether ``text`` says goodbye or thanks, in any phrasebook language."""
         return _goodbye()(text)
+
+    def extract_slots(self, text: str, language: str = "en") -> dict[str, str]:
+        """The slot values a customer's ``text`` gives (order number, product,
+        e-mail, tracking number, card digits, size, colour; see
+        :mod:`simulator.fake.extract`), written for an answer in ``language``
+        (a language or a locale of it): pass them as :meth:`agent_reply`'s
+        ``slots`` so the answer repeats them. Understands every phrasebook
+        language; draws no randomness."""
+        base = language.replace("-", "_").split("_", 1)[0].lower()
+        return _extractor()(text, base)
 
     def topic_of(self, text: str) -> Topic:
         """The topic of a customer's text by keywords, in any phrasebook language

@@ -19,8 +19,10 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 
 __all__ = [
+    "REFERENCE_SLOTS",
     "TOPIC_PRIORITY",
     "GoodbyeMatcher",
     "Phrasebook",
@@ -57,7 +59,11 @@ TOPIC_PRIORITY: tuple[Topic, ...] = (
 
 _FORMATTER = string.Formatter()
 
+REFERENCE_SLOTS: frozenset[str] = frozenset({"order", "tracking", "last4"})
+"""The slots whose introducing words a :attr:`Phrasebook.references` lists."""
 
+
+@cache
 def template_slots(template: str) -> frozenset[str]:
     """The names of the ``{slots}`` of a template."""
     return frozenset(name for _, name, _, _ in _FORMATTER.parse(template) if name)
@@ -95,6 +101,11 @@ class Phrasebook:
     # Recognition
     keywords: Mapping[Topic, tuple[str, ...]]
     goodbye_keywords: tuple[str, ...]
+    references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Regular expressions (over :func:`normalize`-d text) of the words that
+    introduce a value a customer gives, by slot: ``"order"`` (``order number
+    is``), ``"tracking"``, ``"last4"`` (``card ending in``). The value itself
+    is matched by :class:`simulator.fake.extract.SlotExtractor`."""
     # Vocabulary
     products: tuple[str, ...]
     colors: tuple[str, ...]
@@ -112,6 +123,9 @@ class Phrasebook:
                 raise ValueError(f"phrasebook {self.language!r}: {name} has no entry for {', '.join(missing)}")
         if len(self.months) != 12 or len(self.weekdays) != 7:
             raise ValueError(f"phrasebook {self.language!r}: needs 12 months and 7 weekdays")
+        unknown = sorted(set(self.references) - REFERENCE_SLOTS)
+        if unknown:
+            raise ValueError(f"phrasebook {self.language!r}: references for unknown slots {', '.join(unknown)}")
 
 
 def _compile(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:

@@ -21,7 +21,7 @@ import re
 import string
 import unicodedata
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -40,8 +40,10 @@ from .phrasebook import Phrasebook, Topic, template_slots
 __all__ = [
     "CATALOG",
     "CURRENCIES",
+    "GIVEN_SLOTS",
     "LOCALE_CURRENCY",
     "LOCALE_TIMEZONES",
+    "NAME_SLOTS",
     "SLOTS",
     "CatalogItem",
     "ChatTextProvider",
@@ -392,10 +394,15 @@ SLOTS: frozenset[str] = frozenset(
         "url",
     }
 )
-"""Slots a provider fills by itself; ``{agent}`` and ``{customer}`` (names)
-are filled only when given, templates that need a missing one are skipped."""
+"""Slots a provider fills by itself (a value given for one is used instead);
+the :data:`GIVEN_SLOTS` are filled only when given."""
 
 NAME_SLOTS: frozenset[str] = frozenset({"agent", "customer"})
+
+GIVEN_SLOTS: frozenset[str] = NAME_SLOTS | {"email"}
+"""Slots filled only when given: ``{agent}`` and ``{customer}`` (names),
+``{email}`` (the customer's address); templates that need a missing one are
+skipped."""
 
 
 class ChatTextProvider(SeededProvider):
@@ -429,11 +436,19 @@ class ChatTextProvider(SeededProvider):
         agent_name: str | None = None,
         customer_name: str | None = None,
         slots: Mapping[str, str] | None = None,
+        prefer: Collection[str] = (),
     ) -> str:
         """An agent's answer about ``topic``; ``first`` prefixes a greeting.
-        ``slots`` fixes some slot values (e.g. the ``coupon`` actually pushed)."""
-        names = _names(agent=agent_name, customer=customer_name)
-        answer = self.chat_fill(self.rng.choice(self.phrasebook.replies[topic]), {**(slots or {}), **names})
+        ``slots`` fixes some slot values (e.g. the ``coupon`` actually pushed,
+        the order number the customer gave) and makes the templates of the
+        :data:`GIVEN_SLOTS` it fills usable; with ``prefer`` (slot names) the
+        answer is drawn among the templates using the most of those slots, if
+        any uses one (so the answer mentions what the customer just said)."""
+        values = {**(slots or {}), **_names(agent=agent_name, customer=customer_name)}
+        templates = _usable(self.phrasebook.replies[topic], values)
+        if prefer:
+            templates = _preferring(templates, frozenset(prefer))
+        answer = self.chat_fill(self.rng.choice(templates), values)
         if not first:
             return answer
         return f"{self.chat_greeting(agent_name=agent_name, customer_name=customer_name)} {answer}"
@@ -537,7 +552,16 @@ def _names(*, agent: str | None = None, customer: str | None = None) -> dict[str
     return names
 
 
-def _usable(templates: Sequence[str], names: Mapping[str, str]) -> Sequence[str]:
-    """The templates whose name slots are all given."""
-    usable = [t for t in templates if (template_slots(t) & NAME_SLOTS) <= names.keys()]
+def _usable(templates: Sequence[str], given: Mapping[str, str]) -> Sequence[str]:
+    """The templates whose :data:`GIVEN_SLOTS` are all given."""
+    usable = [t for t in templates if (template_slots(t) & GIVEN_SLOTS) <= given.keys()]
     return usable or templates
+
+
+def _preferring(templates: Sequence[str], prefer: frozenset[str]) -> Sequence[str]:
+    """The templates that use the most of the ``prefer`` slots (all if none uses one)."""
+    counts = [len(template_slots(t) & prefer) for t in templates]
+    best = max(counts, default=0)
+    if best == 0:
+        return templates
+    return [t for t, count in zip(templates, counts, strict=True) if count == best]

@@ -220,6 +220,8 @@ PHRASEBOOK = Phrasebook(
             "Ich habe bei {carrier} einen Nachforschungsauftrag für {tracking} eröffnet. "
             "Wenn sich bis zum {date} nichts tut, schicken wir kostenlos Ersatz.",
             "Gute Nachricht: Laut {carrier} wurde das Paket am {date} an einer Packstation in {city} zugestellt.",
+            "Ich habe den Tracking-Link zur Bestellung {order} gerade an {email} geschickt; "
+            "{carrier} plant die Zustellung am {weekday}.",
         ),
         T.SHIPPING: (
             "Ja, wir liefern nach {country}! Der Standardversand dauert {days} Werktage und kostet {amount}.",
@@ -253,6 +255,8 @@ PHRASEBOOK = Phrasebook(
             "„{product}“ und ein Rücksendeetikett unter {rma}.",
             "Erstattungen gehen innerhalb von {days} Werktagen nach Prüfung der Rücksendung "
             "an die ursprüngliche Zahlungsart zurück.",
+            "Das frankierte Rücksendeetikett für die {rma} habe ich an {email} geschickt; "
+            "Sie können das Paket in jeder {carrier}-Filiale abgeben.",
         ),
         T.SIZING: (
             "Das Modell „{product}“ fällt normal aus, nehmen Sie also Ihre übliche Größe {size}. "
@@ -292,6 +296,7 @@ PHRASEBOOK = Phrasebook(
             "Ich habe Ihnen den Beleg für Ihre Bestellung vom {date} noch einmal geschickt.",
             "Die Steuern werden an der Kasse anhand Ihrer Lieferadresse in {city} berechnet.",
             "Die doppelte Abbuchung über {amount} wurde storniert; Ihre Bank gibt sie in {days} Tagen frei.",
+            "Ich habe Ihnen die Rechnung zur Bestellung {order} an {email} geschickt.",
         ),
         T.PRODUCT: (
             "Ja, der Artikel „{product}“ hat eine wasserdichte Membran und verklebte Nähte.",
@@ -417,6 +422,13 @@ PHRASEBOOK = Phrasebook(
         r"\bdas war'?s\b",
         r"\bbis bald\b",
     ),
+    references={
+        "order": (
+            r"\b(?:bestellung|bestellnummer|auftrag|auftragsnummer)(?: (?:nr\.?|nummer|no\.?))?(?: (?:ist|lautet))?",
+        ),
+        "tracking": (r"\bsendungs(?:nummer|verfolgung)", r"\btracking(?:nummer)?"),
+        "last4": (r"\bendziffern", r"\bendet (?:auf|mit)"),
+    },
     # ------------------------------------------------------------------
     # Vocabulary
     products=(

@@ -217,6 +217,8 @@ PHRASEBOOK = Phrasebook(
             "I've opened a trace with {carrier} for tracking number {tracking}. "
             "If it hasn't moved by {date}, we'll send a replacement at no cost.",
             "Good news: {carrier} shows the package was delivered to a parcel locker in {city} on {date}.",
+            "I've just emailed the tracking link for order {order} to {email}; "
+            "{carrier} expects to deliver it on {weekday}.",
         ),
         T.SHIPPING: (
             "Yes, we ship to {country}! Standard shipping takes {days} business days and costs {amount}.",
@@ -248,6 +250,8 @@ PHRASEBOOK = Phrasebook(
             "and a return label under {rma}.",
             "Refunds go back to the original payment method within {days} business days "
             "after the return is checked in.",
+            "I've sent the prepaid return label for {rma} to {email}; "
+            "you can drop the package at any {carrier} location.",
         ),
         T.SIZING: (
             "The {product} runs true to size, so I'd go with your usual {size}. "
@@ -284,6 +288,7 @@ PHRASEBOOK = Phrasebook(
             "I've resent the receipt for your order from {date} to your email address.",
             "Sales tax is calculated at checkout based on your shipping address in {city}.",
             "The duplicate charge of {amount} has been voided; your bank will release it within {days} days.",
+            "I've emailed the invoice for order {order} to {email}.",
         ),
         T.PRODUCT: (
             "Yes, the {product} has a waterproof membrane and taped seams.",
@@ -409,6 +414,11 @@ PHRASEBOOK = Phrasebook(
         r"\bcheers\b",
         r"\bhave a (nice|good|great|lovely) (day|one|evening)",
     ),
+    references={
+        "order": (r"\border(?: (?:number|no\.?|nr\.?|num\.?|id|ref(?:erence)?))?(?: (?:is|was))?",),
+        "tracking": (r"\btracking(?: (?:number|no\.?|code|id))?",),
+        "last4": (r"\b(?:ending|ends?) (?:in|with)",),
+    },
     # ------------------------------------------------------------------
     # Vocabulary
     products=(

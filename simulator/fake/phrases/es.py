@@ -217,6 +217,8 @@ PHRASEBOOK = Phrasebook(
             "He abierto una investigación con {carrier} para el envío {tracking}. "
             "Si no se mueve antes del {date}, te mandamos otro sin coste.",
             "Buenas noticias: {carrier} indica que el paquete se entregó en un punto de recogida de {city} el {date}.",
+            "Acabo de enviar el enlace de seguimiento del pedido {order} a {email}; "
+            "{carrier} prevé entregarlo el {weekday}.",
         ),
         T.SHIPPING: (
             "¡Sí, enviamos a {country}! El envío estándar tarda {days} días laborables y cuesta {amount}.",
@@ -249,6 +251,8 @@ PHRASEBOOK = Phrasebook(
             "y una etiqueta de devolución con la referencia {rma}.",
             "Los reembolsos vuelven al método de pago original en {days} días laborables "
             "después de revisar la devolución.",
+            "He enviado la etiqueta de devolución prepagada de la {rma} a {email}; "
+            "puedes llevar el paquete a cualquier oficina de {carrier}.",
         ),
         T.SIZING: (
             "El modelo «{product}» es de talla normal, así que te recomiendo tu talla habitual, la {size}. "
@@ -285,6 +289,7 @@ PHRASEBOOK = Phrasebook(
             "Te he reenviado el recibo de tu pedido del {date} a tu correo.",
             "Los impuestos se calculan al pagar según tu dirección de entrega en {city}.",
             "El cargo duplicado de {amount} está anulado; tu banco lo liberará en {days} días.",
+            "Te he enviado la factura del pedido {order} a {email}.",
         ),
         T.PRODUCT: (
             "Sí, el artículo «{product}» tiene membrana impermeable y costuras selladas.",
@@ -406,6 +411,11 @@ PHRASEBOOK = Phrasebook(
         r"\bque tengan? un buen",
         r"\bchao\b",
     ),
+    references={
+        "order": (r"\bpedido(?: (?:numero|num\.?|nro\.?|no\.?|n\.o))?(?: es)?(?: el)?",),
+        "tracking": (r"\bseguimiento", r"\bnumero de envio"),
+        "last4": (r"\btermina(?:da)? en",),
+    },
     # ------------------------------------------------------------------
     # Vocabulary
     products=(

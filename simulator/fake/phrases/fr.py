@@ -218,6 +218,8 @@ PHRASEBOOK = Phrasebook(
             "J'ai ouvert une enquête auprès de {carrier} pour le colis {tracking}. "
             "S'il ne bouge pas d'ici le {date}, nous vous en renvoyons un gratuitement.",
             "Bonne nouvelle : selon {carrier}, le colis a été déposé dans un point relais à {city} le {date}.",
+            "Je viens d'envoyer le lien de suivi de la commande {order} à {email} ; "
+            "{carrier} prévoit de la livrer {weekday}.",
         ),
         T.SHIPPING: (
             "Oui, nous livrons en {country} ! La livraison standard prend {days} jours ouvrés et coûte {amount}.",
@@ -250,6 +252,8 @@ PHRASEBOOK = Phrasebook(
             "« {product} » correct aujourd'hui avec une étiquette de retour {rma}.",
             "Le remboursement est effectué sur le moyen de paiement d'origine sous {days} jours ouvrés "
             "après contrôle du retour.",
+            "J'ai envoyé l'étiquette de retour prépayée du {rma} à {email} ; "
+            "vous pouvez déposer le colis dans n'importe quel point {carrier}.",
         ),
         T.SIZING: (
             "Le modèle « {product} » taille normalement, je vous conseille donc votre taille habituelle, {size}. "
@@ -289,6 +293,7 @@ PHRASEBOOK = Phrasebook(
             "Je vous ai renvoyé le justificatif de votre commande du {date} par e-mail.",
             "Les taxes sont calculées au paiement selon votre adresse de livraison à {city}.",
             "Le débit en double de {amount} a été annulé ; votre banque le libérera sous {days} jours.",
+            "Je vous ai envoyé la facture de la commande {order} à {email}.",
         ),
         T.PRODUCT: (
             "Oui, l'article « {product} » a une membrane imperméable et des coutures étanchées.",
@@ -407,6 +412,11 @@ PHRASEBOOK = Phrasebook(
         r"\bc'est tout\b",
         r"\bsalut\b",
     ),
+    references={
+        "order": (r"\bcommande(?: (?:est|c'est))?(?: la)?(?: (?:numero|num\.?|no\.?|n ?°|n\.o))?",),
+        "tracking": (r"\bsuivi", r"\bnumero de colis"),
+        "last4": (r"\bse termin(?:ant|e) par",),
+    },
     # ------------------------------------------------------------------
     # Vocabulary
     products=(
