@@ -295,3 +295,42 @@ def test_human_pace_default_agents_take_every_customer(tmp_path: Path) -> None:
     summary = json.loads(summary_json.read_text())
     assert summary["kpis"]["queue wait"]["requests"] == 7  # every customer had an agent
     assert summary["total_failures"] == 0
+
+
+def test_serve_debug_log_is_not_drowned_by_faker() -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "simulator", "serve", "--port", "0", "--agents", "1",
+                             "--log-level", "debug"], cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("webchat-sim serving "):
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0
+    assert not [line for line in err.splitlines() if " faker" in line], err[:2000]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("reason", "says"),
+    [
+        ("nothing answered at ws://127.0.0.1:9/ws (connection refused)",
+         "nothing answered at ws://h/ws: is the server running?"),
+        ("HTTP 404 from ws://127.0.0.1:8765/nope",
+         "ws://h/ws answered HTTP 404, not a websocket: is the URL (path) right?"),
+    ],
+)
+def test_the_hint_names_what_to_check_when_no_connect_succeeded(reason: str, says: str) -> None:
+    from simulator.load import hint
+
+    failed = {"kpis": {"connect": {"requests": 20, "failures": 20}},
+              "failures": [{"name": "connect", "error": reason, "occurrences": 20}]}
+    assert hint(failed, "ws://h/ws") == says
+    some_ok = {**failed, "kpis": {"connect": {"requests": 20, "failures": 19}}}
+    assert hint(some_ok, "ws://h/ws") is None
