@@ -1,3 +1,3 @@
 """Scenario scripts, written against the session verbs of
-:mod:`simulator.sessions` (never raw frames). Each module has a docstring that
+:mod:`simulator.load.sessions` (never raw frames). Each module has a docstring that
 says what it exercises and a ``run(customer)`` function."""

@@ -8,7 +8,7 @@ Exercises: start chat, check queue position, the abandon path of the queue.
 
 from __future__ import annotations
 
-from simulator.sessions import CustomerSession
+from simulator.load.sessions import CustomerSession
 
 
 def run(customer: CustomerSession) -> None:

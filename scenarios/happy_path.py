@@ -8,7 +8,7 @@ reply, message ack, read receipts and close.
 
 from __future__ import annotations
 
-from simulator.sessions import CustomerSession
+from simulator.load.sessions import CustomerSession
 
 
 def run(customer: CustomerSession) -> None:

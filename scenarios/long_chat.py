@@ -7,7 +7,7 @@ server memory per conversation.
 
 from __future__ import annotations
 
-from simulator.sessions import CustomerSession
+from simulator.load.sessions import CustomerSession
 
 
 def run(customer: CustomerSession) -> None:

@@ -9,7 +9,7 @@ messages; non-ASCII text through the codec.
 
 from __future__ import annotations
 
-from simulator.sessions import CustomerSession
+from simulator.load.sessions import CustomerSession
 
 
 def run(customer: CustomerSession) -> None:

@@ -8,7 +8,7 @@ Exercises: disconnect grace period, resume tokens, message replay.
 
 from __future__ import annotations
 
-from simulator.sessions import CustomerSession
+from simulator.load.sessions import CustomerSession
 
 
 def run(customer: CustomerSession) -> None:

@@ -11,7 +11,7 @@ agent pushes them on coupon and product topics.
 from __future__ import annotations
 
 from simulator.fake import Topic
-from simulator.sessions import CustomerSession
+from simulator.load.sessions import CustomerSession
 
 
 def run(customer: CustomerSession) -> None:

@@ -98,10 +98,10 @@ def _serve_queues(text: str) -> tuple[str, ...]:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .app import MockOptions, run
-    from .autopilot import Pace
-    from .engine import EngineConfig, Routing
-    from .server import ServerConfig
+    from .mock.app import MockOptions, run
+    from .mock.autopilot import Pace
+    from .mock.engine import EngineConfig, Routing
+    from .mock.server import ServerConfig
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("faker").setLevel(max(logging.INFO, logging.root.level))  # 600 lines of locale loading
@@ -139,7 +139,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    from .load import LoadOptions, run_load
+    from .load.runner import LoadOptions, run_load
 
     return run_load(
         LoadOptions(
@@ -167,7 +167,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
 
 
 def _cmd_scenarios(args: argparse.Namespace) -> int:
-    from .scenario import available_scenarios, load_scenario
+    from .load.scenario import available_scenarios, load_scenario
 
     width = max(40, shutil.get_terminal_size((100, 24)).columns - 1)
     for name in available_scenarios():
@@ -223,7 +223,7 @@ def _processes(text: str) -> int:
 
 
 def _run_time(text: str) -> str:
-    from .load import parse_duration
+    from .load.runner import parse_duration
 
     try:
         seconds = parse_duration(text)

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from simulator.autopilot import TIMINGS, AutopilotAgent, AutopilotHub, Pace
-from simulator.engine import ConnId, Delivery, Engine, EngineConfig, Identity, Role, Routing
 from simulator.fake import PHRASEBOOKS, ChatFaker, Persona, Topic
+from simulator.mock.autopilot import TIMINGS, AutopilotAgent, AutopilotHub, Pace
+from simulator.mock.engine import ConnId, Delivery, Engine, EngineConfig, Identity, Role, Routing
 from simulator.protocol import (
     ConversationEventReadMessage,
     ConversationMessage,

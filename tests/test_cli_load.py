@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.load import LoadOptions, parse_duration
+from simulator.load.runner import LoadOptions, parse_duration
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -327,7 +327,7 @@ def test_serve_debug_log_is_not_drowned_by_faker() -> None:
     ],
 )
 def test_the_hint_names_what_to_check_when_no_connect_succeeded(reason: str, says: str) -> None:
-    from simulator.load import hint
+    from simulator.load.runner import hint
 
     failed = {"kpis": {"connect": {"requests": 20, "failures": 20}},
               "failures": [{"name": "connect", "error": reason, "occurrences": 20}]}

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from simulator.app import bind_error_message
+from simulator.mock.app import bind_error_message
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from simulator.conversation import build, cached_dts
+from simulator.mock.conversation import build, cached_dts
 from simulator.protocol import (
     ConversationMessage,
     ConversationMessageTransportStatus,

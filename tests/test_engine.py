@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 import pytest
 
-from simulator.engine import ERROR_CODES, Delivery, Engine, EngineConfig, Identity, Role, Routing
 from simulator.errors import FrameError
+from simulator.mock.engine import ERROR_CODES, Delivery, Engine, EngineConfig, Identity, Role, Routing
 from simulator.protocol import (
     AgentStatus,
     EventType,

@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from pydantic import BaseModel
 
-from simulator.engine import Engine, EngineConfig, Identity, Role, Routing
 from simulator.errors import FrameError
+from simulator.mock.engine import Engine, EngineConfig, Identity, Role, Routing
+from simulator.mock.queues import PositionPushes, RoundRobin, WaitingLine
 from simulator.protocol import (
     EVENT_PAYLOADS,
     ConversationMessage,
@@ -27,7 +28,6 @@ from simulator.protocol import (
     decode,
     encode,
 )
-from simulator.queues import PositionPushes, RoundRobin, WaitingLine
 from tests.sdk import sdk_validate
 from tests.strategies import wire_dicts
 from tests.test_engine import A1, A2, C1, C2, T0, Chat, engage_frame, engaged_pair, start_frame

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.load import MockProcess, read_summary
+from simulator.load.runner import MockProcess, read_summary
 
 pytestmark = pytest.mark.timeout(120)
 

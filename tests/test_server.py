@@ -19,11 +19,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from simulator.app import MockOptions, build_core
-from simulator.autopilot import Pace
-from simulator.engine import Engine, EngineConfig, Routing
+from simulator.mock.app import MockOptions, build_core
+from simulator.mock.autopilot import Pace
+from simulator.mock.engine import Engine, EngineConfig, Routing
+from simulator.mock.server import ServerConfig, WebchatServer
 from simulator.protocol import Frame, decode
-from simulator.server import ServerConfig, WebchatServer
 from tests.sdk import sdk_validate
 
 pytestmark = pytest.mark.timeout(60)

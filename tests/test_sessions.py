@@ -19,11 +19,11 @@ import gevent
 import pytest
 
 from simulator.fake import ChatFaker
-from simulator.load import MockProcess
+from simulator.load.runner import MockProcess
+from simulator.load.scenario import available_scenarios, load_scenario, parse_mix
+from simulator.load.sessions import KPI, AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
+from simulator.load.transport import WaitTimeout
 from simulator.protocol import ConversationEventQueuePosition, EventType, Frame, FrameType
-from simulator.scenario import available_scenarios, load_scenario, parse_mix
-from simulator.sessions import KPI, AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
-from simulator.transport import WaitTimeout
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -24,8 +24,7 @@ import gevent.ssl
 import pytest
 
 from simulator.errors import FrameError
-from simulator.protocol import ConversationMessage, EventType, Frame, FrameType, decode, encode
-from simulator.transport import (
+from simulator.load.transport import (
     ConnectError,
     Connection,
     ConnectionClosedError,
@@ -35,6 +34,7 @@ from simulator.transport import (
     WaitTimeout,
     redact_url,
 )
+from simulator.protocol import ConversationMessage, EventType, Frame, FrameType, decode, encode
 
 SERVER_SCRIPT = Path(__file__).with_name("_ws_server.py")
 CONV = "c-1"

@@ -6,6 +6,7 @@ from .codec import CONVERSATION_EVENTS, EVENT_PAYLOADS, check_context, decode, d
 from .enums import (
     AgentStatus,
     CartItemOptionType,
+    ErrorCode,
     EventType,
     FrameType,
     Medium,
@@ -23,6 +24,7 @@ __all__ = [
     "EVENT_PAYLOADS",
     "AgentStatus",
     "CartItemOptionType",
+    "ErrorCode",
     "EventType",
     "FrameType",
     "Medium",

@@ -12,6 +12,7 @@ from enum import StrEnum
 __all__ = [
     "AgentStatus",
     "CartItemOptionType",
+    "ErrorCode",
     "EventType",
     "FrameType",
     "Medium",
@@ -119,3 +120,49 @@ class CartItemOptionType(StrEnum):
     HIDDEN = "hidden"
     RADIO = "radio"
     FIXED = "fixed"
+
+
+class ErrorCode(StrEnum):
+    """``error.error_code`` of the error frames this project sends (an
+    envelope ``{"type": "event", "error": {...}}`` to the offender alone).
+    docs/protocol.md, "Errors", says when each is sent."""
+
+    # The codec: a frame that is not a valid ConversationWebsocketMessage
+    INVALID_JSON = "invalid_json"
+    NOT_OBJECT = "not_object"
+    INVALID_TYPE = "invalid_type"
+    INVALID_ENUM = "invalid_enum"
+    INVALID_VALUE = "invalid_value"
+    MISSING_FIELD = "missing_field"
+    INVALID_FRAME = "invalid_frame"
+    TOO_LARGE = "too_large"
+    # The websocket shell
+    BINARY_FRAME = "binary_frame"
+    RATE_LIMITED = "rate_limited"
+    # The engine: sessions
+    NOT_CONNECTED = "not_connected"
+    SESSION_REPLACED = "session_replaced"
+    RESUME_FAILED = "resume_failed"
+    # The engine: the accept rules
+    UNSUPPORTED_FRAME = "unsupported_frame"
+    FORBIDDEN_FOR_ROLE = "forbidden_for_role"
+    # The engine: queues and conversations
+    UNKNOWN_QUEUE = "unknown_queue"
+    NOT_A_PARTICIPANT = "not_a_participant"
+    CONVERSATION_CLOSED = "conversation_closed"
+    TOO_MANY_CONVERSATIONS = "too_many_conversations"
+    QUEUE_ENTRY_NOT_FOUND = "queue_entry_not_found"
+    ALREADY_ENGAGED = "already_engaged"
+    NOT_IN_QUEUE = "not_in_queue"
+    AGENT_AT_CAPACITY = "agent_at_capacity"
+    # The engine: messages
+    EMPTY_MESSAGE = "empty_message"
+    MESSAGE_TOO_LONG = "message_too_long"
+    TOO_MANY_MEDIA_URLS = "too_many_media_urls"
+    CONVERSATION_FULL = "conversation_full"
+    MESSAGE_NOT_FOUND = "message_not_found"
+    # The engine: rrweb recordings
+    INVALID_RRWEB = "invalid_rrweb"
+    RRWEB_HASH_MISMATCH = "rrweb_hash_mismatch"
+    RRWEB_OUT_OF_ORDER = "rrweb_out_of_order"
+    RRWEB_TOO_LARGE = "rrweb_too_large"

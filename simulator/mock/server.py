@@ -35,9 +35,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 
+from ..errors import FrameError, SimulatorError
+from ..protocol import Frame, decode, encode
 from .engine import ConnId, Delivery, Identity, Role
-from .errors import FrameError, SimulatorError
-from .protocol import Frame, decode, encode
 
 __all__ = ["Core", "IdentityError", "ServerConfig", "WebchatServer", "parse_identity"]
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import MockStartError, UsageError
-from .kpi import KPI
+from ..errors import MockStartError, UsageError
+from .meter import KPI
 from .scenario import ScenarioError, parse_mix
 
 __all__ = ["KPI_ORDER", "LoadOptions", "MockProcess", "check_options", "parse_duration", "read_summary", "run_load"]

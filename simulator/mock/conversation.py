@@ -1,7 +1,7 @@
 """The state of conversations and participants, as the engine keeps it.
 
 Plain mutable records, no behaviour beyond bookkeeping and building the wire
-summaries; :mod:`simulator.engine` decides what happens and when.
+summaries; :mod:`simulator.mock.engine` decides what happens and when.
 
 * :class:`Client` — one participant identity (a webchat visitor or an agent),
   bound to at most one connection at a time, surviving a disconnect for the
@@ -30,7 +30,7 @@ from enum import Enum, StrEnum
 from functools import lru_cache
 from typing import Any, NamedTuple, TypeVar
 
-from .protocol import (
+from ..protocol import (
     ConversationEventRRWeb,
     ConversationEventWebchatContext,
     ConversationMessage,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from .protocol import (
+from ..protocol import (
     CartItem,
     ConversationEventAddCoupon,
     ConversationEventAddItem,

@@ -30,12 +30,12 @@ from typing import Any, Generic, TypeVar
 
 from sortedcontainers import SortedList  # type: ignore[import-untyped, unused-ignore]
 
-from .conversation import Client, ConnId, Conversation, cached_dts
-from .protocol import (
+from ..protocol import (
     AgentStatus,
     ConversationWebchatQueueStatus,
     ConversationWebchatQueueStatusAgent,
 )
+from .conversation import Client, ConnId, Conversation, cached_dts
 from .stats import QueueStats
 
 __all__ = ["PositionPushes", "RoundRobin", "WaitingLine", "WebchatQueue"]

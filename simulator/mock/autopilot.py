@@ -8,7 +8,7 @@ randomness: ``now`` (epoch seconds) is passed in and every draw comes from the
 ``random.Random`` and :class:`~simulator.fake.ChatFaker` it is given, so the
 same seed and the same frames at the same times give the same output.
 
-:class:`AutopilotHub` hosts agents inside an :class:`~simulator.engine.Engine`
+:class:`AutopilotHub` hosts agents inside an :class:`~simulator.mock.engine.Engine`
 without sockets: it has the engine's interface (the server's ``Core``), gives
 the agents negative connection ids and keeps their traffic inside.
 
@@ -61,10 +61,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from .engine import ConnId, Delivery, Engine, Identity, Role
-from .errors import FrameError, SimulatorError
-from .fake import ChatFaker, Topic
-from .protocol import (
+from ..errors import FrameError, SimulatorError
+from ..fake import ChatFaker, Topic
+from ..protocol import (
     ConversationEventAddCoupon,
     ConversationEventAddItem,
     ConversationEventReadMessage,
@@ -76,6 +75,7 @@ from .protocol import (
     Frame,
     FrameType,
 )
+from .engine import ConnId, Delivery, Engine, Identity, Role
 
 __all__ = ["TIMINGS", "AutopilotAgent", "AutopilotHub", "Pace", "Timing"]
 
@@ -527,7 +527,7 @@ def _event(event_type: EventType, conversation_uuid: str | None, payload: Any = 
 
 
 class AutopilotHub:
-    """An :class:`~simulator.engine.Engine` with autopilot agents inside.
+    """An :class:`~simulator.mock.engine.Engine` with autopilot agents inside.
 
     It offers the engine's interface (``connect``, ``receive``, ``disconnect``,
     ``tick``, ``next_deadline``, ``error_frame``, ``status``), so the server

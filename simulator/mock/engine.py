@@ -73,20 +73,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from .conversation import (
-    Client,
-    ConnId,
-    Conversation,
-    Member,
-    Role,
-    RRWebStream,
-    State,
-    cached_dts,
-    conversation_arn,
-    participant_arn,
-)
-from .errors import FrameError, SimulatorError
-from .protocol import (
+from ..errors import FrameError, SimulatorError
+from ..protocol import (
     ConversationEventAddCoupon,
     ConversationEventAddItem,
     ConversationEventQueuePosition,
@@ -100,6 +88,18 @@ from .protocol import (
     Frame,
     FrameType,
     epoch_ms,
+)
+from .conversation import (
+    Client,
+    ConnId,
+    Conversation,
+    Member,
+    Role,
+    RRWebStream,
+    State,
+    cached_dts,
+    conversation_arn,
+    participant_arn,
 )
 from .queues import PositionPushes, WebchatQueue
 

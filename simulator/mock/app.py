@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from ..errors import SimulatorError
+from ..fake import ChatFaker
 from .autopilot import AutopilotAgent, AutopilotHub, Pace
 from .engine import Engine, EngineConfig, Routing
-from .errors import SimulatorError
-from .fake import ChatFaker
 from .server import Core, ServerConfig, WebchatServer
 
 __all__ = ["BindError", "MockOptions", "bind_error_message", "build_core", "run", "serve_until_stopped"]

@@ -68,8 +68,8 @@ from websockets.http11 import USER_AGENT, Response
 from websockets.protocol import CLOSED, OPEN
 from websockets.uri import parse_uri
 
-from .errors import FrameError, SimulatorError
-from .protocol import Frame, decode, encode
+from ..errors import FrameError, SimulatorError
+from ..protocol import Frame, decode, encode
 
 __all__ = [
     "ConnectError",

@@ -1,7 +1,12 @@
-"""Locust users that drive chats: :class:`CustomerUser` and :class:`AgentUser`.
+"""The Locust users' behaviour: :class:`WebchatCustomer` and :class:`WebchatAgent`.
+
+Both are abstract, so importing them into a locustfile runs nothing by
+itself: the packaged locustfile (:mod:`simulator.load.locustfile`) makes the
+concrete ``CustomerUser`` and ``AgentUser``, and a custom locustfile
+subclasses these two with its own dialect, and only its subclasses run.
 
 Each logical chat operation fires exactly one ``events.request`` with request
-type ``WS``, a low-cardinality name (see :class:`~simulator.sessions.KPI`) and
+type ``WS``, a low-cardinality name (see :class:`~simulator.load.sessions.KPI`) and
 milliseconds measured with ``perf_counter``; events that are counted but not
 timed (rrweb chunks, invalid frames, server errors) fire with
 ``response_time=None``. Options are added to Locust's command line (and
@@ -29,12 +34,12 @@ from locust.exception import StopUser
 from locust.stats import StatsCSVFileWriter
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
+from ..fake import ChatFaker, Topic
 from .dialect import Dialect
-from .fake import ChatFaker, Topic
 from .scenario import ScenarioError, ScenarioMix, parse_mix
 from .sessions import AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
 
-__all__ = ["AgentUser", "ChatUser", "CustomerUser"]
+__all__ = ["ChatUser", "WebchatAgent", "WebchatCustomer"]
 
 log = logging.getLogger("webchat_sim.users")
 REQUEST_TYPE = "WS"
@@ -109,14 +114,16 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if options is None:
         return
     try:
-        CustomerUser.set_mix(str(getattr(options, "scenario", "happy_path")))
+        WebchatCustomer.set_mix(str(getattr(options, "scenario", "happy_path")))
     except ScenarioError as exc:
         sys.stderr.write(f"webchat-sim: {exc}\n")
         sys.stderr.flush()
         raise SystemExit(2) from None
     count = int(getattr(options, "agent_users", 0) or 0)
     if count > 0:
-        AgentUser.fixed_count = count
+        for user_class in environment.user_classes:
+            if issubclass(user_class, WebchatAgent):
+                user_class.fixed_count = count
 
 
 def _close_with_final_rows(writer: StatsCSVFileWriter) -> None:
@@ -215,8 +222,10 @@ class ChatUser(User):
         }
 
 
-class CustomerUser(ChatUser):
+class WebchatCustomer(ChatUser):
     """A webchat visitor running scenario scripts, one chat per iteration."""
+
+    abstract = True
 
     weight = 10
     _mix: ClassVar[ScenarioMix | None] = None
@@ -251,11 +260,12 @@ class CustomerUser(ChatUser):
             self.backoff.reset()
 
 
-class AgentUser(ChatUser):
+class WebchatAgent(ChatUser):
     """A support agent for backends without built-in agents: logs in to the
     queues, takes chats (round-robin assignment or ``--manual-routing``), and
     answers each chat in its own greenlet up to ``--agent-max-chats`` at once."""
 
+    abstract = True
     weight = 1
     fixed_count = 0
 

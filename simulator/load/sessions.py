@@ -1,9 +1,9 @@
 """Simulated participants for the load generator: chat verbs, not frames.
 
 A :class:`CustomerSession` or :class:`AgentSession` owns one websocket
-:class:`~simulator.transport.Connection`. Scenarios call verbs (``start_chat``,
+:class:`~simulator.load.transport.Connection`. Scenarios call verbs (``start_chat``,
 ``wait_for_agent``, ``say``, ``wait_for_reply``, ``close_chat`` …); the session
-builds frames through its :class:`~simulator.dialect.Dialect` and reports one
+builds frames through its :class:`~simulator.load.dialect.Dialect` and reports one
 measurement per logical operation to a :data:`Recorder` (the Locust users
 forward them to ``events.request``).
 
@@ -21,17 +21,16 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Protocol, overload
 
 import gevent
 
+from ..errors import FrameError, SimulatorError
+from ..fake import ChatFaker, Persona, Topic
+from ..pace import Pace, Pacing
+from ..protocol import Error, EventType, Frame, FrameType, TransportStatus
 from .dialect import Dialect
-from .errors import FrameError, SimulatorError
-from .fake import ChatFaker, Persona, Topic
-from .kpi import KPI
-from .protocol import Error, EventType, Frame, FrameType, TransportStatus
+from .meter import KPI
 from .transport import Connection, TransportError, WaitTimeout
 
 __all__ = [
@@ -154,39 +153,6 @@ class Backoff:
     def reset(self) -> None:
         """A success: start again from ``base``."""
         self.failures = 0
-
-
-class Pace(StrEnum):
-    HUMAN = "human"
-    FAST = "fast"
-    NONE = "none"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Pacing:
-    """Human pacing tied to content: typing time proportional to the text,
-    think/read time between messages."""
-
-    pace: Pace = Pace.HUMAN
-    chars_per_second: float = 6.0
-    think: tuple[float, float] = (1.5, 5.0)
-    max_typing: float = 12.0
-
-    @classmethod
-    def of(cls, pace: Pace | str, *, chars_per_second: float | None = None) -> Pacing:
-        pace = Pace(pace)
-        if pace is Pace.FAST:
-            return cls(pace=pace, chars_per_second=chars_per_second or 4000.0, think=(0.005, 0.02), max_typing=0.05)
-        if pace is Pace.NONE:
-            return cls(pace=pace, chars_per_second=chars_per_second or 1e9, think=(0.0, 0.0), max_typing=0.0)
-        return cls(pace=pace, chars_per_second=chars_per_second or 6.0)
-
-    def typing_time(self, text: str) -> float:
-        return min(self.max_typing, len(text) / self.chars_per_second)
-
-    def think_time(self, rng: random.Random) -> float:
-        low, high = self.think
-        return rng.uniform(low, high) if high > 0 else 0.0
 
 
 class DeliveryBoard:

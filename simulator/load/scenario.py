@@ -1,7 +1,8 @@
 """Scenario scripts: plain Python modules with a ``run(customer)`` function.
 
-A spec such as ``happy_path:3,abandon:1`` names modules of the ``scenarios``
-package (or paths to ``.py`` files) with integer weights.
+A spec such as ``happy_path:3,abandon:1`` names the shipped scenarios (the
+repository's top-level ``scenarios/`` folder, installed as
+``simulator.scenarios``) or paths to ``.py`` files, with integer weights.
 """
 
 from __future__ import annotations
@@ -15,12 +16,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from .errors import SimulatorError
+from ..errors import SimulatorError
 
 __all__ = ["Scenario", "ScenarioError", "ScenarioMix", "available_scenarios", "load_scenario", "parse_mix"]
-
-_PACKAGE_DIR = Path(__file__).resolve().parent.parent / "scenarios"
-
 
 class ScenarioError(SimulatorError):
     """A scenario spec that cannot be loaded."""
@@ -34,34 +32,46 @@ class Scenario:
     weight: int = 1
 
 
-def available_scenarios() -> list[str]:
-    """Names of the scenarios shipped in the ``scenarios`` package."""
-    import scenarios
+def _shipped() -> Path:
+    """The folder of the shipped scenarios: the installed package, or the
+    checkout's ``scenarios/`` when the project runs uninstalled."""
+    try:
+        package = importlib.import_module("simulator.scenarios")  # the top-level scenarios/, installed
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[2] / "scenarios"
+    return Path(package.__file__ or "").parent
 
-    folder = Path(scenarios.__file__).parent
-    return sorted(p.stem for p in folder.glob("*.py") if not p.stem.startswith("_"))
+
+def available_scenarios() -> list[str]:
+    """Names of the shipped scenarios."""
+    return sorted(p.stem for p in _shipped().glob("*.py") if not p.stem.startswith("_"))
 
 
 def _module(name: str) -> ModuleType:
     if name.endswith(".py") or "/" in name:
-        path = Path(name)
-        if not path.is_file():
-            raise ScenarioError(f"scenario file not found: {name}; available: {', '.join(available_scenarios())}")
-        spec = importlib.util.spec_from_file_location(f"webchat_scenario_{path.stem}", path)
-        if spec is None or spec.loader is None:
-            raise ScenarioError(f"cannot load scenario file {name}")
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:  # the user's script: say what broke, in one line
-            raise ScenarioError(f"scenario file {name} failed to load: {type(exc).__name__}: {exc}") from None
-        return module
+        return _from_file(Path(name), name)
+    if not name.isidentifier() or name not in available_scenarios():
+        raise ScenarioError(f'unknown scenario "{name}"; available: {", ".join(available_scenarios())}')
     try:
-        return importlib.import_module(f"scenarios.{name}")
+        return importlib.import_module(f"simulator.scenarios.{name}")
     except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("scenarios"):
-            raise ScenarioError(f'unknown scenario "{name}"; available: {", ".join(available_scenarios())}') from None
-        raise
+        if exc.name not in ("simulator.scenarios", f"simulator.scenarios.{name}"):
+            raise ScenarioError(f"scenario {name} failed to load: {exc}") from None
+        return _from_file(_shipped() / f"{name}.py", name)  # an uninstalled checkout
+
+
+def _from_file(path: Path, name: str) -> ModuleType:
+    if not path.is_file():
+        raise ScenarioError(f"scenario file not found: {name}; available: {', '.join(available_scenarios())}")
+    spec = importlib.util.spec_from_file_location(f"webchat_scenario_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ScenarioError(f"cannot load scenario file {name}")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's script: say what broke, in one line
+        raise ScenarioError(f"scenario file {name} failed to load: {type(exc).__name__}: {exc}") from None
+    return module
 
 
 def load_scenario(name: str, weight: int = 1) -> Scenario:
