@@ -1,8 +1,12 @@
-"""What the benchmarks share: machine and version info, CPU and memory readers, server subprocesses,
-the echo server, the typical chat frame and JSON result writing.
+"""What the benchmarks share: the path bootstrap, machine and version info, CPU and memory readers,
+child processes, the echo server, the typical chat frame, paired ratios, target verdicts and JSON
+result writing.
 
-Not a benchmark (run_all.py runs ``bench_*.py`` only). The benchmarks run as scripts and import it as
-``_common`` with benchmarks/ on ``sys.path``.
+Not a benchmark (run_all.py runs ``bench_*.py`` only). The benchmarks run as scripts (``python
+benchmarks/bench_X.py`` from anywhere, or from run_all.py), so Python puts benchmarks/ on ``sys.path``
+and ``import _common`` works; importing it puts the repository on ``sys.path`` too, so that ``import
+simulator`` works without the package installed. A script imports it before anything of ``simulator``
+(the import sorting does that: ``_common`` is a third-party module to it, ``simulator`` first-party).
 """
 
 from __future__ import annotations
@@ -14,10 +18,13 @@ import os
 import platform
 import resource
 import select
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +33,10 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+RESULTS_DIR = HERE / "results"
+
+if str(ROOT) not in sys.path:  # a script run from anywhere, the package not installed
+    sys.path.insert(0, str(ROOT))
 
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -75,10 +86,11 @@ def report_head(
     return head
 
 
-def write_json(path: Path, document: dict[str, Any]) -> None:
-    """Write a results document (indented, with a final newline), creating its folder."""
+def save_results(path: Path, document: dict[str, Any]) -> None:
+    """Write a results document (indented, with a final newline), creating its folder; say where."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"\nwritten to {shown(path)}")
 
 
 def shown(path: Path) -> Path:
@@ -90,6 +102,11 @@ def print_header(header: str) -> None:
     """A table header and a rule as wide as it."""
     print(header)
     print("-" * len(header))
+
+
+def error_note(result: dict[str, Any]) -> str:
+    """``"  errors: N [first]"`` for a run's progress line if it had errors, else ``""``."""
+    return f"  errors: {result['error_count']} {result['errors'][:1]}" if result["error_count"] else ""
 
 
 # ---------------------------------------------------------------------------
@@ -157,17 +174,50 @@ def run_loop(loop_name: str, main: Any) -> None:
 # Subprocesses
 
 
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+def child_env(*, pythonpath: bool = True, proxies: bool = True, **extra: str) -> dict[str, str]:
+    """This process's environment for a child: with PYTHONPATH = the repository (``pythonpath``), without the
+    proxy variables (``proxies=False``: the child talks to 127.0.0.1 only), plus ``extra``."""
+    env = {**os.environ, **({"PYTHONPATH": str(ROOT)} if pythonpath else {}), **extra}
+    if not proxies:
+        for var in PROXY_VARIABLES:
+            env.pop(var, None)
+    return env
+
+
 def start(script: str | Path, command: list[str], *, stdin: bool = True) -> subprocess.Popen[str]:
     """Run ``script`` with ``command`` in a child process (PYTHONPATH = the repository), stdout piped."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, str(script), *command],
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
-        env=env,
+        env=child_env(),
     )
+
+
+def run_json(command: list[str], *, timeout: float, what: str, proxies: bool = True) -> dict[str, Any]:
+    """Run ``command`` (PYTHONPATH = the repository) to its end; the JSON object on its last stdout line."""
+    env = child_env(proxies=proxies)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def client_process(main: Coroutine[Any, Any, dict[str, Any]]) -> None:
+    """A client process of a server benchmark: pinned to the client CPU, runs ``main`` on uvloop and prints
+    its result as one JSON line."""
+    pin("client")
+
+    async def run() -> None:
+        print(json.dumps(await main), flush=True)
+
+    run_loop("uvloop", run())
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float, what: str) -> str:
@@ -336,3 +386,120 @@ def chat_frame(user: int) -> Frame:
             ],
         ),
     )
+
+
+# ---------------------------------------------------------------------------
+# Paired ratios
+
+
+@dataclass(frozen=True)
+class Ratios:
+    """Ratios ``variant / baseline`` of one figure, one per pair of runs of the same repeat (measured back to
+    back: their median resists the machine's drift better than a ratio of medians)."""
+
+    values: tuple[float, ...]
+
+    def median(self, digits: int | None = None, *, shift: float = 0.0) -> float | None:
+        """The median (plus ``shift``, e.g. -1 for an overhead), rounded to ``digits``; None without pairs."""
+        if not self.values:
+            return None
+        found = statistics.median(self.values) + shift
+        return found if digits is None else round(found, digits)
+
+    def range(self, digits: int, *, shift: float = 0.0) -> list[float] | None:
+        """``[min, max]`` (plus ``shift``), rounded to ``digits``; None without pairs."""
+        if not self.values:
+            return None
+        return [round(min(self.values) + shift, digits), round(max(self.values) + shift, digits)]
+
+
+def paired_ratios(
+    runs: Iterable[dict[str, Any]], key: str, *, field: str, variant: Any, baseline: Any, **where: Any
+) -> Ratios:
+    """The ratios of ``key`` between the runs whose ``field`` is ``variant`` and those whose ``field`` is
+    ``baseline``, paired by ``repeat``, among the runs whose values match ``where`` (e.g. ``users=100``).
+    Pairs where either figure is missing or zero are left out."""
+    chosen = [r for r in runs if all(r.get(name) == value for name, value in where.items())]
+    return Ratios(
+        tuple(
+            a[key] / b[key]
+            for a in chosen
+            if a[field] == variant
+            for b in chosen
+            if b[field] == baseline and a["repeat"] == b["repeat"] and a.get(key) and b.get(key)
+        )
+    )
+
+
+def format_ratio(ratio: float | None, span: Sequence[float] | None) -> str:
+    """``"1.23 [1.10-1.31]"`` (median [min-max]), or ``"-"`` without a ratio."""
+    if not ratio or span is None:
+        return "-"
+    return f"{ratio:.2f} [{span[0]:.2f}-{span[1]:.2f}]"
+
+
+# ---------------------------------------------------------------------------
+# Targets and verdicts
+
+
+class Verdict(StrEnum):
+    """What became of a benchmark's target (run_all.py counts the MISSED ones)."""
+
+    MET = "met"
+    MISSED = "MISSED"
+    NOT_MEASURED = "not measured"
+    REPORT = "report only"
+
+
+def judge(value: float | None, limit: float, *, higher_is_better: bool, strict: bool = False) -> Verdict:
+    """MET if ``value`` is at least (``higher_is_better``) or at most ``limit`` (strictly so with ``strict``),
+    else MISSED; NOT_MEASURED without a value."""
+    if value is None:
+        return Verdict.NOT_MEASURED
+    if higher_is_better:
+        ok = value > limit if strict else value >= limit
+    else:
+        ok = value < limit if strict else value <= limit
+    return Verdict.MET if ok else Verdict.MISSED
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target and its verdict: ``what`` the target is, and ``detail``: the figures behind the verdict."""
+
+    what: str
+    verdict: Verdict
+    detail: str = ""
+
+    def line(self) -> str:
+        """The printed line: ``target: WHAT: VERDICT DETAIL`` (report only: ``WHAT (report only; no target)``)."""
+        if self.verdict is Verdict.REPORT:
+            return f"{self.what} ({self.verdict}; no target)"
+        return f"target: {self.what}: {self.verdict}" + (f" {self.detail}" if self.detail else "")
+
+    def to_json(self) -> dict[str, str]:
+        return {"what": self.what, "verdict": self.verdict.value, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, found: dict[str, Any]) -> Target:
+        return cls(str(found["what"]), Verdict(found["verdict"]), str(found.get("detail", "")))
+
+
+def all_met(targets: Iterable[Target]) -> bool:
+    """No target missed or left unmeasured (report-only entries count as met)."""
+    return all(t.verdict in (Verdict.MET, Verdict.REPORT) for t in targets)
+
+
+def print_targets(targets: Sequence[Target]) -> None:
+    for target in targets:
+        print(target.line())
+
+
+def target_keys(targets: Sequence[Target]) -> dict[str, Any]:
+    """The results document's keys for its targets: ``targets`` (the printed lines), ``verdicts`` (typed, what
+    run_all.py reads) and ``met`` (:func:`all_met`)."""
+    return {
+        "targets": [t.line() for t in targets],
+        "verdicts": [t.to_json() for t in targets],
+        "met": all_met(targets),
+    }

@@ -5,8 +5,8 @@
 For each session count N, two servers run, each in a fresh process on
 127.0.0.1 (random port), with uvloop (``--loops`` adds asyncio):
 
-* ``ours`` — :class:`simulator.server.WebchatServer` around an
-  :class:`simulator.engine.Engine` (no autopilot, round-robin routing,
+* ``ours`` — :class:`simulator.mock.server.WebchatServer` around an
+  :class:`simulator.mock.engine.Engine` (no autopilot, round-robin routing,
   ``max_chats_per_agent=10``) holding a realistic mix: N/50 agents logged in,
   10 chats each; the other sessions are customers who started a conversation
   (with a question), 10/49 of them engaged and chatting (each sent one more
@@ -44,27 +44,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for folder in (ROOT, HERE):
-    if str(folder) not in sys.path:  # run as a script from anywhere
-        sys.path.insert(0, str(folder))
-
-from _common import (  # noqa: E402
+from _common import (
+    RESULTS_DIR,
+    Target,
+    Verdict,
+    client_process,
+    error_note,
     pin,
     print_header,
+    print_targets,
     read_line,
     report_head,
     rss_bytes,
     run_loop,
+    save_results,
     start,
     stop,
+    target_keys,
     tell,
     versions,
-    write_json,
 )
 
-RESULTS = ROOT / "benchmarks" / "results" / "bench_capacity.json"
+RESULTS = RESULTS_DIR / "bench_capacity.json"
 SERVERS = ("bare", "ours")
 LOOPS = ("uvloop", "asyncio")
 TARGET_SESSIONS = 15_000
@@ -105,8 +106,8 @@ def serve(variant: str, loop_name: str, trace: bool) -> None:
         if variant == "ours":
             import random
 
-            from simulator.engine import Engine, EngineConfig, Routing
-            from simulator.server import ServerConfig, WebchatServer
+            from simulator.mock.engine import Engine, EngineConfig, Routing
+            from simulator.mock.server import ServerConfig, WebchatServer
 
             engine = Engine(
                 EngineConfig(routing=Routing.ROUND_ROBIN, max_chats_per_agent=MAX_CHATS), rng=random.Random(1)
@@ -282,16 +283,6 @@ async def client_main(role: str, port: int, count: int, offset: int, expected: i
     return result
 
 
-def run_client(role: str, port: int, count: int, offset: int, expected: int) -> None:
-    pin("client")
-
-    async def main() -> None:
-        result = await client_main(role, port, count, offset, expected)
-        print(json.dumps(result), flush=True)
-
-    run_loop("uvloop", main())
-
-
 # ---------------------------------------------------------------------------
 # Orchestration (no event loop here)
 
@@ -378,10 +369,9 @@ def orchestrate(counts: Sequence[int], loops: Sequence[str], trace: bool, output
                     if variant == "ours"
                     else ""
                 )
-                note = f"  errors: {row['error_count']} {row['errors'][:1]}" if row["error_count"] else ""
                 print(
                     f"  {variant:4} {loop_name:7} {sessions:>6} sessions: {row['connected']:>6} connected{mix}, "
-                    f"{row['bytes_per_session'] / 1024:6.1f} KB each, setup {row['setup_s']:.1f} s{note}",
+                    f"{row['bytes_per_session'] / 1024:6.1f} KB each, setup {row['setup_s']:.1f} s{error_note(row)}",
                     flush=True,
                 )
     summary = []
@@ -426,18 +416,16 @@ def orchestrate(counts: Sequence[int], loops: Sequence[str], trace: bool, output
     complete = all(r["ours_connected"] == r["sessions"] for r in summary if r["sessions"] == largest)
     errors = sum(r["error_count"] for r in runs)
     within = complete and worst * 1024 <= TARGET_BYTES
-    met = largest >= TARGET_SESSIONS and within
+    figures = f"({largest:,} sessions {'all' if complete else 'NOT all'} connected, {worst:.1f} KB each)"
+    figures += f"; {errors} client errors" if errors else ""
+    what = f"{TARGET_SESSIONS:,} sessions in one process at <= {TARGET_BYTES // 1024} KB each"
     if largest >= TARGET_SESSIONS:
-        verdict = "met" if met else "MISSED"
+        target = Target(what, Verdict.MET if within else Verdict.MISSED, figures)
     else:
-        verdict = (
-            f"not measured (largest run {largest:,}; {'within' if within else 'OVER'} the per-session limit there)"
-        )
-    print(
-        f"target: {TARGET_SESSIONS:,} sessions in one process at <= {TARGET_BYTES // 1024} KB each: {verdict} "
-        f"({largest:,} sessions {'all' if complete else 'NOT all'} connected, {worst:.1f} KB each)"
-        + (f"; {errors} client errors" if errors else "")
-    )
+        limit = f"{'within' if within else 'OVER'} the per-session limit there"
+        target = Target(what, Verdict.NOT_MEASURED, f"(largest run {largest:,}; {limit}) {figures}")
+    met = target.verdict is Verdict.MET
+    print_targets([target])
     report = {
         **report_head(
             "bench_capacity",
@@ -454,11 +442,11 @@ def orchestrate(counts: Sequence[int], loops: Sequence[str], trace: bool, output
             "per_client_process": PER_PROCESS,
         },
         "target": {"sessions": TARGET_SESSIONS, "bytes_per_session": TARGET_BYTES, "met": met},
+        **target_keys([target]),
         "summary": summary,
         "runs": runs,
     }
-    write_json(output, report)
-    print(f"written to {output}")
+    save_results(output, report)
     return met
 
 
@@ -483,7 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(args.serve, args.loop, args.trace)
         return 0
     if args.client:
-        run_client(args.client, args.port, args.count, args.offset, args.expected)
+        client_process(client_main(args.client, args.port, args.count, args.offset, args.expected))
         return 0
     counts = args.sessions or ([500, 1000] if args.quick else [1000, 5000, 10000, 15000])
     orchestrate(counts, args.loops or ["uvloop"], args.trace, args.json, args.quick)

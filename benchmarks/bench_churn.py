@@ -2,7 +2,7 @@
 
     python benchmarks/bench_churn.py [--quick] [--waiting 100 1000 10000] [--json PATH]
 
-The sans-I/O :class:`simulator.engine.Engine` is driven directly (no sockets,
+The sans-I/O :class:`simulator.mock.engine.Engine` is driven directly (no sockets,
 no encoding): frames are decoded before the clock starts, and each measured
 event is one ``Engine.receive`` call. Five agents are logged in to the one
 queue. The queue length stays constant during a phase:
@@ -41,19 +41,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for folder in (ROOT, HERE):
-    if str(folder) not in sys.path:  # run as a script from anywhere
-        sys.path.insert(0, str(folder))
+import orjson
+from _common import RESULTS_DIR, Target, judge, print_header, print_targets, report_head, save_results, target_keys
 
-import orjson  # noqa: E402
-from _common import print_header, report_head, shown, write_json  # noqa: E402
+from simulator.mock.engine import Delivery, Engine, EngineConfig, Identity, Role, Routing
+from simulator.protocol import EventType, Frame, decode
 
-from simulator.engine import Delivery, Engine, EngineConfig, Identity, Role, Routing  # noqa: E402
-from simulator.protocol import EventType, Frame, decode  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "bench_churn.json"
+RESULTS = RESULTS_DIR / "bench_churn.json"
 EVENTS = ("join", "abandon", "engage", "assign")
 TARGET_RATIO = 2.0
 
@@ -331,7 +325,7 @@ def measure(waiting: int, per_round: int, rounds: int, seed: int) -> dict[str, d
 
 def report(
     sizes: Sequence[int], results: dict[int, dict[str, dict[str, Any]]], per_round: int, rounds: int
-) -> list[str]:
+) -> list[Target]:
     base = sizes[0]
     print()
     print(f"engine cost per event (best of {rounds} rounds of {per_round}), frames = deliveries × recipients")
@@ -341,7 +335,7 @@ def report(
         f" {'flush fr/ev':>11} {'flushes':>7} {'fr/flush':>8} {'µs/flush':>9} {'µs/frame':>8}"
     )
     print_header(header)
-    verdicts = []
+    targets = []
     for name in EVENTS:
         for size in sizes:
             row = results[size][name]
@@ -356,9 +350,12 @@ def report(
             )
         largest = sizes[-1]
         ratio = results[largest][name]["ratio_vs_smallest"]
-        verdict = "met" if ratio <= TARGET_RATIO else "MISSED"
-        verdicts.append(
-            f"target: {name} cost ratio {largest:,}-vs-{base:,} waiting <= {TARGET_RATIO:g}: {verdict} ({ratio:.2f}x)"
+        targets.append(
+            Target(
+                f"{name} cost ratio {largest:,}-vs-{base:,} waiting <= {TARGET_RATIO:g}",
+                judge(ratio, TARGET_RATIO, higher_is_better=False),
+                f"({ratio:.2f}x)",
+            )
         )
     # Coalescing: a flush runs at most once per interval per queue, never per event.
     simulated = max(
@@ -368,14 +365,16 @@ def report(
     )
     worst = max(results[size][name]["tick_flushes"] for size in sizes for name in EVENTS)
     per_event = worst / min(results[size][name]["events"] for size in sizes for name in EVENTS)
-    verdicts.append(
-        f"target: flushes coalesced (not per event): {'met' if per_event < 0.01 else 'MISSED'}"
-        f" (at most {worst} flushes in ~{simulated:.0f} simulated s; {per_event:.4f} per event)"
+    targets.append(
+        Target(
+            "flushes coalesced (not per event)",
+            judge(per_event, 0.01, higher_is_better=False, strict=True),
+            f"(at most {worst} flushes in ~{simulated:.0f} simulated s; {per_event:.4f} per event)",
+        )
     )
     print()
-    for line in verdicts:
-        print(line)
-    return verdicts
+    print_targets(targets)
+    return targets
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -397,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results[size] = measure(size, per_round, rounds, args.seed)
         cells = ", ".join(f"{name} {results[size][name]['us_per_event']:.1f}" for name in EVENTS)
         print(f"  {size:>6,} waiting: {cells} µs/event  ({time.perf_counter() - started:.1f} s)", flush=True)
-    verdicts = report(sizes, results, per_round, rounds)
+    targets = report(sizes, results, per_round, rounds)
 
     document = {
         **report_head(
@@ -407,12 +406,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             quick=args.quick,
         ),
         "settings": {"waiting": sizes, "events_per_round": per_round, "rounds": rounds, "agents": AGENTS},
-        "targets": verdicts,
-        "met": all(": met" in line for line in verdicts),
+        **target_keys(targets),
         "results": {str(size): rows for size, rows in results.items()},
     }
-    write_json(args.json, document)
-    print(f"\nwritten to {shown(args.json)}")
+    save_results(args.json, document)
     return 0
 
 

@@ -7,7 +7,7 @@ runs in its own process on 127.0.0.1, random port. For each user count, two
 client variants run, each in a fresh gevent monkey-patched process (as in
 Locust; patching must not leak between variants):
 
-* ``ours`` — :class:`simulator.transport.Connection` (websockets' sans-I/O
+* ``ours`` — :class:`simulator.load.transport.Connection` (websockets' sans-I/O
   protocol on a gevent socket, one receive greenlet per connection);
 * ``baseline`` — ``websockets.sync.client.connect(..., proxy=None)`` (a helper
   thread, i.e. greenlet, per connection), reading bytes with ``recv``.
@@ -28,24 +28,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for folder in (ROOT, HERE):
-    if str(folder) not in sys.path:  # run as a script from anywhere
-        sys.path.insert(0, str(folder))
+from _common import (
+    RESULTS_DIR,
+    chat_frame,
+    cpu_seconds,
+    error_note,
+    format_ratio,
+    paired_ratios,
+    pin,
+    print_header,
+    report_head,
+    run_json,
+    save_results,
+    serve_echo,
+    start_server,
+    stop,
+    versions,
+)
 
-from _common import chat_frame, cpu_seconds, pin, report_head, serve_echo, start_server, stop, versions, write_json  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "bench_client.json"
+RESULTS = RESULTS_DIR / "bench_client.json"
 VARIANTS = ("ours", "baseline")
 
 # Bounds
@@ -79,7 +86,7 @@ def run_client(variant: str, port: int, users: int, per_user: int, duration: flo
     frames = [chat_frame(user) for user in range(users)]
 
     def open_ours(user: int) -> Session:
-        from simulator.transport import Connection
+        from simulator.load.transport import Connection
 
         conn = Connection.connect(url, timeout=CONNECT_TIMEOUT, close_timeout=5)
         frame = frames[user]
@@ -191,12 +198,7 @@ def codec_cost(iterations: int = 20_000) -> float:
 def measure(variant: str, port: int, users: int, per_user: int, duration: float) -> dict[str, Any]:
     command = [sys.executable, __file__, "--client", variant, "--port", str(port), "--users", str(users)]
     command += ["--per-user", str(per_user), "--duration", str(duration)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + CLIENT_GRACE, cwd=ROOT, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"{variant} client with {users} users failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_json(command, timeout=duration + CLIENT_GRACE, what=f"{variant} client with {users} users")
 
 
 def orchestrate(user_counts: Sequence[int], total: int, duration: float, repeat: int) -> None:
@@ -213,10 +215,9 @@ def orchestrate(user_counts: Sequence[int], total: int, duration: float, repeat:
                     result = measure(variant, port, users, per_user, duration)
                     result["repeat"] = round_number
                     runs.append(result)
-                    note = f"  errors: {result['error_count']} {result['errors'][:1]}" if result["error_count"] else ""
                     print(
                         f"  {variant:8} users={users:<5} #{round_number + 1}: {result['round_trips']:>7} round trips, "
-                        f"{result['per_cpu_s']:>9,.0f}/CPU-s, {result['per_wall_s']:>9,.0f}/s wall{note}",
+                        f"{result['per_cpu_s']:>9,.0f}/CPU-s, {result['per_wall_s']:>9,.0f}/s wall{error_note(result)}",
                         flush=True,
                     )
     finally:
@@ -229,31 +230,21 @@ def orchestrate(user_counts: Sequence[int], total: int, duration: float, repeat:
             mine = [r for r in runs if r["users"] == users and r["variant"] == variant and r["per_cpu_s"]]
             row[f"{variant}_per_cpu_s"] = statistics.median(r["per_cpu_s"] for r in mine) if mine else None
             row[f"{variant}_per_wall_s"] = statistics.median(r["per_wall_s"] for r in mine) if mine else None
-        # Each repeat measures both variants back to back: the median of those
-        # paired ratios resists the machine's drift better than a ratio of medians.
-        pairs = [
-            (a["per_cpu_s"], b["per_cpu_s"])
-            for a in runs
-            for b in runs
-            if a["users"] == b["users"] == users and a["repeat"] == b["repeat"]
-            if a["variant"] == "ours" and b["variant"] == "baseline" and a["per_cpu_s"] and b["per_cpu_s"]
-        ]
-        row["ratio"] = round(statistics.median(a / b for a, b in pairs), 2) if pairs else None
-        row["ratio_range"] = (
-            [round(min(a / b for a, b in pairs), 2), round(max(a / b for a, b in pairs), 2)] if pairs else None
-        )
+        ratios = paired_ratios(runs, "per_cpu_s", field="variant", variant="ours", baseline="baseline", users=users)
+        row["ratio"], row["ratio_range"] = ratios.median(2), ratios.range(2)
         summary.append(row)
 
     print()
     print(f"round trips per CPU-second of the client process (median of {repeat}; 1 round trip = 1 sent + 1 received)")
     print("ratio: median of the paired ours/baseline ratios, [min-max]")
-    print(f"{'users':>6} | {'ours':>9} | {'baseline':>9} | {'ratio':>17} | {'ours wall/s':>11} | {'base wall/s':>11}")
-    print("-" * 78)
+    print_header(
+        f"{'users':>6} | {'ours':>9} | {'baseline':>9} | {'ratio':>17} | {'ours wall/s':>11} | {'base wall/s':>11}"
+    )
     for row in summary:
-        ratio = f"{row['ratio']:.2f} [{row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}]" if row["ratio"] else "-"
         print(
             f"{row['users']:>6} | {row['ours_per_cpu_s'] or 0:>9,.0f} | {row['baseline_per_cpu_s'] or 0:>9,.0f} | "
-            f"{ratio:>17} | {row['ours_per_wall_s'] or 0:>11,.0f} | {row['baseline_per_wall_s'] or 0:>11,.0f}"
+            f"{format_ratio(row['ratio'], row['ratio_range']):>17} | {row['ours_per_wall_s'] or 0:>11,.0f} | "
+            f"{row['baseline_per_wall_s'] or 0:>11,.0f}"
         )
     report = {
         **report_head(
@@ -266,8 +257,7 @@ def orchestrate(user_counts: Sequence[int], total: int, duration: float, repeat:
         "summary": summary,
         "runs": runs,
     }
-    write_json(RESULTS, report)
-    print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    save_results(RESULTS, report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,7 +7,6 @@ bare ``orjson.loads`` / ``orjson.dumps`` of the same bytes in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -16,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import RESULTS_DIR, Target, judge, save_results, target_keys
 
 from simulator.protocol import decode, encode
 
@@ -137,7 +135,7 @@ def run(quick: bool) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a seconds-long smoke run")
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "bench_codec.json")
+    parser.add_argument("--json", type=Path, default=RESULTS_DIR / "bench_codec.json")
     args = parser.parse_args(argv)
     results = run(args.quick)
     print(
@@ -149,14 +147,16 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:24} {r['bytes']:6d} {r['orjson_loads_us']:9.2f} {r['decode_us']:10.2f} {r['decode_ratio']:5.1f}x"
             f" {r['orjson_dumps_us']:9.2f} {r['encode_us']:10.2f} {r['encode_ratio']:5.1f}x"
         )
-    target = 20.0
+    limit = 20.0
     worst = max(max(r["decode_us"], r["encode_us"]) for r in results.values())
-    verdict = (
-        "met" if results["message"]["decode_us"] < target and results["message"]["encode_us"] < target else "MISSED"
+    message = results["message"]
+    target = Target(
+        f"message decode and encode each < {limit:.0f} µs",
+        judge(max(message["decode_us"], message["encode_us"]), limit, higher_is_better=False, strict=True),
+        f"(slowest figure {worst:.1f} µs)",
     )
-    print(f"target: message decode and encode each < {target:.0f} µs: {verdict}; slowest figure {worst:.1f} µs")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"benchmark": "codec", "quick": args.quick, "results": results}, indent=2))
+    print(target.line())
+    save_results(args.json, {"benchmark": "codec", "quick": args.quick, **target_keys([target]), "results": results})
     return 0
 
 

@@ -7,7 +7,7 @@ compression) runs in its own process on 127.0.0.1, random port, and counts
 what it echoes. Every virtual user sends the same ~600-byte chat ``message``
 frame, waits for its echo and repeats:
 
-* ``ours`` — :class:`simulator.transport.Connection` in a gevent
+* ``ours`` — :class:`simulator.load.transport.Connection` in a gevent
   monkey-patched process (as in Locust): encode the frame, ``send``,
   ``wait_for`` the echo by ``client_message_id`` (decoded and validated);
 * ``artillery`` — Artillery's built-in ``ws`` engine (npm package
@@ -57,28 +57,34 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for folder in (ROOT, HERE):
-    if str(folder) not in sys.path:  # run as a script from anywhere
-        sys.path.insert(0, str(folder))
-
-from _common import (  # noqa: E402
+from _common import (
+    HERE,
+    RESULTS_DIR,
+    ROOT,
     EchoServer,
+    Target,
+    Verdict,
     chat_frame,
+    child_env,
     cpu_seconds,
+    error_note,
+    format_ratio,
+    judge,
+    paired_ratios,
     pin,
     print_header,
+    print_targets,
     report_head,
+    run_json,
+    save_results,
     serve_echo,
-    shown,
+    target_keys,
     tree_cpu,
-    write_json,
 )
-from _common import versions as package_versions  # noqa: E402
+from _common import versions as package_versions
 
-RESULTS = ROOT / "benchmarks" / "results" / "bench_generator.json"
-ARTILLERY_DIR = ROOT / "benchmarks" / ".artillery"
+RESULTS = RESULTS_DIR / "bench_generator.json"
+ARTILLERY_DIR = HERE / ".artillery"
 ARTILLERY_VERSION = "2"  # npm range: latest 2.x
 
 # Bounds
@@ -108,7 +114,7 @@ def system_seconds() -> float:
 def count_frames(capture: list[bytes] | None = None) -> list[int]:
     """Count frames sent and received by every :class:`Connection` of this process: ``[sent, received]``;
     keep the received ones in ``capture`` (up to ``CAPTURE_LIMIT``) if given."""
-    from simulator.transport import Connection
+    from simulator.load.transport import Connection
 
     counts = [0, 0]
     send, deliver = Connection.send, Connection._deliver
@@ -138,8 +144,8 @@ def run_echo(port: int, users: int, warmup: float, window: float, mix: Path | No
     import gevent
     import gevent.pool
 
+    from simulator.load.transport import Connection
     from simulator.protocol import encode
-    from simulator.transport import Connection
 
     url = f"ws://127.0.0.1:{port}/"
     counts = count_frames()
@@ -221,7 +227,7 @@ def run_chat(url: str, users: int, warmup: float, window: float, seed: int, capt
     from locust import events
     from locust.env import Environment
 
-    from simulator.users import CustomerUser
+    from simulator.load.locustfile import CustomerUser
 
     captured: list[bytes] = []
     counts = count_frames(captured)
@@ -281,15 +287,8 @@ def measure_ours(
     command += ["--warmup", str(warmup), "--window", str(window), "--seed", str(seed)]
     if frames is not None:
         command += ["--frames", str(frames)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        env.pop(var, None)
     timeout = warmup + window + CLIENT_GRACE
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
-    if done.returncode != 0:
-        raise RuntimeError(f"{mode} client with {users} users failed:\n{done.stderr[-3000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return run_json(command, timeout=timeout, what=f"{mode} client with {users} users", proxies=False)
 
 
 # ---------------------------------------------------------------------------
@@ -297,11 +296,13 @@ def measure_ours(
 
 
 def artillery_env() -> dict[str, str]:
-    env = {**os.environ, "PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1", "ARTILLERY_DISABLE_TELEMETRY": "true"}
-    env["NO_UPDATE_NOTIFIER"] = "1"
-    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        env.pop(var, None)
-    return env
+    return child_env(
+        pythonpath=False,
+        proxies=False,
+        PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1",
+        ARTILLERY_DISABLE_TELEMETRY="true",
+        NO_UPDATE_NOTIFIER="1",
+    )
 
 
 def find_artillery(install: bool) -> tuple[Path | None, str]:
@@ -440,7 +441,7 @@ def measure_artillery(
 
 
 def start_mock(users: int, seed: int) -> Any:
-    from simulator.load import MockProcess
+    from simulator.load.runner import MockProcess
 
     agents = max(2, users // 3 + 1)
     args = ["--agents", str(agents), "--pace", "fast", "--seed", str(seed), "--rate", "1000", "--burst", "2000"]
@@ -469,24 +470,12 @@ def versions() -> dict[str, str]:
     return found
 
 
-def paired(runs: list[dict[str, Any]], a: str, b: str, key_a: str, key_b: str, users: int) -> list[float]:
-    """Ratios a/b of the runs of the same repeat and user count."""
-    return [
-        x[key_a] / y[key_b]
-        for x in runs
-        for y in runs
-        if x["users"] == y["users"] == users and x["repeat"] == y["repeat"]
-        if x["variant"] == a and y["variant"] == b and x.get(key_a) and y.get(key_b)
-    ]
-
-
 def median_of(runs: list[dict[str, Any]], variant: str, users: int, key: str) -> float | None:
     found = [r[key] for r in runs if r["variant"] == variant and r["users"] == users and r.get(key)]
     return statistics.median(found) if found else None
 
 
 def show(result: dict[str, Any], repeat: int) -> None:
-    extra = f"  errors: {result['error_count']} {result['errors'][:1]}" if result["error_count"] else ""
     if result["variant"] == "chat":
         figures = (
             f"{result['frames']:>7} frames ({result['locust_requests']} Locust requests, "
@@ -497,7 +486,8 @@ def show(result: dict[str, Any], repeat: int) -> None:
         if result.get("frames_per_cpu_s"):
             figures += f" ({result['frames_per_cpu_s']:,.0f} frames/CPU-s)"
         figures += f", {result['per_wall_s'] or 0:>8,.0f}/s wall"
-    print(f"  {result['variant']:9} users={result['users']:<5} #{repeat + 1}: {figures}{extra}", flush=True)
+    figures += error_note(result)
+    print(f"  {result['variant']:9} users={result['users']:<5} #{repeat + 1}: {figures}", flush=True)
 
 
 def orchestrate(
@@ -576,20 +566,22 @@ def orchestrate(
 
     summary: list[dict[str, Any]] = []
     for users in user_counts:
-        ratios = paired(runs, "ours", "artillery", "per_cpu_s", "per_cpu_s", users)
+        ratios = paired_ratios(runs, "per_cpu_s", field="variant", variant="ours", baseline="artillery", users=users)
         summary.append(
             {
                 "users": users,
                 "ours_per_cpu_s": median_of(runs, "ours", users, "per_cpu_s"),
                 "artillery_per_cpu_s": median_of(runs, "artillery", users, "per_cpu_s"),
-                "ratio": round(statistics.median(ratios), 2) if ratios else None,
-                "ratio_range": [round(min(ratios), 2), round(max(ratios), 2)] if ratios else None,
+                "ratio": ratios.median(2),
+                "ratio_range": ratios.range(2),
                 "ours_per_wall_s": median_of(runs, "ours", users, "per_wall_s"),
                 "artillery_per_wall_s": median_of(runs, "artillery", users, "per_wall_s"),
             }
         )
-    literal = paired(runs, "echo", "chat", "frames_per_cpu_s", "frames_per_cpu_s", chat_users)
-    costs = paired(runs, "mix-echo", "chat", "frames_per_cpu_s", "frames_per_cpu_s", chat_users)
+    literal, costs = (
+        paired_ratios(runs, "frames_per_cpu_s", field="variant", variant=echo, baseline="chat", users=chat_users)
+        for echo in ("echo", "mix-echo")
+    )
     chat_row: dict[str, Any] = {
         "users": chat_users,
         "echo_frames_per_cpu_s": median_of(runs, "echo", chat_users, "frames_per_cpu_s"),
@@ -597,9 +589,9 @@ def orchestrate(
         "chat_frames_per_cpu_s": median_of(runs, "chat", chat_users, "frames_per_cpu_s"),
         "echo_payload_bytes": median_of(runs, "echo", chat_users, "payload_bytes"),
         "chat_payload_bytes": median_of(runs, "chat", chat_users, "payload_bytes"),
-        "overhead": round(statistics.median(costs) - 1, 3) if costs else None,
-        "overhead_range": [round(min(costs) - 1, 3), round(max(costs) - 1, 3)] if costs else None,
-        "overhead_vs_message_echo": round(statistics.median(literal) - 1, 3) if literal else None,
+        "overhead": costs.median(3, shift=-1),
+        "overhead_range": costs.range(3, shift=-1),
+        "overhead_vs_message_echo": literal.median(3, shift=-1),
     }
 
     print()
@@ -608,7 +600,7 @@ def orchestrate(
     header = f"{'VUs':>6} | {'ours':>9} | {'artillery':>9} | {'ratio':>17} | {'ours wall/s':>11} | {'art. wall/s':>11}"
     print_header(header)
     for row in summary:
-        ratio = f"{row['ratio']:.2f} [{row['ratio_range'][0]:.2f}-{row['ratio_range'][1]:.2f}]" if row["ratio"] else "-"
+        ratio = format_ratio(row["ratio"], row["ratio_range"])
         print(
             f"{row['users']:>6} | {row['ours_per_cpu_s'] or 0:>9,.0f} | {row['artillery_per_cpu_s'] or 0:>9,.0f} | "
             f"{ratio:>17} | {row['ours_per_wall_s'] or 0:>11,.0f} | {row['artillery_per_wall_s'] or 0:>11,.0f}"
@@ -632,34 +624,35 @@ def orchestrate(
         )
 
     print()
-    verdicts = []
+    targets = []
     largest = max(user_counts)
     at = next((row for row in summary if row["users"] == 1000), None)
+    vs_artillery = f"ours >= {TARGET_VS_ARTILLERY:g}x Artillery at 1,000 VUs"
     if binary is None:
-        verdicts.append(
-            f"target: ours >= {TARGET_VS_ARTILLERY:g}x Artillery at 1,000 VUs: not measured ({artillery_note})"
-        )
+        targets.append(Target(vs_artillery, Verdict.NOT_MEASURED, f"({artillery_note})"))
     elif at is None or at["ratio"] is None:
-        verdicts.append(
-            f"target: ours >= {TARGET_VS_ARTILLERY:g}x Artillery at 1,000 VUs: not measured (VUs {list(user_counts)})"
-        )
+        targets.append(Target(vs_artillery, Verdict.NOT_MEASURED, f"(VUs {list(user_counts)})"))
     else:
-        verdict = "met" if at["ratio"] >= TARGET_VS_ARTILLERY else "MISSED"
         goal = "reached" if at["ratio"] >= GOAL_VS_ARTILLERY else "not yet"
-        verdicts.append(
-            f"target: ours >= {TARGET_VS_ARTILLERY:g}x Artillery at 1,000 VUs: {verdict} ({at['ratio']:.2f}x;"
-            f" long-run goal {GOAL_VS_ARTILLERY:g}x: {goal})"
+        targets.append(
+            Target(
+                vs_artillery,
+                judge(at["ratio"], TARGET_VS_ARTILLERY, higher_is_better=True),
+                f"({at['ratio']:.2f}x; long-run goal {GOAL_VS_ARTILLERY:g}x: {goal})",
+            )
         )
+    overhead = f"chat bookkeeping overhead <= {TARGET_OVERHEAD:.0%}"
     if chat_row["overhead"] is None:
-        verdicts.append(f"target: chat bookkeeping overhead <= {TARGET_OVERHEAD:.0%}: not measured")
+        targets.append(Target(overhead, Verdict.NOT_MEASURED))
     else:
-        verdict = "met" if chat_row["overhead"] <= TARGET_OVERHEAD else "MISSED"
-        verdicts.append(
-            f"target: chat bookkeeping overhead <= {TARGET_OVERHEAD:.0%} (vs the echo of its own frames):"
-            f" {verdict} ({chat_row['overhead']:+.0%}; vs the message echo {chat_row['overhead_vs_message_echo']:+.0%})"
+        targets.append(
+            Target(
+                f"{overhead} (vs the echo of its own frames)",
+                judge(chat_row["overhead"], TARGET_OVERHEAD, higher_is_better=False),
+                f"({chat_row['overhead']:+.0%}; vs the message echo {chat_row['overhead_vs_message_echo']:+.0%})",
+            )
         )
-    for line in verdicts:
-        print(line)
+    print_targets(targets)
 
     report = {
         **report_head(
@@ -677,14 +670,12 @@ def orchestrate(
             "largest": largest,
         },
         "artillery": artillery_note,
-        "targets": verdicts,
-        "met": all(": met" in line for line in verdicts),
+        **target_keys(targets),
         "summary": summary,
         "chat": chat_row,
         "runs": runs,
     }
-    write_json(path, report)
-    print(f"\nwritten to {shown(path)}")
+    save_results(path, report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -5,8 +5,8 @@
 Two servers, each in its own process on 127.0.0.1 (random port), pinned to one
 CPU, run with the standard asyncio loop and with uvloop:
 
-* ``ours`` — :class:`simulator.server.WebchatServer` around an
-  :class:`simulator.engine.Engine` (no autopilot, round-robin routing,
+* ``ours`` — :class:`simulator.mock.server.WebchatServer` around an
+  :class:`simulator.mock.engine.Engine` (no autopilot, round-robin routing,
   ``max_chats_per_agent=1``, rate limits raised): per message it decodes and
   validates the frame, stores and stamps it, acknowledges it to the customer,
   delivers it to the agent and sends the agent a ``new message`` summary;
@@ -51,15 +51,30 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for folder in (ROOT, HERE):
-    if str(folder) not in sys.path:  # run as a script from anywhere
-        sys.path.insert(0, str(folder))
+from _common import (
+    RESULTS_DIR,
+    ROOT,
+    Target,
+    Verdict,
+    client_process,
+    error_note,
+    judge,
+    paired_ratios,
+    pin,
+    print_header,
+    print_targets,
+    process_cpu,
+    read_line,
+    report_head,
+    run_loop,
+    save_results,
+    start,
+    stop,
+    target_keys,
+    versions,
+)
 
-from _common import pin, print_header, process_cpu, read_line, report_head, run_loop, start, stop, versions, write_json  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "bench_relay.json"
+RESULTS = RESULTS_DIR / "bench_relay.json"
 SERVERS = ("bare", "ours")
 FLOOR = "floor"
 LOOPS = ("asyncio", "uvloop")
@@ -95,8 +110,8 @@ def serve(variant: str, loop_name: str, lifetime: float) -> None:
 async def serve_ours(stop: asyncio.Event, lifetime: float) -> None:
     import random
 
-    from simulator.engine import Engine, EngineConfig, Routing
-    from simulator.server import ServerConfig, WebchatServer
+    from simulator.mock.engine import Engine, EngineConfig, Routing
+    from simulator.mock.server import ServerConfig, WebchatServer
 
     engine = Engine(
         EngineConfig(routing=Routing.ROUND_ROBIN, max_chats_per_agent=1, max_messages_per_conversation=10_000_000),
@@ -310,16 +325,6 @@ async def client_main(variant: str, port: int, pairs: int, index: int) -> dict[s
     }
 
 
-def run_client(variant: str, port: int, pairs: int, index: int) -> None:
-    pin("client")
-
-    async def main() -> None:
-        result = await client_main(variant, port, pairs, index)
-        print(json.dumps(result), flush=True)
-
-    run_loop("uvloop", main())
-
-
 # ---------------------------------------------------------------------------
 # Orchestration (no event loop here)
 
@@ -388,15 +393,8 @@ def measure(variant: str, loop_name: str, pairs: int, processes: int, warmup: fl
 
 
 def paired_ratio(cell: Sequence[dict[str, Any]], key: str, baseline: str, variant: str = "ours") -> float | None:
-    """Median of the ratios variant/baseline of runs of the same repeat (measured back to back:
-    resists the machine's drift better than a ratio of medians)."""
-    ratios = [
-        a[key] / b[key]
-        for a in cell
-        for b in cell
-        if a["repeat"] == b["repeat"] and a["server"] == variant and b["server"] == baseline and a[key] and b[key]
-    ]
-    return round(statistics.median(ratios), 3) if ratios else None
+    """The median of the paired ``variant / baseline`` ratios of ``key`` in a cell, rounded to 3 digits."""
+    return paired_ratios(cell, key, field="server", variant=variant, baseline=baseline).median(3)
 
 
 def orchestrate(
@@ -419,12 +417,12 @@ def orchestrate(
                     result = measure(variant, loop_name, pairs, min(processes, pairs), warmup, duration)
                     result["repeat"] = round_number
                     runs.append(result)
-                    note = f"  errors: {result['error_count']} {result['errors'][:1]}" if result["error_count"] else ""
                     print(
                         f"  {variant:5} {loop_name:7} pairs={pairs:<4} #{round_number + 1}: "
                         f"{result['per_s']:>8,.0f} msg/s, {result['per_server_cpu_s'] or 0:>8,.0f}/server-CPU-s, "
                         f"p50 {result['p50_ms'] or 0:6.2f} ms, p99 {result['p99_ms'] or 0:6.2f} ms, "
-                        f"server busy {result['server_busy']:.2f}, clients busy {result['client_busy']:.2f}{note}",
+                        f"server busy {result['server_busy']:.2f}, clients busy {result['client_busy']:.2f}"
+                        f"{error_note(result)}",
                         flush=True,
                     )
 
@@ -473,13 +471,15 @@ def orchestrate(
             )
     worst_cpu = min((r["ratio_per_server_cpu_s"] or 0.0) for r in summary)
     worst_wall = min((r["ratio_per_s"] or 0.0) for r in summary)
-    met = worst_cpu >= TARGET and worst_wall >= TARGET
     failures = sum(r["error_count"] for r in runs)
-    print(
-        f"target: ours >= {TARGET:g}x bare, per server CPU-second and per second: "
-        f"{'met' if met else 'MISSED'} (worst {worst_cpu:.2f}x per CPU-s, {worst_wall:.2f}x per s)"
-        + (f"; {failures} client errors" if failures else "")
+    target = Target(
+        f"ours >= {TARGET:g}x bare, per server CPU-second and per second",
+        judge(min(worst_cpu, worst_wall), TARGET, higher_is_better=True),
+        f"(worst {worst_cpu:.2f}x per CPU-s, {worst_wall:.2f}x per s)"
+        + (f"; {failures} client errors" if failures else ""),
     )
+    met = target.verdict is Verdict.MET
+    print_targets([target])
     report = {
         **report_head(
             "bench_relay",
@@ -502,11 +502,11 @@ def orchestrate(
             "worst_ratio_per_server_cpu_s": worst_cpu,
             "worst_ratio_per_s": worst_wall,
         },
+        **target_keys([target]),
         "summary": summary,
         "runs": runs,
     }
-    write_json(output, report)
-    print(f"written to {output}")
+    save_results(output, report)
     return met
 
 
@@ -538,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(args.serve, args.loop, args.lifetime)
         return 0
     if args.client:
-        run_client(args.client, args.port, args.pairs[0], args.index)
+        client_process(client_main(args.client, args.port, args.pairs[0], args.index))
         return 0
     pair_counts = args.pairs or ([20] if args.quick else [50, 200])
     if max(pair_counts) * 2 > MAX_PER_PROCESS * args.processes:

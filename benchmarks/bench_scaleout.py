@@ -6,7 +6,7 @@ Locust runs headless (``python -m locust -f benchmarks/locust_echo.py``) in
 its own process tree against the echo server of bench_generator.py (asyncio,
 uvloop if available, its own process, counting what it echoes), with every
 user spawned at once. Each ``EchoUser`` does chat-message echo round trips
-over :class:`simulator.transport.Connection` back to back and fires one
+over :class:`simulator.load.transport.Connection` back to back and fires one
 Locust request per round trip.
 
 Two figures per run: Locust's own ``Requests/s`` from its CSV (the whole run,
@@ -34,15 +34,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for folder in (ROOT, HERE):
-    if str(folder) not in sys.path:  # run as a script from anywhere
-        sys.path.insert(0, str(folder))
+from _common import (
+    HERE,
+    RESULTS_DIR,
+    ROOT,
+    EchoServer,
+    Target,
+    Verdict,
+    child_env,
+    paired_ratios,
+    print_header,
+    print_targets,
+    report_head,
+    save_results,
+    target_keys,
+    tree_cpu,
+)
 
-from _common import EchoServer, print_header, report_head, shown, tree_cpu, write_json  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results" / "bench_scaleout.json"
+RESULTS = RESULTS_DIR / "bench_scaleout.json"
 LOCUSTFILE = HERE / "locust_echo.py"
 PROCESSES = (1, 2)
 
@@ -75,9 +84,7 @@ def run_locust(
     command += ["--users", str(users), "--spawn-rate", str(users), "--run-time", f"{run_time}s"]
     command += ["--host", f"ws://127.0.0.1:{server.port}/", "--csv", prefix, "--stop-timeout", "3"]
     command += ["--processes", str(processes), "--loglevel", "WARNING"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        env.pop(var, None)
+    env = child_env(proxies=False)
     log_path = folder / f"locust-p{processes}.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
@@ -151,10 +158,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     def median(processes: int, key: str) -> float:
         return float(statistics.median(r[key] for r in runs if r["processes"] == processes))
 
-    def ratios(key: str) -> list[float]:
-        by = {(r["repeat"], r["processes"]): r[key] for r in runs}
-        return [by[(n, 2)] / by[(n, 1)] for n in range(repeat) if by.get((n, 1))]
-
     print()
     print(f"Locust --processes 2 vs 1, {users} users, echo round trips (median of {repeat})")
     header = (
@@ -168,15 +171,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" {median(processes, 'window_per_wall_s'):>11,.0f} | {median(processes, 'generator_cores'):>10.2f} |"
             f" {median(processes, 'generator_per_cpu_s'):>9,.0f} | {median(processes, 'server_cores'):>12.2f}"
         )
-    csv_ratio = statistics.median(ratios("locust_requests_per_s"))
-    window_ratio = statistics.median(ratios("window_per_wall_s"))
-    print(f"ratio 2-vs-1: Locust req/s {csv_ratio:.2f}x, window round trips/s {window_ratio:.2f}x")
-    cpus = os.cpu_count() or 1
-    verdict = (
-        f"scale-out: 2 processes give {window_ratio:.2f}x the round trips/s of 1"
-        f" on {cpus} CPUs shared with the server (report only; no target)"
+    csv_ratio, window_ratio = (
+        paired_ratios(runs, key, field="processes", variant=2, baseline=1).median(2)
+        for key in ("locust_requests_per_s", "window_per_wall_s")
     )
-    print(verdict)
+    print(f"ratio 2-vs-1: Locust req/s {csv_ratio or 0:.2f}x, window round trips/s {window_ratio or 0:.2f}x")
+    cpus = os.cpu_count() or 1
+    targets = [
+        Target(
+            f"scale-out: 2 processes give {window_ratio or 0:.2f}x the round trips/s of 1"
+            f" on {cpus} CPUs shared with the server",
+            Verdict.REPORT,
+        )
+    ]
+    print_targets(targets)
 
     document = {
         **report_head(
@@ -187,14 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             quick=args.quick,
         ),
         "settings": {"users": users, "warmup_s": warmup, "window_s": window, "repeat": repeat},
-        "targets": [verdict],
-        "met": True,
-        "ratio_locust_requests_per_s": round(csv_ratio, 2),
-        "ratio_window_round_trips_per_s": round(window_ratio, 2),
+        **target_keys(targets),
+        "ratio_locust_requests_per_s": csv_ratio,
+        "ratio_window_round_trips_per_s": window_ratio,
         "runs": runs,
     }
-    write_json(args.json, document)
-    print(f"\nwritten to {shown(args.json)}")
+    save_results(args.json, document)
     return 0
 
 

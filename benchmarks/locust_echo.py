@@ -2,7 +2,7 @@
 
     locust -f benchmarks/locust_echo.py --headless --host ws://127.0.0.1:PORT/ ...
 
-Each :class:`EchoUser` opens one :class:`simulator.transport.Connection`,
+Each :class:`EchoUser` opens one :class:`simulator.load.transport.Connection`,
 then sends the ~600-byte chat ``message`` frame, waits for its echo by
 ``client_message_id`` and fires one ``events.request`` (type ``WS``, name
 ``echo``, milliseconds from ``perf_counter``) per round trip, without pause.
@@ -10,23 +10,15 @@ then sends the ~600-byte chat ``message`` frame, waits for its echo by
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for folder in (ROOT, HERE):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
+from _common import chat_frame
+from locust import User, task
+from locust.env import Environment
 
-from _common import chat_frame  # noqa: E402
-from locust import User, task  # noqa: E402
-from locust.env import Environment  # noqa: E402
-
-from simulator.protocol import encode  # noqa: E402
-from simulator.transport import Connection, TransportError  # noqa: E402
+from simulator.load.transport import Connection, TransportError
+from simulator.protocol import encode
 
 __all__ = ["EchoUser"]
 

@@ -6,8 +6,8 @@ Runs each ``benchmarks/bench_*.py`` in turn (sorted by name; ``--quick`` is
 passed through), bounded in time, then reads the JSON each one writes to
 benchmarks/results/NAME.json (only if it was written during that run),
 collects them into benchmarks/results/summary.json and prints one line per
-benchmark with its exit status, duration and target verdicts (the
-``targets`` list of its JSON, or its printed ``target: ...`` lines).
+benchmark with its exit status, duration and target verdicts (the typed
+``verdicts`` of its JSON, see ``_common.Target``).
 Benchmarks run one after another: they measure CPU time, and running them
 side by side would skew every figure. ``--quick`` is the CI smoke run (about a
 minute); the exit status is 1 if a benchmark failed to run, not if a target
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
@@ -27,37 +25,35 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-RESULTS = HERE / "results"
-SUMMARY = RESULTS / "summary.json"
+from _common import HERE, RESULTS_DIR, ROOT, Target, Verdict, child_env, machine, save_results, utc_now
+
+SUMMARY = RESULTS_DIR / "summary.json"
 
 # Bounds (seconds per benchmark)
 QUICK_TIMEOUT = 120.0
 FULL_TIMEOUT = 3600.0
 
 
-def verdicts_of(document: dict[str, Any] | None, stdout: str) -> list[str]:
-    """Target verdicts: the JSON's ``targets`` if it has them, else the printed ``target:`` lines."""
-    if document is not None and isinstance(document.get("targets"), list):
-        return [str(line) for line in document["targets"]]
-    return [line.strip() for line in stdout.splitlines() if line.strip().startswith("target")]
+def targets_of(document: dict[str, Any] | None) -> list[Target]:
+    """The typed target verdicts of a results document (none if it has none, or there is none)."""
+    if document is None:
+        return []
+    return [Target.from_json(found) for found in document.get("verdicts", [])]
 
 
 def run_one(path: Path, *, quick: bool, timeout: float) -> dict[str, Any]:
     name = path.stem
-    result_file = RESULTS / f"{name}.json"
+    result_file = RESULTS_DIR / f"{name}.json"
     command = [sys.executable, str(path), *(["--quick"] if quick else [])]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = child_env()
     started_at = time.time()
     start = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
         code: int | None = done.returncode
-        stdout, stderr = done.stdout, done.stderr
-    except subprocess.TimeoutExpired as exc:  # run() kills the child
+        stderr = done.stderr
+    except subprocess.TimeoutExpired:  # run() kills the child
         code = None
-        stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
         stderr = f"timed out after {timeout:g} s"
     seconds = time.perf_counter() - start
     document: dict[str, Any] | None = None
@@ -66,15 +62,15 @@ def run_one(path: Path, *, quick: bool, timeout: float) -> dict[str, Any]:
             document = json.loads(result_file.read_text())
         except ValueError as exc:
             stderr += f"\nunreadable {result_file.name}: {exc}"
-    verdicts = verdicts_of(document, stdout)
+    targets = targets_of(document)
     return {
         "benchmark": name,
         "command": " ".join(command[1:]),
         "exit_code": code,
         "ok": code == 0,
         "seconds": round(seconds, 1),
-        "targets": verdicts,
-        "missed": sum("MISSED" in line for line in verdicts),
+        "targets": [target.line() for target in targets],
+        "missed": sum(target.verdict is Verdict.MISSED for target in targets),
         "result_file": str(result_file.relative_to(ROOT)) if document is not None else None,
         "result": document,
         "stderr_tail": stderr[-2000:] if code != 0 else "",
@@ -93,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only:
         wanted = {name.removesuffix(".py") for name in args.only}
         paths = [p for p in paths if p.stem in wanted]
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
 
     runs = []
     start = time.perf_counter()
@@ -120,18 +116,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     missed = sum(r["missed"] for r in runs)
     print(f"\n{len(runs)} benchmarks in {total:.0f} s; {len(failed)} failed to run; {missed} target(s) missed")
 
-    args.json.parent.mkdir(parents=True, exist_ok=True)
     summary = {
         "quick": args.quick,
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "when": utc_now(),
+        "machine": machine(python=True),
         "seconds": round(total, 1),
         "failed": failed,
         "targets_missed": missed,
         "benchmarks": runs,
     }
-    args.json.write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"written to {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json}")
+    save_results(args.json, summary)
     return 1 if failed else 0
 
 
