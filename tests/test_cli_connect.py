@@ -10,7 +10,6 @@ thousands a second), no traceback, and exit status 1.
 from __future__ import annotations
 
 import csv
-import os
 import socket
 import subprocess
 import sys
@@ -21,14 +20,11 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.cli import ROOT, clean_env
+
 USERS = 5
 RUN_TIME = "5s"
 MAX_ATTEMPTS = 100  # 5 users for 5 s with backoff: about 20; without it, thousands
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
 
 def closed_port() -> int:

@@ -18,28 +18,15 @@ from pathlib import Path
 import pytest
 
 from simulator.load.runner import LoadOptions, parse_duration
+from tests.cli import ROOT, clean_env, run_cli
 
 pytestmark = pytest.mark.timeout(120)
 
-ROOT = Path(__file__).resolve().parent.parent
 AVAILABLE = "available: abandon, happy_path, long_chat"
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
-def cli(*args: str, timeout: float = 60, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "simulator", *args],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return run_cli(*args, timeout=timeout)
 
 
 def one_line(text: str) -> str:

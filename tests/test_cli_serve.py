@@ -9,7 +9,6 @@ free ports; every run is bounded in time.
 from __future__ import annotations
 
 import errno
-import os
 import selectors
 import signal
 import socket
@@ -21,14 +20,11 @@ from collections.abc import Iterator
 import pytest
 
 from simulator.mock.app import bind_error_message
+from tests.cli import clean_env
 
 pytestmark = pytest.mark.timeout(60)
 
 RUN_TIMEOUT = 20.0  # seconds one CLI run may take (it should take about one)
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
 
 def _serve(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
@@ -38,7 +34,7 @@ def _serve(*args: str) -> tuple[subprocess.CompletedProcess[str], float]:
         [sys.executable, "-m", "simulator", "serve", *args],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=clean_env(),
         timeout=RUN_TIMEOUT,
         check=False,
     )
@@ -183,7 +179,7 @@ def test_edge_values_are_accepted() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=clean_env(),
     )
     try:
         line = _read_line(proc, RUN_TIMEOUT)

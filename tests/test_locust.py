@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,14 +12,10 @@ from pathlib import Path
 import pytest
 
 from simulator.load.runner import MockProcess, read_summary
+from tests.cli import ROOT, clean_env
 
 pytestmark = pytest.mark.timeout(120)
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
 
 
 @pytest.fixture(scope="module")
