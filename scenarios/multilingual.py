@@ -9,7 +9,7 @@ messages; non-ASCII text through the codec.
 
 from __future__ import annotations
 
-from simulator.load.sessions import CustomerSession
+from simulator.load.sessions import KPI, CustomerSession
 
 
 def run(customer: CustomerSession) -> None:
@@ -20,5 +20,5 @@ def run(customer: CustomerSession) -> None:
     for reply in customer.chat(customer.rng.randint(2, 4)):
         language = reply.message.language_iso_code if reply.message else None
         if language not in (None, customer.language):
-            customer.report_failure("reply language", f"expected {customer.language}, got {language}")
+            customer.report_failure(KPI.REPLY_LANGUAGE, f"expected {customer.language}, got {language}")
     customer.goodbye()

@@ -9,7 +9,7 @@ the queue drains, then a short chat.
 
 from __future__ import annotations
 
-from simulator.load.sessions import CustomerSession
+from simulator.load.sessions import KPI, CustomerSession
 
 
 def run(customer: CustomerSession) -> None:
@@ -19,7 +19,7 @@ def run(customer: CustomerSession) -> None:
     while not customer.wait_for_agent(timeout=max(0.05, customer.pacing.think_time(customer.rng)), required=False):
         position = customer.check_queue_position()
         if position > last > 0:
-            customer.report_failure("queue position", "position went up while waiting")
+            customer.report_failure(KPI.QUEUE_POSITION, "position went up while waiting")
         if position > 0:
             last = position
     customer.exchange()

@@ -18,6 +18,13 @@ import orjson
 
 from . import __version__
 from .errors import MockStartError, UsageError
+from .pace import (
+    DEFAULT_COUPON_PROBABILITY,
+    DEFAULT_EXCHANGES,
+    DEFAULT_ITEM_PROBABILITY,
+    DEFAULT_MAX_CHATS,
+    DEFAULT_PACE,
+)
 
 _T = TypeVar("_T")
 
@@ -267,23 +274,31 @@ def build_parser() -> argparse.ArgumentParser:
         default="round-robin",
         help="round-robin: the server assigns waiting customers; manual: agents engage them",
     )
-    serve.add_argument("--pace", choices=["human", "fast"], default="human", help="autopilot agents' pace")
+    serve.add_argument("--pace", choices=["human", "fast"], default=DEFAULT_PACE.value, help="autopilot agents' pace")
     serve.add_argument(
         "--seed", type=int, default=None, help="seed for uuids and autopilot behaviour (none: differs per run)"
     )
-    serve.add_argument("--max-chats-per-agent", type=_serve_int(1), default=3, help="chats an agent holds at once")
+    serve.add_argument(
+        "--max-chats-per-agent", type=_serve_int(1), default=DEFAULT_MAX_CHATS, help="chats an agent holds at once"
+    )
     serve.add_argument(
         "--exchanges",
         type=_serve_exchanges,
-        default="3-6",
+        default=f"{DEFAULT_EXCHANGES[0]}-{DEFAULT_EXCHANGES[1]}",
         help="autopilot closes after this many exchanges (N or LOW-HIGH)",
     )
     probability = _serve_float(0.0, 1.0)
     serve.add_argument(
-        "--coupon-probability", type=probability, default=0.3, help="autopilot pushes a coupon (coupon topics)"
+        "--coupon-probability",
+        type=probability,
+        default=DEFAULT_COUPON_PROBABILITY,
+        help="autopilot pushes a coupon (coupon topics)",
     )
     serve.add_argument(
-        "--item-probability", type=probability, default=0.3, help="autopilot pushes items (product topics)"
+        "--item-probability",
+        type=probability,
+        default=DEFAULT_ITEM_PROBABILITY,
+        help="autopilot pushes items (product topics)",
     )
     seconds = _serve_float(0.0)
     serve.add_argument("--position-interval", type=seconds, default=1.0, help="seconds between queue position pushes")

@@ -537,6 +537,19 @@ def test_fast_pace_acts_in_milliseconds() -> None:
     assert max(times) - T0 < 0.5
 
 
+def test_no_pace_answers_at_once_without_typing() -> None:
+    bot = make_bot(26, pace=Pace.NONE, exchanges=(1, 1))
+    sim = Sim([bot])
+    fake = ChatFaker(115)
+    sim.start(1, fake, fake.customer("en"), Topic.ORDER_STATUS)  # answered in the same breath
+    assert [f for f in sim.received(1) if bot_message(f)]
+    sim.say(1, fake, fake.customer_message(Topic.ORDER_STATUS, "en"), "en")
+    assert sim.received(1, EventType.CONVERSATION_CLOSED)
+    assert sim.now == T0 and all(t == T0 for t, _ in bot.emitted)
+    assert not bot.emitted_events(EventType.TYPING)
+    assert len(bot.emitted_messages()) == 2  # the answer, then the goodbye
+
+
 def test_agent_alone_without_engine() -> None:
     """The agent is usable on its own: frames in, frames out."""
     bot = make_bot(24, pace=Pace.HUMAN)

@@ -1,5 +1,5 @@
-"""The conversation engine without sockets: every row of protocol.md part B,
-errors, statistics, resume and grace periods.
+"""The conversation engine without sockets: every row of docs/protocol.md,
+section 3, the accept rules, errors, statistics, resume and grace periods.
 
 Every frame the engine emits goes through :class:`Chat.deliver`, which checks
 it against UltraCart's SDK models and our own codec, and that error frames go
@@ -9,6 +9,7 @@ to one connection only.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import random
 from collections import defaultdict
 from typing import Any
@@ -17,9 +18,13 @@ import orjson
 import pytest
 
 from simulator.errors import FrameError
-from simulator.mock.engine import ERROR_CODES, Delivery, Engine, EngineConfig, Identity, Role, Routing
+from simulator.mock.conversation import State
+from simulator.mock.engine import ERROR_CODES, Close, Delivery, Engine, EngineConfig, Identity, Role, Routing
+from simulator.mock.rules import RULES, STATE_REFUSALS
 from simulator.protocol import (
+    CONVERSATION_EVENTS,
     AgentStatus,
+    ErrorCode,
     EventType,
     Frame,
     FrameType,
@@ -50,6 +55,7 @@ class Chat:
         self.validate = validate
         self.log: list[bytes] = []
         self.tokens: dict[int, str] = {}
+        self.closes: list[Close] = []  # what the engine told the shell to close, in order
 
     # Plumbing
 
@@ -69,6 +75,7 @@ class Chat:
                     assert recipients == (sender,), "an error frame sent to someone else than the sender"
             for conn in recipients:
                 self.inbox[conn].append(frame)
+        self.closes += self.engine.take_closes()
         return deliveries
 
     def connect(self, conn: int, role: Role = Role.CUSTOMER, **identity: Any) -> list[Frame]:
@@ -602,6 +609,34 @@ def test_repeated_client_message_id_is_stored_once_and_resent_to_the_sender() ->
     assert summary.message_count == 3
 
 
+def test_a_client_message_id_is_a_resend_only_from_the_same_sender() -> None:
+    """An agent reusing an id the customer used is a new message (it once was
+    taken for a resend: not stored, and the agent got the customer's message)."""
+    chat = Chat()
+    conv = engaged_pair(chat)
+    chat.say(C1, conv, "where is it?", client_id="m1")
+    customers = only(chat.take(C1), FrameType.MESSAGE).message
+    chat.take(A1)
+    deliveries = chat.say(A1, conv, "on its way", client_id="m1")
+    assert {r for d in deliveries for r in d.recipients} == {C1, A1}
+    agents = only(chat.take(C1), FrameType.MESSAGE).message
+    assert agents is not None and customers is not None
+    assert agents.body == "on its way"
+    assert agents.author_conversation_participant_name == "agent-11"
+    assert agents.conversation_message_uuid != customers.conversation_message_uuid
+    summary = only(chat.take(A1), EventType.NEW_MESSAGE).event_new_message
+    assert summary is not None
+    assert summary.message_count == 3  # the question, the customer's, the agent's
+    for conn, original in ((C1, customers), (A1, agents)):  # each sender's resend is still recognised
+        deliveries = chat.say(conn, conv, "again", client_id="m1")
+        assert [d.recipients for d in deliveries] == [(conn,)]
+        assert only(chat.take(conn), FrameType.MESSAGE).message == original
+    chat.say(C1, conv, "thanks")
+    summary = only(chat.take(A1), EventType.NEW_MESSAGE).event_new_message
+    assert summary is not None
+    assert summary.message_count == 4
+
+
 def test_message_epochs_are_strictly_increasing() -> None:
     chat = Chat()
     conv = engaged_pair(chat)
@@ -798,6 +833,35 @@ def test_role_rules(sender: int, wire_event: str, payload: dict[str, Any]) -> No
     assert chat.take(other) == []
 
 
+def test_a_frame_refused_by_its_conversation_state_names_frame_role_and_state() -> None:
+    chat = Chat()
+    conv = engaged_pair(chat)
+    chat.close(C1, conv)
+    chat.clear()
+    chat.send(A1, event("typing", conv, event_typing={"value": "h"}))
+    (frame,) = chat.take(A1)
+    assert frame.error is not None
+    assert frame.error.error_code == "conversation_closed"
+    assert frame.error.object_id == conv
+    assert frame.error.developer_message == (
+        f'event "typing" is not accepted from an agent in a closed conversation (conversation {conv} is closed)'
+    )
+    assert chat.take(C1) == []
+
+
+def test_forbidden_and_unsupported_frames_say_what_and_from_whom() -> None:
+    chat = Chat()
+    conv = engaged_pair(chat)
+    chat.send(C1, event("add coupon", conv, event_add_coupon={"coupon_code": "X"}))
+    (frame,) = chat.take(C1)
+    assert frame.error is not None
+    assert frame.error.developer_message == 'event "add coupon" is not accepted from a customer'
+    chat.send(C1, {"type": "event", "error": {"error_code": "x"}})
+    (frame,) = chat.take(C1)
+    assert frame.error is not None
+    assert frame.error.developer_message == "an event without event_type is not accepted from clients"
+
+
 def test_webchat_context_goes_to_agents() -> None:
     chat = Chat()
     conv = engaged_pair(chat)
@@ -977,6 +1041,27 @@ def test_server_only_frames_are_unsupported(wire: dict[str, Any]) -> None:
     chat.connect(C1)
     chat.send(C1, wire)
     assert error_of(chat.take(C1)) == "unsupported_frame"
+
+
+def test_the_rules_table_binds_every_handler_once_with_its_signature() -> None:
+    engine = Engine(EngineConfig(), rng=random.Random(1))
+    handlers = sorted(name for name in dir(Engine) if name.startswith("_on_"))
+    assert sorted(rule.handler for rule in RULES.values()) == handlers
+    for kind, rule in RULES.items():
+        parameters = list(inspect.signature(getattr(engine, rule.handler)).parameters)
+        expected = ["client", "frame", "now"] if rule.states is None else ["conv", "member", "frame", "now"]
+        assert parameters == expected, kind
+        assert rule.roles, kind
+        if rule.states is not None:
+            assert set(State) - rule.states <= STATE_REFUSALS.keys(), kind
+    # Conversation frames are exactly those the codec requires a conversation_uuid for
+    named = {event for (_, event), rule in RULES.items() if event is not None and rule.states is not None}
+    assert named == {event for event in CONVERSATION_EVENTS if (FrameType.EVENT, event) in RULES}
+
+
+def test_error_codes_are_keyed_by_error_code() -> None:
+    assert all(isinstance(code, ErrorCode) for code in ERROR_CODES)
+    assert all(text for text in ERROR_CODES.values())
 
 
 def test_frames_from_unknown_connections_are_refused() -> None:
@@ -1245,6 +1330,28 @@ def test_second_login_takes_the_session_over() -> None:
     chat.disconnect(A1)  # the old socket closing later changes nothing
     chat.say(C1, conv, "hi")
     assert of(chat.take(A2), FrameType.MESSAGE)
+
+
+def test_a_takeover_tells_the_shell_to_close_the_old_connection_once() -> None:
+    chat = Chat()
+    engaged_pair(chat)
+    assert chat.closes == []
+    assert chat.engine.take_closes() == ()
+    chat.agent(A2, name="agent-11")
+    assert chat.closes == [Close(A1, 1000, "session replaced by a new connection")]
+    assert chat.engine.take_closes() == ()  # taken once
+    chat.connect(C2, resume_token=chat.tokens[C1])
+    assert chat.closes[1:] == [Close(C1, 1000, "session replaced by a new connection")]
+
+
+def test_closes_wait_until_taken() -> None:
+    engine = Engine(EngineConfig(), rng=random.Random(1))
+    engine.connect(A1, Identity(role=Role.AGENT, name="Ann"), T0)
+    engine.connect(A2, Identity(role=Role.AGENT, name="Ann"), T0)
+    engine.tick(T0 + 5)  # other calls do not drop them
+    engine.connect(A3, Identity(role=Role.AGENT, name="Ann"), T0)
+    assert [c.conn for c in engine.take_closes()] == [A1, A2]
+    assert engine.take_closes() == ()
 
 
 def test_customer_resume_while_still_connected_takes_over() -> None:

@@ -407,6 +407,27 @@ def test_flood_is_refused_then_closed_with_1008() -> None:
     run(scenario())
 
 
+@pytest.mark.parametrize("agents", [0, 1], ids=["engine", "autopilot-hub"])
+def test_a_session_taken_over_closes_the_old_socket_with_1000_after_its_error(agents: int) -> None:
+    async def scenario() -> None:
+        async with mock(agents=agents) as srv, Client.open(srv.url, "role=agent&name=Ada") as old:
+            await old.expect(event("queue status update"))
+            async with Client.open(srv.url, "role=agent&name=Ada") as new:
+                await new.expect(event("queue status update"))
+                await old.expect(is_error("session_replaced"))
+                with pytest.raises(ConnectionClosed) as info:
+                    while True:
+                        await old._recv()
+                assert info.value.rcvd is not None
+                assert (info.value.rcvd.code, info.value.rcvd.reason) == (1000, "session replaced by a new connection")
+                await new.send({"type": "ping"})
+                await new.expect(lambda f: f.type is not None and f.type.value == "ping")
+            assert not srv._closing  # the close tasks were kept until done, then let go
+            assert not srv._identities  # each identity parsed once, taken by its connection
+
+    run(scenario())
+
+
 def test_healthz_404_and_bad_identity() -> None:
     async def scenario() -> None:
         async with mock(agents=1) as srv:

@@ -21,7 +21,15 @@ import pytest
 from simulator.fake import ChatFaker
 from simulator.load.runner import MockProcess
 from simulator.load.scenario import available_scenarios, load_scenario, parse_mix
-from simulator.load.sessions import KPI, AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
+from simulator.load.sessions import (
+    KPI,
+    AgentSession,
+    Backoff,
+    CustomerSession,
+    OperationFailed,
+    Pacing,
+    SessionStateError,
+)
 from simulator.load.transport import WaitTimeout
 from simulator.protocol import ConversationEventQueuePosition, EventType, Frame, FrameType
 
@@ -402,6 +410,31 @@ def test_a_queue_position_answer_without_a_position_is_a_failure_not_an_assertio
     with pytest.raises(OperationFailed, match="queue position answer without a position"):
         cu.check_queue_position()
     assert [f.name for f in rec.failures] == [KPI.CHECK_QUEUE_POSITION]
+
+
+
+@pytest.mark.timeout(10)
+def test_verbs_called_out_of_order_raise_a_clear_error_and_report_nothing() -> None:
+    rec = Recorder()
+    cu = customer("ws://127.0.0.1:9", rec, 1)
+    with pytest.raises(SessionStateError, match=r"connect\(\) first"):
+        cu.start_chat()
+    with pytest.raises(SessionStateError, match=r"connect\(\) first"):
+        cu.ping()
+    cu.conn = ScriptedConnection(cu, Frame(type=FrameType.PING))  # type: ignore[assignment]
+    for verb in (cu.say, cu.check_queue_position, cu.close_chat, cu.send_context, cu.stream_recording):
+        with pytest.raises(SessionStateError, match=r"start_chat\(\) first"):
+            verb()
+    with pytest.raises(TypeError, match="message="):
+        cu.read()
+    with pytest.raises(ValueError, match="chat message frame"):
+        cu.read(message=Frame(type=FrameType.PING))
+    ag = agent("ws://127.0.0.1:9", rec, 2)
+    for call in (ag.take_chat, lambda: ag.push_coupon("c-1"), lambda: ag.close_chat("c-1")):
+        with pytest.raises(SessionStateError, match="not connected"):
+            call()
+    assert issubclass(SessionStateError, RuntimeError)
+    assert rec.rows == []  # a scenario's mistake is not a measurement
 
 
 # A queue that cannot drain ---------------------------------------------------------

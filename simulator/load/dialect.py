@@ -32,7 +32,7 @@ __all__ = ["Dialect"]
 
 
 class Dialect:
-    """This project's dialect (protocol.md part B) in development mode."""
+    """This project's dialect (docs/protocol.md part B) in development mode."""
 
     #: websocket path on the host given with ``--host``
     path = "/ws"

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import MockStartError, UsageError
+from ..errors import Interrupted, MockStartError, UsageError
 from .meter import KPI
 from .scenario import ScenarioError, parse_mix
 
@@ -52,7 +52,15 @@ KPI_ORDER = (
 """The summary's row order; other names follow alphabetically."""
 
 UNTIMED = frozenset(
-    {KPI.RRWEB, KPI.INVALID_FRAME, KPI.SERVER_ERROR, "message lost", "queue position", "reply language"}
+    {
+        KPI.RRWEB,
+        KPI.INVALID_FRAME,
+        KPI.SERVER_ERROR,
+        KPI.MESSAGE_LOST,
+        KPI.CONNECTION_LOST,
+        KPI.QUEUE_POSITION,
+        KPI.REPLY_LANGUAGE,
+    }
 )
 """Rows that count events without timing them."""
 
@@ -398,12 +406,6 @@ class Progress:
             self.shown = True
 
 
-class _Interrupted(Exception):
-    def __init__(self, signum: int) -> None:
-        self.signal = signal.Signals(signum).name
-        super().__init__(self.signal)
-
-
 class Runner:
     """One ``webchat-sim load``: the embedded mock (unless ``--host``), Locust
     in a child process, progress, the summary and the verdict.
@@ -421,7 +423,7 @@ class Runner:
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if self.locust is None:
-            raise _Interrupted(signum)
+            raise Interrupted(signum)
         if self.interrupted is None:
             self.interrupted = signal.Signals(signum).name
             self.out.write(f"\n{self.interrupted}: stopping Locust, then the mock server…\n")
@@ -448,7 +450,7 @@ class Runner:
                     mock = self._start_mock()
                     host = mock.url
                 code, line = self._run_locust(host, prefix, log_path)
-            except _Interrupted as exc:
+            except Interrupted as exc:
                 self.out.write(f"\n{exc.signal}: stopped before the load started\n")
                 return 130 if exc.signal == "SIGINT" else 143
             finally:

@@ -16,13 +16,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ..errors import SimulatorError
+from ..errors import ScenarioError
 
 __all__ = ["Scenario", "ScenarioError", "ScenarioMix", "available_scenarios", "load_scenario", "parse_mix"]
-
-class ScenarioError(SimulatorError):
-    """A scenario spec that cannot be loaded."""
-
 
 @dataclass(frozen=True)
 class Scenario:

@@ -32,25 +32,27 @@ while a writer waits for a peer that is itself blocked writing to us): when
 the lock is busy it asks the holder to flush once more before releasing;
 from the event loop, which must never block, a short-lived greenlet flushes.
 
+The module is split along those concepts: :mod:`.handshake` opens the
+websocket (URL, TCP, TLS, the opening handshake) and defines the errors,
+this module the connection itself (the receive loop, decoding, sending,
+pings, closing); :mod:`.waiters` is its base class, the inbox and the
+waiters. The public names are importable from here.
+
 No proxy is ever used, whatever the environment says.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import re
 import socket
 import ssl as ssl_module
 import struct
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from itertools import count
 from time import perf_counter
 from types import TracebackType
-from typing import Any, Final, Self, cast
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Final, Self
 
 import gevent
 import gevent.lock
@@ -58,18 +60,28 @@ import gevent.ssl
 from gevent import getcurrent
 from gevent import socket as gsocket
 from gevent.event import AsyncResult, Event
-from gevent.hub import Waiter
 from websockets.client import ClientProtocol
-from websockets.exceptions import InvalidStatus, InvalidURI, ProtocolError
-from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+from websockets.exceptions import ProtocolError
 from websockets.frames import CloseCode, Opcode
 from websockets.frames import Frame as WsFrame
-from websockets.http11 import USER_AGENT, Response
 from websockets.protocol import CLOSED, OPEN
-from websockets.uri import parse_uri
 
-from ..errors import FrameError, SimulatorError
-from ..protocol import Frame, decode, encode
+from ..errors import FrameError
+from ..protocol import ErrorCode, Frame, decode, encode
+from .handshake import (
+    RECV_SIZE,
+    ConnectError,
+    ConnectionClosedError,
+    ConnectTimeout,
+    HandshakeError,
+    TransportError,
+    WaitTimeout,
+    close_quietly,
+    describe_cause,
+    open_websocket,
+    redact_url,
+)
+from .waiters import FrameWaiters, _Failure, _Waiter
 
 __all__ = [
     "ConnectError",
@@ -90,11 +102,10 @@ InvalidFrameHandler = Callable[[FrameError, bytes | str], None]
 """Called with the decoding error and the raw payload of each invalid frame."""
 
 FrameObserver = Callable[[Frame, float], bool | None]
-"""``on_frame(frame, arrived)``; returning ``False`` means: do not keep this frame
-in the inbox if no waiter takes it (frames nobody will ask for)."""
-"""Called with each valid frame and the ``perf_counter()`` reading of its arrival."""
+"""Called with each valid frame and the ``perf_counter()`` reading of its arrival;
+returning ``False`` means: do not keep this frame in the inbox if no waiter
+takes it (frames nobody will ask for)."""
 
-_RECV_SIZE: Final = 65536
 _TEXT: Final = Opcode.TEXT
 _BINARY: Final = Opcode.BINARY
 _CONT: Final = Opcode.CONT
@@ -103,110 +114,7 @@ _PONG: Final = Opcode.PONG
 _CLOSE: Final = Opcode.CLOSE
 
 
-# ---------------------------------------------------------------------------
-# Errors
-
-
-class TransportError(SimulatorError):
-    """Base class of the websocket transport's errors."""
-
-
-class ConnectError(TransportError):
-    """The connection to ``url`` could not be opened: ``reason`` says why.
-
-    The message names the URL without its query string, fragment or
-    credentials (:func:`redact_url`), so it carries no per-participant values
-    and the failures of many users group into one row. It starts with a
-    stable form a runner can detect: ``nothing answered at URL (REASON)`` when
-    nothing accepted the TCP connection or nothing answered the opening
-    handshake in time (refused, unreachable, unresolvable, timed out),
-    ``connection to URL failed (REASON)`` when the connection broke during
-    TLS or the handshake; :class:`HandshakeError` has its own forms.
-    """
-
-    def __init__(self, url: str, reason: str, *, answered: bool = False, message: str | None = None) -> None:
-        self.url = url
-        self.reason = reason
-        where = redact_url(url)
-        if message is None:
-            if answered:
-                message = f"connection to {where} failed ({reason})"
-            else:
-                message = f"nothing answered at {where} ({reason})"
-        super().__init__(message)
-
-
-class ConnectTimeout(ConnectError):
-    """TCP connect, TLS and the opening handshake took longer than ``timeout`` seconds."""
-
-    def __init__(self, url: str, timeout: float) -> None:
-        self.timeout = timeout
-        super().__init__(url, f"timed out after {timeout:g} s")
-
-
-class HandshakeError(ConnectError):
-    """The server refused or botched the opening handshake.
-
-    ``status`` is the HTTP status code of the response, ``None`` if there was
-    no valid response at all. The message is ``HTTP STATUS from URL`` for a
-    response other than ``101 Switching Protocols``, else ``invalid handshake
-    response from URL (REASON)``.
-    """
-
-    def __init__(self, url: str, reason: str, *, status: int | None = None) -> None:
-        self.status = status
-        where = redact_url(url)
-        if status is not None:
-            message = f"HTTP {status} from {where}"
-        else:
-            message = f"invalid handshake response from {where} ({reason})"
-        super().__init__(url, reason, message=message)
-
-
-class ConnectionClosedError(TransportError):
-    """The connection is closed (or closing): ``code`` and ``reason`` of the closing handshake.
-
-    ``code`` is 1006 when the connection was lost without a closing handshake.
-    """
-
-    def __init__(self, code: int, reason: str = "") -> None:
-        self.code = code
-        self.reason = reason
-        try:
-            name = CloseCode(code).name.replace("_", " ").lower()
-        except ValueError:
-            name = "application code" if 3000 <= code <= 4999 else "unknown code"
-        message = f"connection closed with code {code} ({name})"
-        super().__init__(f"{message}: {reason}" if reason else message)
-
-
-class WaitTimeout(TransportError):
-    """No frame matching ``description`` arrived within ``timeout`` seconds."""
-
-    def __init__(self, description: str, timeout: float) -> None:
-        self.description = description
-        self.timeout = timeout
-        super().__init__(f"timed out after {timeout:g} s waiting for {description}")
-
-
-# ---------------------------------------------------------------------------
-# The connection
-
-_Waiter = tuple[Callable[[Frame], bool], Waiter]
-_EXPIRED: Final = object()  # handed to a waiter when its timeout fired
-_MISSING: Final = object()
-
-
-class _Failure:
-    """Handed to a waiter instead of a frame: raise ``error`` in it."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
-class Connection:
+class Connection(FrameWaiters):
     """One websocket client connection: send frames, wait for frames.
 
     Create it with :meth:`connect`. Every method must be called from a greenlet
@@ -216,6 +124,7 @@ class Connection:
     received or the connection is gone); ``close_code`` and ``close_reason``
     describe the closing handshake. ``received``, ``invalid`` and ``dropped``
     count valid frames, invalid frames and frames discarded from a full inbox.
+    Waiting for frames (:meth:`wait_for`, :meth:`frames`) is :class:`FrameWaiters`'s.
     """
 
     def __init__(
@@ -235,27 +144,20 @@ class Connection:
 
         Prefer :meth:`connect`, which performs the handshake.
         """
-        if inbox_limit < 1:
-            raise ValueError(f"inbox_limit must be at least 1, got {inbox_limit}")
+        super().__init__(inbox_limit)
         self.url = url
         self._sock = sock
         self._plain = not isinstance(sock, gevent.ssl.SSLSocket)  # gevent's SSL send() ignores its timeout
         # gevent's own non-blocking socket under a plain one: read and write at once, no wrapper
         self._raw: Any = getattr(sock, "_sock", None) if self._plain else None
         self._protocol = protocol
+        self._close_timeout = close_timeout
+        # Receiving (the inbox and the waiters: FrameWaiters)
         self._on_invalid = on_invalid
         self._on_frame = on_frame
         self._decode: Callable[[bytes], Frame] = decode if validate else partial(decode, context=False)
-        self._close_timeout = close_timeout
-        # Receiving
-        self._inbox: deque[Frame] = deque(maxlen=inbox_limit)
-        self._inbox_limit = inbox_limit
-        self._waiters: list[_Waiter] = []
-        self._handed: dict[_Waiter, object] = {}  # handed from outside the hub, not yet woken
-        self._batch: list[tuple[_Waiter, object]] | None = None  # handed while received bytes are handled
-        self._hub = gevent.get_hub()
-        self._loop = self._hub.loop
         self._watcher: Any = None  # the I/O watcher that receives in the event loop (plain sockets)
+        self._reader: gevent.Greenlet | None = None  # the receive greenlet (TLS)
         self._fragments: list[bytes] | None = None
         self._fragments_binary = False
         self._pings: dict[bytes, tuple[AsyncResult, float]] = {}
@@ -266,16 +168,13 @@ class Connection:
         self._flush_requested = False
         self._flush_spawned = False
         # Closing
-        self._input_closed = False  # no more frames: close frame received or connection gone
         self._terminated = False
         self._cause: BaseException | None = None
         self._watchdog: gevent.Greenlet | None = None
         self._done = Event()
-        # Statistics
+        # Statistics (and FrameWaiters.dropped)
         self.received = 0
         self.invalid = 0
-        self.dropped = 0
-        self._reader: gevent.Greenlet | None = None
 
     @classmethod
     def connect(
@@ -330,63 +229,9 @@ class Connection:
         """
         if inbox_limit < 1:
             raise ValueError(f"inbox_limit must be at least 1, got {inbox_limit}")
-        try:
-            wsuri = parse_uri(url)
-        except InvalidURI as exc:
-            raise ValueError(str(exc)) from None
-        if ssl is not None:
-            if not wsuri.secure:
-                raise ValueError("ssl is incompatible with a ws:// URL")
-            if not isinstance(ssl, gevent.ssl.SSLContext):  # its sockets would block the whole process
-                raise ValueError("ssl must be a gevent.ssl.SSLContext (ssl.SSLContext once gevent has monkey-patched)")
-
-        protocol = ClientProtocol(
-            wsuri,
-            extensions=enable_client_permessage_deflate(None) if compression else None,
-            max_size=max_size,
+        sock, protocol, events = open_websocket(
+            url, timeout=timeout, headers=headers, max_size=max_size, compression=compression, ssl=ssl
         )
-        request = protocol.connect()
-        request.headers["User-Agent"] = USER_AGENT
-        for name, value in (headers or {}).items():
-            if name in request.headers:
-                del request.headers[name]
-            request.headers[name] = value
-
-        deadline = gevent.Timeout(timeout)
-        deadline.start()
-        sock: Any = None
-        try:
-            sock = _open_socket(wsuri.host, wsuri.port)  # an OSError until here: nothing answered
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if wsuri.secure:
-                sock = (ssl or _default_ssl_context()).wrap_socket(sock, server_hostname=wsuri.host)
-            protocol.send_request(request)
-            for chunk in protocol.data_to_send():
-                sock.sendall(chunk)
-            events, head = _read_response(sock, protocol)
-        except gevent.Timeout as exc:
-            if exc is not deadline:
-                raise
-            _close_quietly(sock)
-            raise ConnectTimeout(url, timeout) from None
-        except OSError as exc:
-            _close_quietly(sock)
-            raise ConnectError(url, _describe_os_error(exc), answered=sock is not None) from exc
-        except BaseException:
-            _close_quietly(sock)
-            raise
-        finally:
-            deadline.close()
-
-        handshake_exc = protocol.handshake_exc
-        if handshake_exc is not None:
-            _close_quietly(sock)
-            if isinstance(handshake_exc, InvalidStatus):
-                status: int | None = handshake_exc.response.status_code
-            else:  # e.g. an HTTP/1.0 error page, which websockets does not parse: its status still says why
-                status = _http_status(head)
-            raise HandshakeError(url, str(handshake_exc), status=status) from handshake_exc
-
         connection = cls(
             url,
             sock,
@@ -400,7 +245,7 @@ class Connection:
         )
         connection._start_receiving()
         # Frames that came with the handshake response; nothing was received since.
-        connection._process(events[1:], perf_counter())
+        connection._process(events, perf_counter())
         return connection
 
     # -- State --------------------------------------------------------------
@@ -425,18 +270,6 @@ class Connection:
         if close is not None:
             return close.reason
         return "" if self._terminated else None
-
-    @property
-    def waiting(self) -> int:
-        """Number of :meth:`wait_for` calls waiting for a frame."""
-        return len(self._waiters)
-
-    def frames(self, *, consume: bool = False) -> list[Frame]:
-        """The unconsumed frames, oldest first; ``consume=True`` also empties the inbox."""
-        frames = list(self._inbox)
-        if consume:
-            self._inbox.clear()
-        return frames
 
     # -- Sending ------------------------------------------------------------
 
@@ -492,89 +325,6 @@ class Connection:
 
     # -- Receiving ----------------------------------------------------------
 
-    def wait_for(self, predicate: Callable[[Frame], bool], timeout: float, *, description: str = "frame") -> Frame:
-        """Return (and consume) the oldest frame that satisfies ``predicate``.
-
-        The inbox is searched first; otherwise the call waits, and each new
-        frame goes to the first waiter (in registration order) whose predicate
-        accepts it. An exception raised by ``predicate`` for a new frame is
-        raised here. Raises :class:`WaitTimeout` (naming ``description``)
-        after ``timeout`` seconds, :class:`ConnectionClosedError` as soon as
-        the connection closes.
-        """
-        inbox = self._inbox
-        if inbox:
-            for index, frame in enumerate(inbox):
-                if predicate(frame):
-                    del inbox[index]
-                    return frame
-        if self._input_closed:
-            raise self._closed_error()
-        waiter: _Waiter = (predicate, Waiter(self._hub))
-        self._waiters.append(waiter)
-        # A bare loop timer and a Waiter: gevent.Timeout and AsyncResult cost
-        # several times more, on every round trip.
-        timer = self._loop.timer(max(timeout, 0.0))
-        timer.start(self._expire, waiter, update=True)
-        try:
-            found = waiter[1].get()
-        except BaseException:
-            # Killed, or an outer timeout: don't lose a frame handed over meanwhile.
-            self._withdraw(waiter)
-            raise
-        finally:
-            timer.close()
-        if found is _EXPIRED:
-            raise WaitTimeout(description, timeout)
-        if type(found) is _Failure:
-            raise found.error  # ConnectionClosedError or the predicate's error
-        return cast(Frame, found)
-
-    def _hand(self, waiter: _Waiter, value: object) -> None:
-        """Give a withdrawn waiter its frame (or ``_EXPIRED``, or a ``_Failure``) and wake it.
-
-        While received bytes are being handled, the waiter is woken once they
-        all are (as if each had been read before any waiter ran). Then, from
-        the hub, the waiting greenlet runs at once; from anywhere else the
-        value is parked until the hub wakes the greenlet (see :meth:`_withdraw`).
-        """
-        batch = self._batch
-        if batch is not None:
-            batch.append((waiter, value))
-        elif getcurrent() is self._hub:
-            waiter[1].switch(value)
-        else:
-            self._handed[waiter] = value
-            self._loop.run_callback(self._wake, waiter)
-
-    def _wake(self, waiter: _Waiter) -> None:
-        value = self._handed.pop(waiter, _MISSING)
-        if value is not _MISSING:  # else withdrawn meanwhile
-            waiter[1].switch(value)
-
-    def _expire(self, waiter: _Waiter) -> None:
-        """A wait timed out (runs in the hub): withdraw the waiter, wake its greenlet."""
-        try:
-            self._waiters.remove(waiter)
-        except ValueError:
-            return  # it was handed something already
-        self._hand(waiter, _EXPIRED)
-
-    def _withdraw(self, waiter: _Waiter) -> None:
-        """An abandoned wait: unregister it, or put the frame it was handed back first in the inbox."""
-        try:
-            self._waiters.remove(waiter)
-            return
-        except ValueError:
-            pass
-        value = self._handed.pop(waiter, _MISSING)
-        if value is _MISSING or value is _EXPIRED or type(value) is _Failure:
-            return
-        if len(self._inbox) == self._inbox_limit:
-            self.dropped += 1  # it is the oldest frame
-        else:
-            self._inbox.appendleft(cast(Frame, value))
-
     def _start_receiving(self) -> None:
         """Receive in the event loop (plain sockets) or in a receive greenlet (TLS)."""
         raw = self._raw
@@ -589,7 +339,7 @@ class Connection:
     def _on_readable(self) -> None:
         """The socket is readable (runs in the hub: nothing here may block)."""
         try:
-            data = self._recv(_RECV_SIZE)
+            data = self._recv(RECV_SIZE)
         except BlockingIOError:
             return  # spurious wake-up
         except OSError as exc:
@@ -612,7 +362,7 @@ class Connection:
         try:
             while not self._terminated:
                 try:
-                    data = sock.recv(_RECV_SIZE)
+                    data = sock.recv(RECV_SIZE)
                 except OSError as exc:
                     cause = exc
                     break
@@ -738,7 +488,7 @@ class Connection:
         inbox.append(frame)
 
     def _binary(self, data: bytes) -> None:
-        error = FrameError(f"binary frame of {len(data)} bytes; expected a text frame", code="binary_frame")
+        error = FrameError(f"binary frame of {len(data)} bytes; expected a text frame", code=ErrorCode.BINARY_FRAME)
         self._report_invalid(error, data)
 
     def _report_invalid(self, error: FrameError, data: bytes) -> None:
@@ -822,7 +572,7 @@ class Connection:
         if watcher is not None:
             self._watcher = None
             watcher.stop()  # before the socket closes; not close(): this may run in its callback
-        _close_quietly(self._sock)
+        close_quietly(self._sock)
         protocol = self._protocol
         protocol.receive_eof()  # idempotent; the state becomes CLOSED
         protocol.data_to_send()
@@ -836,11 +586,6 @@ class Connection:
         self._pings.clear()
         self._fail_waiters()  # last: from the hub, the waiting greenlets run at once
 
-    def _fail_waiters(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            self._hand(waiter, _Failure(self._closed_error()))
-
     def _closed_error(self) -> ConnectionClosedError:
         """The close frame received, else the one sent (by close() or a protocol failure), else 1006."""
         protocol = self._protocol
@@ -849,7 +594,7 @@ class Connection:
             exc = ConnectionClosedError(int(close.code), close.reason)
         else:
             cause = self._cause
-            exc = ConnectionClosedError(CloseCode.ABNORMAL_CLOSURE, "" if cause is None else _describe_cause(cause))
+            exc = ConnectionClosedError(CloseCode.ABNORMAL_CLOSURE, "" if cause is None else describe_cause(cause))
         exc.__cause__ = self._cause
         return exc
 
@@ -943,94 +688,3 @@ class Connection:
     def __repr__(self) -> str:
         state = "closed" if self._input_closed else "open"
         return f"<Connection {redact_url(self.url)} {state} inbox={len(self._inbox)} waiting={len(self._waiters)}>"
-
-
-# ---------------------------------------------------------------------------
-# Helpers
-
-
-def redact_url(url: str) -> str:
-    """``url`` without query string, fragment and credentials (``user:password@``):
-    what error messages show, free of per-participant values."""
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rpartition("@")[2]
-        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-    except ValueError:  # e.g. a bad IPv6 literal: cut by hand
-        return re.sub(r"(//)[^/?#]*@", r"\1", url.partition("?")[0].partition("#")[0])
-
-
-def _open_socket(host: str, port: int) -> gsocket.socket:
-    """A connected TCP socket; an IP address is used as it is (gevent's
-    ``create_connection`` would resolve even that in its thread pool)."""
-    try:
-        family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
-    except ValueError:
-        return gsocket.create_connection((host, port))
-    sock = gsocket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.connect((host, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _read_response(sock: Any, protocol: ClientProtocol) -> tuple[list[object], bytes]:
-    """Read until the handshake response is parsed (or has failed); return the
-    events and the first bytes received (the status line of a response that
-    could not be parsed)."""
-    head = b""
-    while True:
-        data = sock.recv(_RECV_SIZE)
-        if len(head) < _STATUS_LINE_LIMIT:
-            head += data[: _STATUS_LINE_LIMIT - len(head)]
-        if data:
-            protocol.receive_data(data)
-        else:
-            protocol.receive_eof()
-        events: list[object] = list(protocol.events_received())
-        if events and isinstance(events[0], Response):
-            return events, head
-        if protocol.handshake_exc is not None or not data:
-            return events, head
-
-
-_STATUS_LINE_LIMIT: Final = 256
-_STATUS_LINE: Final = re.compile(rb"HTTP/\d(?:\.\d)? ([1-5]\d\d)\b")
-
-
-def _http_status(head: bytes) -> int | None:
-    """The status code of an HTTP status line at the start of ``head``, if any."""
-    match = _STATUS_LINE.match(head)
-    return int(match.group(1)) if match else None
-
-
-def _default_ssl_context() -> ssl_module.SSLContext:
-    """Like :func:`ssl.create_default_context` for a client, but cooperative without monkey-patching."""
-    context: ssl_module.SSLContext = gevent.ssl.SSLContext(ssl_module.PROTOCOL_TLS_CLIENT)
-    context.load_default_certs()
-    return context
-
-
-def _close_quietly(sock: Any) -> None:
-    if sock is None:
-        return
-    try:
-        sock.close()
-    except OSError as exc:  # pragma: no cover - close() of a socket hardly fails
-        logger.debug("error closing socket: %s", exc)
-
-
-def _describe_os_error(exc: OSError) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return f"cannot resolve host ({exc.strerror or exc})"
-    return exc.strerror or str(exc) or type(exc).__name__
-
-
-def _describe_cause(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
-        return _describe_os_error(exc)
-    return str(exc) or type(exc).__name__

@@ -28,22 +28,29 @@ from typing import Any, ClassVar
 
 import gevent
 from gevent.lock import BoundedSemaphore
+from gevent.pool import Group
 from locust import User, events, task
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.stats import StatsCSVFileWriter
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
-from ..fake import ChatFaker, Topic
+from ..brain import Action, Agenda, AgentStyle, ChatBrain, Close, PushCoupon, PushItems, Read, Send, Typing
+from ..fake import ChatFaker
+from ..pace import DEFAULT_COUPON_PROBABILITY, DEFAULT_EXCHANGES, DEFAULT_ITEM_PROBABILITY, DEFAULT_MAX_CHATS
+from ..protocol import Frame
 from .dialect import Dialect
 from .scenario import ScenarioError, ScenarioMix, parse_mix
-from .sessions import AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
+from .sessions import KPI, AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
+from .transport import TransportError
 
 __all__ = ["ChatUser", "WebchatAgent", "WebchatCustomer"]
 
 log = logging.getLogger("webchat_sim.users")
 REQUEST_TYPE = "WS"
 _counter = itertools.count()
+_EARLY = 0.001
+"""Seconds: an agent's action this close to due is due (timers may fire a hair early)."""
 
 
 def _add_options(parser: Any) -> None:
@@ -247,12 +254,20 @@ class WebchatCustomer(ChatUser):
         scenario = self.mix().pick(self.rng)
         customer = CustomerSession(self.host or "ws://127.0.0.1:8765", **self.session_kwargs())
         customer.queue = self.rng.choice(self.queues)
+        finished = False
         try:
             scenario.run(customer)
+            finished = True
         except OperationFailed:
-            pass  # already reported with its reason
+            finished = True  # already reported with its reason
+        except TransportError as exc:  # the connection broke between two verbs' waits
+            finished = True
+            customer.report_failure(KPI.CONNECTION_LOST, str(exc))
         finally:
-            customer.expire_pending(final=True)
+            if finished:
+                customer.expire_pending(final=True)
+            else:  # stopped by Locust mid-chat: what was still on its way is not lost
+                customer.meter.cancel(KPI.MESSAGE_ACK)
             customer.disconnect()
         if customer.connect_ok is False:  # refused, unreachable, rejected: wait before the next chat connects
             self.back_off()
@@ -263,11 +278,26 @@ class WebchatCustomer(ChatUser):
 class WebchatAgent(ChatUser):
     """A support agent for backends without built-in agents: logs in to the
     queues, takes chats (round-robin assignment or ``--manual-routing``), and
-    answers each chat in its own greenlet up to ``--agent-max-chats`` at once."""
+    runs each chat in its own greenlet up to ``--agent-max-chats`` at once.
+
+    What it says and when is decided by a :class:`~simulator.brain.ChatBrain`
+    per chat, the brain of the mock's autopilot agents, at the agent timings of
+    ``--pace`` (:attr:`Pacing.agent <simulator.pace.Pacing.agent>`): it reads,
+    answers in the customer's language with the order number, e-mail or
+    product the customer gave, pushes a coupon or cart items on coupon and
+    product topics, and says goodbye then closes when the customer says
+    goodbye or writes again after :attr:`exchanges` answers. This class only
+    carries the brain's actions out with the :class:`AgentSession` verbs and
+    gevent waits, listening for customer messages meanwhile.
+    """
 
     abstract = True
     weight = 1
     fixed_count = 0
+    exchanges: ClassVar[tuple[int, int]] = DEFAULT_EXCHANGES
+    """The agent closes after this many answers (drawn per chat)."""
+    coupon_probability: ClassVar[float] = DEFAULT_COUPON_PROBABILITY
+    item_probability: ClassVar[float] = DEFAULT_ITEM_PROBABILITY
 
     def on_start(self) -> None:
         self.agent = AgentSession(
@@ -276,7 +306,15 @@ class WebchatAgent(ChatUser):
             manual=bool(getattr(self.options, "manual_routing", False)),
             **self.session_kwargs(),
         )
-        self.slots = BoundedSemaphore(int(getattr(self.options, "agent_max_chats", 3)))
+        self.style = AgentStyle(
+            agent_name=self.agent.persona.first_name,
+            timing=self.pacing.agent,
+            exchanges=self.exchanges,
+            coupon_probability=self.coupon_probability,
+            item_probability=self.item_probability,
+        )
+        self.slots = BoundedSemaphore(int(getattr(self.options, "agent_max_chats", DEFAULT_MAX_CHATS)))
+        self.chat_greenlets = Group()
         self._connect()  # at once; a failure is reported and work() tries again after a backoff
 
     def _connect(self) -> bool:
@@ -288,6 +326,9 @@ class WebchatAgent(ChatUser):
         return True
 
     def on_stop(self) -> None:
+        # the chats first: a chat waiting for its customer when the connection
+        # closes under it would report the agent's own stop as a failure
+        self.chat_greenlets.kill()
         self.agent.disconnect()
 
     @task
@@ -306,35 +347,84 @@ class WebchatAgent(ChatUser):
         if conversation is None:
             self.slots.release()  # a lost connection is opened again by the next work()
             return
-        gevent.spawn(self._handle, conversation)
+        self.chat_greenlets.spawn(self._handle, conversation)
 
     def _handle(self, conversation: str) -> None:
+        """One chat: the brain's actions when they are due, customer messages as they come."""
         agent = self.agent
+        brain = ChatBrain(self.style, faker=self.faker, rng=self.rng, language=agent.chats.get(conversation))
+        agenda = Agenda()
+        unread: dict[str, Frame] = {}  # customer messages to mark read, by uuid
         try:
-            first = True
-            topic: Topic | None = None
-            for _ in range(self.rng.randint(3, 8)):
-                frame = agent.wait_for_customer_message(conversation)
-                if frame is None:
-                    return
-                body = frame.message.body if frame.message else ""
-                if topic is None:
-                    topic = self.faker.topic_of(body or "")
-                agent.read(conversation, frame)
-                if self.faker.is_goodbye(body or ""):
-                    agent.reply(conversation, self.faker.goodbye(agent.chats.get(conversation, "en"), agent=True))
-                    break
-                agent.think()
-                agent.reply(conversation, topic=topic, first=first)
-                first = False
-                if topic is Topic.COUPONS and self.rng.random() < 0.5:
-                    agent.push_coupon(conversation)
-                elif topic is Topic.PRODUCT and self.rng.random() < 0.5:
-                    agent.push_items(conversation)
-            if not agent.is_closed(conversation):
-                agent.close_chat(conversation)
+            self._plan(agenda, brain.assigned(time.monotonic()))
+            while not brain.over and not agent.is_closed(conversation):
+                ended, frame = self._next_message(conversation, agenda.next_deadline())
+                if ended:
+                    brain.end()
+                elif frame is not None and frame.message is not None:
+                    message = frame.message
+                    if message.conversation_message_uuid is not None:
+                        unread[message.conversation_message_uuid] = frame
+                    actions = brain.customer_message(
+                        message.body or "",
+                        time.monotonic(),
+                        message_id=message.conversation_message_uuid,
+                        language=message.language_iso_code,
+                    )
+                    self._plan(agenda, actions)
+                elif (action := agenda.pop_due(time.monotonic() + _EARLY)) is not None:
+                    self._act(conversation, action, unread)
+                    self._plan(agenda, brain.done(action, time.monotonic()))
         except OperationFailed:
             pass
         finally:
             agent.chats.pop(conversation, None)
             self.slots.release()
+
+    def _plan(self, agenda: Agenda, actions: list[Action]) -> None:
+        """File the brain's actions. ``typing`` frames are the session's
+        (``reply`` types at the customers' pace before it sends), so a reply
+        starts that long before the brain's moment, once the brain began typing."""
+        for action in actions:
+            if isinstance(action, Typing):
+                continue
+            if isinstance(action, Send):
+                lead = self.agent.pacing.typing_time(action.text)
+                agenda.add(action, at=max(action.typing_from, action.at - lead))
+            else:
+                agenda.add(action)
+
+    def _next_message(self, conversation: str, until: float | None) -> tuple[bool, Frame | None]:
+        """Wait for the chat's next customer message, until ``until`` (a
+        ``time.monotonic()``; ``None``: as long as a wait may take, a silent
+        customer is then a failure). ``(True, None)`` once the chat is closed,
+        ``(False, None)`` when ``until`` came first."""
+        if until is None:
+            frame = self.agent.wait_for_customer_message(conversation)
+            return frame is None, frame
+        remaining = until - time.monotonic()
+        if remaining <= _EARLY:
+            return False, None
+        with gevent.Timeout(remaining, False):  # the session's own timeout would be a failure: it comes later
+            frame = self.agent.wait_for_customer_message(conversation, timeout=remaining + 1.0)
+            return frame is None, frame
+        return False, None
+
+    def _act(self, conversation: str, action: Action, unread: dict[str, Frame]) -> None:
+        agent = self.agent
+        if isinstance(action, Read):
+            frame = unread.pop(action.message_id, None)
+            if frame is not None:
+                agent.read(conversation, frame)
+        elif isinstance(action, Send):
+            agent.reply(conversation, action.text)
+        elif isinstance(action, PushCoupon | PushItems):
+            # the coupon (the items) the brain chose: its answers may name that code
+            conn = agent.conn
+            if conn is not None:
+                if isinstance(action, PushCoupon):
+                    conn.send(agent.dialect.add_coupon(conversation, action.code))
+                else:
+                    conn.send(agent.dialect.add_items(conversation, action.items))
+        elif isinstance(action, Close) and not agent.is_closed(conversation):
+            agent.close_chat(conversation)

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..errors import SimulatorError
+from ..errors import BindError
 from ..fake import ChatFaker
-from .autopilot import AutopilotAgent, AutopilotHub, Pace
+from ..pace import DEFAULT_COUPON_PROBABILITY, DEFAULT_EXCHANGES, DEFAULT_ITEM_PROBABILITY, DEFAULT_PACE, Pace
+from .autopilot import AutopilotAgent, AutopilotHub
 from .engine import Engine, EngineConfig, Routing
 from .server import Core, ServerConfig, WebchatServer
 
@@ -34,15 +35,11 @@ class MockOptions:
     server: ServerConfig = field(default_factory=ServerConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     agents: int = 2
-    pace: Pace = Pace.HUMAN
+    pace: Pace = DEFAULT_PACE
     seed: int | None = None
-    coupon_probability: float = 0.2
-    item_probability: float = 0.2
-    exchanges: tuple[int, int] = (3, 6)
-
-
-class BindError(SimulatorError):
-    """The server cannot listen where it was told to (the message says why, in one line)."""
+    coupon_probability: float = DEFAULT_COUPON_PROBABILITY
+    item_probability: float = DEFAULT_ITEM_PROBABILITY
+    exchanges: tuple[int, int] = DEFAULT_EXCHANGES
 
 
 def bind_error_message(error: OSError, host: str, port: int) -> str:

@@ -8,47 +8,28 @@ randomness: ``now`` (epoch seconds) is passed in and every draw comes from the
 ``random.Random`` and :class:`~simulator.fake.ChatFaker` it is given, so the
 same seed and the same frames at the same times give the same output.
 
+It is a thin shell: what to say in a chat and when is decided by one
+:class:`~simulator.brain.ChatBrain` per chat (see :mod:`simulator.brain`:
+reading, answering in the customer's language with what the customer gave,
+pushing coupons and items, closing), the brain the load generator's Locust
+agents use too. The agent turns the brain's actions into frames when they are
+planned and keeps them in one heap until they are due; it adds what concerns
+the connection:
+
+* **Taking chats.** With manual routing it answers ``queue new member`` (and
+  the entries of a ``queue status update``) with ``engage customer`` while it
+  has capacity (``max_chats``, engagements in flight included); refused
+  engagements (another agent was faster) are dropped. With round-robin it
+  waits for the server to assign a chat (``new conversation``), whose
+  customer participant gives the brain its language, name and e-mail.
+* **Recognising its own messages** (echoed as acknowledgements) and the
+  customer's, whose messages it hands to the brain.
+* **Ending.** It stops acting on a chat once it closed it, the customer closed
+  it or left, or the server says it is not a participant any more.
+
 :class:`AutopilotHub` hosts agents inside an :class:`~simulator.mock.engine.Engine`
 without sockets: it has the engine's interface (the server's ``Core``), gives
 the agents negative connection ids and keeps their traffic inside.
-
-What an agent does in one chat:
-
-1. **Taking it.** With manual routing it answers ``queue new member`` (and the
-   entries of a ``queue status update``) with ``engage customer`` while it has
-   capacity (``max_chats``, engagements in flight included); refused
-   engagements (another agent was faster) are dropped. With round-robin it
-   waits for the server to assign a chat (``new conversation``).
-2. **Reading.** Each new customer message (the question is replayed as the
-   first one) gets a ``read message`` after a short delay.
-3. **Answering.** After reading and thinking it sends ``typing`` frames
-   whose ``value`` is the text typed so far, for a time proportional to the
-   reply's length (capped: :attr:`Timing.max_typing`), then the ``message``.
-   No ``typing`` with an empty value is sent: the message itself ends the
-   typing. The first answer greets and answers the question; the topic is
-   ``ChatFaker.topic_of`` of the first customer message, the language the
-   customer's (``language_iso_code`` of its participant, or of its latest
-   message). Answers repeat what the customer gave (``ChatFaker.extract_slots``
-   of each message: the order number, product, e-mail address, tracking
-   number, card digits, size, colour; the e-mail of the customer's
-   participant too) rather than inventing other values, and are drawn among
-   the templates that mention what the messages being answered gave, when
-   one does ("Where is my order #48213?" gets an answer about order 48213).
-   Messages that arrive while an answer is being typed are answered together
-   by one more answer. A chat started without any message gets a greeting
-   alone.
-4. **Pushing.** In a coupons chat it pushes ``add coupon`` after its first
-   answer with probability ``coupon_probability`` (an answer that mentions a
-   code mentions that one); in a product chat ``add item`` with probability
-   ``item_probability``.
-5. **Closing.** When the customer says goodbye (``ChatFaker.is_goodbye``,
-   once the agent has answered something: "thanks in advance" in a question
-   is no goodbye) or writes again after ``exchanges`` answers (drawn per
-   chat), the agent says goodbye, then sends ``conversation closed``. At the
-   human pace it also closes a chat whose customer stays silent for two
-   minutes after the last answer. It stops acting on a chat once it is
-   closed, the customer left, or the server says it is not a participant any
-   more.
 """
 
 from __future__ import annotations
@@ -56,13 +37,23 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+from ..brain import Action, AgentStyle, ChatBrain, Close, PushCoupon, PushItems, Read, Send, Typing, Wake
 from ..errors import FrameError, SimulatorError
-from ..fake import ChatFaker, Topic
+from ..fake import ChatFaker
+from ..pace import (
+    AGENT_TIMINGS,
+    DEFAULT_COUPON_PROBABILITY,
+    DEFAULT_EXCHANGES,
+    DEFAULT_ITEM_PROBABILITY,
+    DEFAULT_MAX_CHATS,
+    DEFAULT_PACE,
+    Pace,
+    Timing,
+)
 from ..protocol import (
     ConversationEventAddCoupon,
     ConversationEventAddItem,
@@ -75,78 +66,20 @@ from ..protocol import (
     Frame,
     FrameType,
 )
+from .engine import Close as EngineClose
 from .engine import ConnId, Delivery, Engine, Identity, Role
 
 __all__ = ["TIMINGS", "AutopilotAgent", "AutopilotHub", "Pace", "Timing"]
 
-
-class Pace(StrEnum):
-    """How fast an autopilot agent acts."""
-
-    HUMAN = "human"
-    """Seconds: reads in 0.5–2 s, thinks 1–4 s, types 5–8 characters per second."""
-    FAST = "fast"
-    """Milliseconds: for tests and load generation."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Timing:
-    """Delays of one pace, in seconds; ``(low, high)`` pairs are drawn uniformly."""
-
-    read: tuple[float, float]
-    """From a customer message to its ``read message``."""
-    think: tuple[float, float]
-    """From reading to starting to type."""
-    chars_per_second: tuple[float, float]
-    """Typing speed, drawn per message."""
-    max_typing: float
-    """Longest typing time of one message."""
-    typing_every: tuple[float, float]
-    """Between two ``typing`` frames of one message."""
-    engage: tuple[float, float]
-    """From ``queue new member`` to ``engage customer`` (manual routing)."""
-    push: tuple[float, float]
-    """From the first answer to ``add coupon`` / ``add item``."""
-    close: tuple[float, float]
-    """From the goodbye to ``conversation closed``."""
-    greet_alone: float
-    """A chat with no customer message this long after joining gets a greeting."""
-    idle_close: float | None
-    """Close a chat whose ``exchanges`` are done and whose customer is silent
-    this long after the last answer (``None``: never)."""
-
-
-TIMINGS: Mapping[Pace, Timing] = {
-    Pace.HUMAN: Timing(
-        read=(0.5, 2.0),
-        think=(1.0, 4.0),
-        chars_per_second=(5.0, 8.0),
-        max_typing=45.0,
-        typing_every=(1.5, 3.0),
-        engage=(1.0, 3.0),
-        push=(1.0, 3.0),
-        close=(1.0, 3.0),
-        greet_alone=5.0,
-        idle_close=120.0,
-    ),
-    Pace.FAST: Timing(
-        read=(0.001, 0.005),
-        think=(0.002, 0.010),
-        chars_per_second=(20_000.0, 40_000.0),
-        max_typing=0.02,
-        typing_every=(1.0, 1.0),
-        engage=(0.001, 0.005),
-        push=(0.001, 0.003),
-        close=(0.001, 0.005),
-        greet_alone=0.05,
-        idle_close=None,
-    ),
-}
+TIMINGS: Mapping[Pace, Timing] = AGENT_TIMINGS
+"""The agents' timings per pace (:data:`simulator.pace.AGENT_TIMINGS`)."""
 
 # Error codes that mean "this chat is over for you".
 _GONE = frozenset({"conversation_closed", "not_a_participant"})
 
-_After = Callable[[float], None]
+# An outbox entry: due, tie-breaker, conversation (None: engage), frame to send
+# (None: a wake-up), the brain's action (None: engage).
+_Entry = tuple[float, int, str | None, Frame | None, Action | None]
 
 
 @dataclass(slots=True, eq=False)
@@ -154,25 +87,9 @@ class _Chat:
     """What an agent remembers about one of its conversations."""
 
     uuid: str
-    exchanges: int
-    language: str
-    customer_name: str | None = None
+    brain: ChatBrain
     customer_arn: str | None = None
-    customer_email: str | None = None
-    topic: Topic | None = None
-    given: dict[str, str] = field(default_factory=dict)  # slot values the customer gave, latest wins
-    fresh: set[str] = field(default_factory=set)  # slots given by the messages not answered yet
-    greeted: bool = False
-    answers: int = 0
-    typing: bool = False  # an answer is planned and not sent yet
-    unanswered: str | None = None  # last customer text that arrived while typing
-    closing: bool = False
-    coupon: str | None = None
-    push_items: bool = False
-    pushed: bool = False
-    silence: int = 0  # bumped by every customer message (invalidates idle timers)
-    seen: set[str] = field(default_factory=set)
-    sent: set[str] = field(default_factory=set)
+    sent: set[str] = field(default_factory=set)  # client message ids of our messages
 
 
 class AutopilotAgent:
@@ -185,17 +102,15 @@ class AutopilotAgent:
         queues: tuple[str, ...],
         faker: ChatFaker,
         rng: random.Random,
-        pace: Pace = Pace.HUMAN,
+        pace: Pace | str = DEFAULT_PACE,
         manual_routing: bool = False,
-        max_chats: int = 3,
-        exchanges: tuple[int, int] = (2, 5),
-        coupon_probability: float = 0.2,
-        item_probability: float = 0.2,
+        max_chats: int = DEFAULT_MAX_CHATS,
+        exchanges: tuple[int, int] = DEFAULT_EXCHANGES,
+        coupon_probability: float = DEFAULT_COUPON_PROBABILITY,
+        item_probability: float = DEFAULT_ITEM_PROBABILITY,
     ) -> None:
         if max_chats < 1:
             raise ValueError(f"max_chats must be at least 1, got {max_chats}")
-        if not 1 <= exchanges[0] <= exchanges[1]:
-            raise ValueError(f"exchanges must be (low, high) with 1 <= low <= high, got {exchanges}")
         self.name = name
         self.queues = queues
         self.faker = faker
@@ -207,14 +122,21 @@ class AutopilotAgent:
         self.exchanges = exchanges
         self.coupon_probability = coupon_probability
         self.item_probability = item_probability
+        self.first_name = name.split(" ", 1)[0]
+        self.style = AgentStyle(
+            agent_name=self.first_name,
+            timing=self.timing,
+            exchanges=exchanges,
+            coupon_probability=coupon_probability,
+            item_probability=item_probability,
+        )
         self.identity = Identity(role=Role.AGENT, name=name, queues=queues)
         self.arn: str | None = None
         """This agent's participant ARN, once the server has told it."""
-        self.first_name = name.split(" ", 1)[0]
         self.chats: dict[str, _Chat] = {}
         self._engaging: dict[str, ConversationWebchatQueueStatusQueueEntry] = {}  # queue uuid -> entry
         self._tried: dict[str, str | None] = {}  # queue uuids engaged or refused -> queue name
-        self._outbox: list[tuple[float, int, str | None, Frame | None, _After | None]] = []
+        self._outbox: list[_Entry] = []
         self._seq = itertools.count()
         self.chats_closed = 0
 
@@ -247,13 +169,18 @@ class AutopilotAgent:
         out: list[Frame] = []
         outbox = self._outbox
         while outbox and outbox[0][0] <= now:
-            due, _, conversation, frame, after = heapq.heappop(outbox)
-            if conversation is not None and conversation not in self.chats:
+            due, _, conversation, frame, action = heapq.heappop(outbox)
+            chat = self.chats.get(conversation) if conversation is not None else None
+            if conversation is not None and chat is None:
                 continue  # the chat ended meanwhile
             if frame is not None:
                 out.append(frame)
-            if after is not None:
-                after(due)
+            if chat is not None and action is not None:
+                more = chat.brain.done(action, due)
+                if chat.brain.over:
+                    self._finish(chat.uuid)
+                else:
+                    self._plan(chat, more)
         return out
 
     def next_deadline(self) -> float | None:
@@ -269,33 +196,43 @@ class AutopilotAgent:
         return len(self.chats) + len(self._engaging)
 
     # ------------------------------------------------------------------
-    # Scheduling
+    # Scheduling: the brain's actions become frames when they are planned
 
-    def _at(self, when: float, conversation: str | None, frame: Frame | None, after: _After | None = None) -> None:
-        heapq.heappush(self._outbox, (when, next(self._seq), conversation, frame, after))
+    def _at(self, when: float, conversation: str | None, frame: Frame | None, action: Action | None = None) -> None:
+        heapq.heappush(self._outbox, (when, next(self._seq), conversation, frame, action))
+
+    def _plan(self, chat: _Chat, actions: Iterable[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                chat.sent.add(action.client_message_id)
+            self._at(action.at, chat.uuid, self._frame(chat.uuid, action), action)
+
+    def _frame(self, uuid: str, action: Action) -> Frame | None:
+        """The frame that carries ``action`` out (``None`` for a wake-up)."""
+        if isinstance(action, Typing):
+            typing = ConversationEventTyping(author_conversation_participant_name=self.name, value=action.text)
+            return _event(EventType.TYPING, uuid, typing)
+        if isinstance(action, Send):
+            message = ConversationMessage(
+                body=action.text, client_message_id=action.client_message_id, language_iso_code=action.language
+            )
+            return Frame(type=FrameType.MESSAGE, conversation_uuid=uuid, message=message)
+        if isinstance(action, Read):
+            read = ConversationEventReadMessage(conversation_message_uuid=action.message_id)
+            return _event(EventType.READ_MESSAGE, uuid, read)
+        if isinstance(action, PushCoupon):
+            coupon = ConversationEventAddCoupon(agent_arn=self.arn, agent_name=self.name, coupon_code=action.code)
+            return _event(EventType.ADD_COUPON, uuid, coupon)
+        if isinstance(action, PushItems):
+            add = ConversationEventAddItem(agent_arn=self.arn, agent_name=self.name, items=list(action.items))
+            return _event(EventType.ADD_ITEM, uuid, add)
+        if isinstance(action, Close):
+            return _event(EventType.CONVERSATION_CLOSED, uuid)
+        assert isinstance(action, Wake)
+        return None
 
     def _draw(self, bounds: tuple[float, float]) -> float:
-        low, high = bounds
-        return self.rng.uniform(low, high)
-
-    def _type(self, chat: _Chat, text: str, start: float, after: _After | None = None) -> float:
-        """Plan ``typing`` frames then the message; return when it is sent."""
-        timing = self.timing
-        begin = start + self._draw(timing.think)
-        duration = min(timing.max_typing, len(text) / self._draw(timing.chars_per_second))
-        uuid = chat.uuid
-        moment = begin
-        while moment < begin + duration:
-            typed = max(1, round(len(text) * (moment - begin) / duration)) if duration > 0 else len(text)
-            typing = ConversationEventTyping(author_conversation_participant_name=self.name, value=text[:typed])
-            self._at(moment, uuid, _event(EventType.TYPING, uuid, event_typing=typing))
-            moment += self._draw(timing.typing_every)
-        client_id = self.faker.client_message_id()
-        chat.sent.add(client_id)
-        message = ConversationMessage(body=text, client_message_id=client_id, language_iso_code=chat.language)
-        sent_at = begin + duration
-        self._at(sent_at, uuid, Frame(type=FrameType.MESSAGE, conversation_uuid=uuid, message=message), after)
-        return sent_at
+        return self.timing.draw(bounds, self.rng)
 
     # ------------------------------------------------------------------
     # Taking chats
@@ -336,22 +273,23 @@ class AutopilotAgent:
             if participant.conversation_participant_name == self.name:
                 self._learn_arn(participant)
         customer = next((p for p in participants if not self._is_me(p)), None)
-        chat = _Chat(
-            uuid=uuid,
-            exchanges=self.rng.randint(*self.exchanges),
-            language=self.faker.language_for(customer.language_iso_code if customer else None),
+        brain = ChatBrain(
+            self.style,
+            faker=self.faker,
+            rng=self.rng,
+            language=customer.language_iso_code if customer else None,
+            customer_name=customer.conversation_participant_name if customer else None,
+            customer_email=customer.email if customer else None,
         )
+        chat = _Chat(uuid=uuid, brain=brain)
         if customer is not None:
             chat.customer_arn = customer.conversation_participant_arn
-            name = customer.conversation_participant_name
-            chat.customer_name = name.split(" ", 1)[0] if name else None
-            chat.customer_email = customer.email
             for queue_uuid, entry in list(self._engaging.items()):
                 if entry.conversation_participant_arn in (None, chat.customer_arn):
                     del self._engaging[queue_uuid]
                     break
         self.chats[uuid] = chat
-        self._at(now + self.timing.greet_alone, uuid, None, lambda at: self._greet_if_silent(chat, at))
+        self._plan(chat, brain.assigned(now))
 
     def _learn_arn(self, participant: ConversationParticipant | None) -> None:
         if participant is not None and participant.conversation_participant_name == self.name:
@@ -376,106 +314,15 @@ class AutopilotAgent:
         author = message.author_conversation_participant_arn
         if author is not None and author == self.arn:
             return
-        if message.conversation_message_uuid is not None:
-            if message.conversation_message_uuid in chat.seen:
-                return  # replayed
-            chat.seen.add(message.conversation_message_uuid)
-            read = ConversationEventReadMessage(conversation_message_uuid=message.conversation_message_uuid)
-            read_at = now + self._draw(self.timing.read)
-            self._at(read_at, chat.uuid, _event(EventType.READ_MESSAGE, chat.uuid, read))
-        else:
-            read_at = now
+        actions = chat.brain.customer_message(
+            message.body or "",
+            now,
+            message_id=message.conversation_message_uuid,
+            language=message.language_iso_code,
+        )
         if chat.customer_arn is None:
             chat.customer_arn = author
-        if message.language_iso_code:
-            chat.language = self.faker.language_for(message.language_iso_code)
-        chat.silence += 1
-        if chat.closing:
-            return
-        text = message.body or ""
-        if chat.topic is None:
-            self._choose_topic(chat, text)
-        given = self.faker.extract_slots(text, chat.language)
-        chat.given.update(given)
-        chat.fresh.update(given)
-        if chat.typing:
-            chat.unanswered = text
-            return
-        self._respond(chat, text, read_at)
-
-    def _choose_topic(self, chat: _Chat, text: str) -> None:
-        topic = chat.topic = self.faker.topic_of(text)
-        if topic is Topic.COUPONS and self.rng.random() < self.coupon_probability:
-            chat.coupon = self.faker.coupon_code()
-        elif topic is Topic.PRODUCT and self.rng.random() < self.item_probability:
-            chat.push_items = True
-
-    def _respond(self, chat: _Chat, text: str, start: float) -> None:
-        if chat.answers >= chat.exchanges or (chat.answers > 0 and self.faker.is_goodbye(text)):
-            self._say_goodbye(chat, start)
-            return
-        slots = {"email": chat.customer_email} if chat.customer_email else {}
-        slots.update(chat.given)
-        if chat.coupon:
-            slots["coupon"] = chat.coupon
-        prefer, chat.fresh = chat.fresh, set()
-        answer = self.faker.agent_reply(
-            chat.topic or Topic.PRODUCT,
-            chat.language,
-            first=not chat.greeted,
-            agent_name=self.first_name,
-            customer_name=chat.customer_name,
-            slots=slots,
-            prefer=prefer,
-        )
-        chat.greeted = True
-        chat.answers += 1
-        chat.typing = True
-        sent_at = self._type(chat, answer, start, lambda at: self._answered(chat, at))
-        if not chat.pushed and (chat.coupon or chat.push_items):
-            chat.pushed = True
-            push_at = sent_at + self._draw(self.timing.push)
-            if chat.coupon:
-                coupon = ConversationEventAddCoupon(agent_arn=self.arn, agent_name=self.name, coupon_code=chat.coupon)
-                self._at(push_at, chat.uuid, _event(EventType.ADD_COUPON, chat.uuid, coupon))
-            else:
-                items = self.faker.cart_items(language=chat.language)
-                add = ConversationEventAddItem(agent_arn=self.arn, agent_name=self.name, items=items)
-                self._at(push_at, chat.uuid, _event(EventType.ADD_ITEM, chat.uuid, add))
-
-    def _answered(self, chat: _Chat, at: float) -> None:
-        """An answer was sent: answer what came meanwhile, or wait (and maybe close when idle)."""
-        chat.typing = False
-        if chat.closing:
-            return
-        if chat.unanswered is not None:
-            text, chat.unanswered = chat.unanswered, None
-            self._respond(chat, text, at)
-            return
-        idle = self.timing.idle_close
-        if idle is not None and chat.answers >= chat.exchanges:
-            silence = chat.silence
-            self._at(at + idle, chat.uuid, None, lambda when: self._close_if_silent(chat, silence, when))
-
-    def _greet_if_silent(self, chat: _Chat, at: float) -> None:
-        if chat.greeted or chat.typing or chat.closing:
-            return
-        chat.greeted = True
-        chat.typing = True
-        greeting = self.faker.greeting(chat.language, agent_name=self.first_name, customer_name=chat.customer_name)
-        self._type(chat, greeting, at, lambda when: self._answered(chat, when))
-
-    def _close_if_silent(self, chat: _Chat, silence: int, at: float) -> None:
-        if chat.silence == silence and not chat.typing and not chat.closing:
-            self._say_goodbye(chat, at)
-
-    def _say_goodbye(self, chat: _Chat, start: float) -> None:
-        chat.closing = True
-        goodbye = self.faker.goodbye(chat.language, agent=True, name=chat.customer_name)
-        sent_at = self._type(chat, goodbye, start)
-        close_at = sent_at + self._draw(self.timing.close)
-        close = _event(EventType.CONVERSATION_CLOSED, chat.uuid)
-        self._at(close_at, chat.uuid, close, lambda _: self._finish(chat.uuid))
+        self._plan(chat, actions)
 
     # ------------------------------------------------------------------
     # Ending
@@ -501,8 +348,10 @@ class AutopilotAgent:
 
     def _finish(self, uuid: str | None) -> None:
         """Stop acting on a chat and drop what was planned for it."""
-        if uuid is None or self.chats.pop(uuid, None) is None:
+        chat = self.chats.pop(uuid, None) if uuid is not None else None
+        if chat is None:
             return
+        chat.brain.end()
         self.chats_closed += 1
         self._outbox = [entry for entry in self._outbox if entry[2] != uuid]
         heapq.heapify(self._outbox)
@@ -589,6 +438,11 @@ class AutopilotHub:
     def error_frame(self, error: FrameError, *, conversation_uuid: str | None = None) -> Frame:
         """See :meth:`Engine.error_frame`."""
         return self.engine.error_frame(error, conversation_uuid=conversation_uuid)
+
+    def take_closes(self) -> Sequence[EngineClose]:
+        """The engine's close instructions (see :meth:`Engine.take_closes`);
+        a bot's connection has no socket, so the shell skips those."""
+        return self.engine.take_closes()
 
     def status(self) -> dict[str, Any]:
         """The engine's status plus the agents' chats."""

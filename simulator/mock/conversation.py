@@ -9,7 +9,7 @@ summaries; :mod:`simulator.mock.engine` decides what happens and when.
 * :class:`Member` — a client's participation in one conversation (join/leave
   times, language, what it has read).
 * :class:`Conversation` — one chat: its members, its messages (indexed by
-  uuid and by ``client_message_id``), its queue entry, held context and
+  uuid and by author and ``client_message_id``), its queue entry, held context and
   rrweb recording; :meth:`Conversation.summary` builds the ``ConversationSummary``.
 * :class:`RRWebStream` — verification of chunked rrweb recordings with
   incremental hashing (O(1) memory per recording whatever its size) and a
@@ -38,6 +38,7 @@ from ..protocol import (
     ConversationParticipant,
     ConversationSummary,
     ConversationWebchatQueueStatusQueueEntry,
+    ErrorCode,
     EventType,
     Frame,
     FrameType,
@@ -278,7 +279,9 @@ class Conversation:
     members: dict[Client, Member] = field(default_factory=dict)
     messages: list[StoredMessage] = field(default_factory=list)
     by_uuid: dict[str, StoredMessage] = field(default_factory=dict)
-    by_client_id: dict[str, StoredMessage] = field(default_factory=dict)
+    by_client_id: dict[tuple[Member, str], StoredMessage] = field(default_factory=dict)
+    """Messages by (author, ``client_message_id``): a sender's resend is recognised,
+    another participant's message with the same id is not one."""
     last_epoch: int = 0
     first_unresponded_ms: int | None = None
     context: ConversationEventWebchatContext | None = None
@@ -286,10 +289,6 @@ class Conversation:
     # Queue position pushes
     told_position: tuple[int, bool] | None = None
     pushed_at: float = -math.inf
-
-    @property
-    def closed(self) -> bool:
-        return self.state is State.CLOSED
 
     def present(self) -> Iterator[Member]:
         """Members currently joined."""
@@ -312,12 +311,6 @@ class Conversation:
             conversation_uuid=self.uuid,
             conversation_arn=self.arn,
             **payload,
-        )
-
-    def message_frame(self, model: ConversationMessage) -> Frame:
-        """The ``message`` frame that carries ``model``."""
-        return build(
-            Frame, type=FrameType.MESSAGE, conversation_uuid=self.uuid, conversation_arn=self.arn, message=model
         )
 
     def store(
@@ -370,7 +363,7 @@ class Conversation:
         self.messages.append(stored)
         self.by_uuid[message_uuid] = stored
         if client_message_id is not None:
-            self.by_client_id[client_message_id] = stored
+            self.by_client_id[author, client_message_id] = stored
         author.own_seqs.append(seq)
         author.last_read_seq = seq
         author.last_message_ms = epoch
@@ -446,7 +439,7 @@ class Conversation:
 class RRWebRefusal(NamedTuple):
     """Why a chunk was refused: an engine error code and a precise reason."""
 
-    code: str
+    code: ErrorCode
     reason: str
 
 
@@ -500,18 +493,19 @@ class RRWebStream:
                 )
                 if value is None
             ]
-            return RRWebRefusal("invalid_rrweb", "event_rrweb." + ", event_rrweb.".join(missing) + ": required")
+            return RRWebRefusal(ErrorCode.INVALID_RRWEB, "event_rrweb." + ", event_rrweb.".join(missing) + ": required")
         if not 1 <= total <= max_parts:
             return RRWebRefusal(
-                "invalid_rrweb", f"event_rrweb.data_total_parts: {total} is not between 1 and {max_parts}"
+                ErrorCode.INVALID_RRWEB, f"event_rrweb.data_total_parts: {total} is not between 1 and {max_parts}"
             )
         if not 1 <= number <= total:
-            return RRWebRefusal("invalid_rrweb", f"event_rrweb.data_part: {number} is not between 1 and {total}")
+            reason = f"event_rrweb.data_part: {number} is not between 1 and {total}"
+            return RRWebRefusal(ErrorCode.INVALID_RRWEB, reason)
         raw = data.encode()
         actual = hashlib.sha256(raw).hexdigest()
         if actual != digest.lower():
             return RRWebRefusal(
-                "rrweb_hash_mismatch", f"event_rrweb.data_sha256: part {number} of {total} hashes to {actual}"
+                ErrorCode.RRWEB_HASH_MISMATCH, f"event_rrweb.data_sha256: part {number} of {total} hashes to {actual}"
             )
         if number == 1:
             self._event_index = part.event_index
@@ -525,13 +519,14 @@ class RRWebStream:
                 else "part 1 of a new payload"
             )
             return RRWebRefusal(
-                "rrweb_out_of_order",
+                ErrorCode.RRWEB_OUT_OF_ORDER,
                 f"event_rrweb.data_part: got part {number} of {total} of event_index {part.event_index}, "
                 f"expected {expected}",
             )
         if self._size + len(raw) > max_bytes:
             self._next_part = 0
-            return RRWebRefusal("rrweb_too_large", f"event_rrweb: the payload exceeds {max_bytes} bytes; dropped")
+            reason = f"event_rrweb: the payload exceeds {max_bytes} bytes; dropped"
+            return RRWebRefusal(ErrorCode.RRWEB_TOO_LARGE, reason)
         if number == total:
             self._hasher.update(raw)
             whole = self._hasher.hexdigest()
@@ -539,10 +534,10 @@ class RRWebStream:
             self._hasher = None
             expected_total = part.data_total_sha256
             if expected_total is None:
-                return RRWebRefusal("invalid_rrweb", "event_rrweb.data_total_sha256: required on the last part")
+                return RRWebRefusal(ErrorCode.INVALID_RRWEB, "event_rrweb.data_total_sha256: required on the last part")
             if whole != expected_total.lower():
                 return RRWebRefusal(
-                    "rrweb_hash_mismatch",
+                    ErrorCode.RRWEB_HASH_MISMATCH,
                     f"event_rrweb.data_total_sha256: the {total} parts hash to {whole}; payload dropped",
                 )
             return None

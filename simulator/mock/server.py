@@ -3,8 +3,10 @@
 It accepts connections on ``ws://HOST:PORT/ws``, identifies the participant,
 decodes each frame, hands it to the sans-I/O core (the engine, or the autopilot
 hub that hosts simulated agents inside it), encodes every outgoing frame
-**once** and broadcasts it to its recipients, runs the core's timers and
-enforces limits. Nothing else: all chat behaviour lives in the engine.
+**once** and broadcasts it to its recipients, closes the connections the core
+says to close, runs the core's timers and enforces limits. Nothing else: all
+chat behaviour lives in the engine, and the shell never looks inside the
+frames it sends.
 
 Development mode (the only one so far) identifies a connection by its query
 string, without authentication::
@@ -23,7 +25,8 @@ import http
 import logging
 import math
 import time
-from collections.abc import Iterable
+import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -35,9 +38,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 
-from ..errors import FrameError, SimulatorError
-from ..protocol import Frame, decode, encode
-from .engine import ConnId, Delivery, Identity, Role
+from ..errors import FrameError, IdentityError
+from ..protocol import ErrorCode, Frame, decode, encode
+from .engine import Close, ConnId, Delivery, Identity, Role
 
 __all__ = ["Core", "IdentityError", "ServerConfig", "WebchatServer", "parse_identity"]
 
@@ -45,19 +48,22 @@ log = logging.getLogger("webchat_sim.server")
 
 
 class Core(Protocol):
-    """What the server needs from the sans-I/O core (``Engine`` or ``AutopilotHub``)."""
+    """What the server needs from the sans-I/O core (``Engine`` or ``AutopilotHub``).
 
+    After each of ``start``, ``connect``, ``receive``, ``disconnect`` and
+    ``tick``, the server sends the deliveries it returned, then closes the
+    connections of ``take_closes()``.
+    """
+
+    def start(self, now: float) -> list[Delivery]: ...
     def connect(self, conn: ConnId, identity: Identity, now: float) -> list[Delivery]: ...
     def receive(self, conn: ConnId, frame: Frame, now: float) -> list[Delivery]: ...
     def disconnect(self, conn: ConnId, now: float) -> list[Delivery]: ...
     def tick(self, now: float) -> list[Delivery]: ...
+    def take_closes(self) -> Sequence[Close]: ...
     def next_deadline(self) -> float | None: ...
     def error_frame(self, error: FrameError, *, conversation_uuid: str | None = None) -> Frame: ...
     def status(self) -> dict[str, Any]: ...
-
-
-class IdentityError(SimulatorError):
-    """The query string does not identify a participant."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,6 +159,10 @@ class WebchatServer:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._sweeper: asyncio.Task[None] | None = None
+        # Identities parsed by _process_request, taken by _handler (an entry
+        # whose handshake fails goes with its connection object).
+        self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = weakref.WeakKeyDictionary()
+        self._closing: set[asyncio.Task[None]] = set()  # ws.close() tasks in flight (kept from the GC)
         self.started = time.time()
         self.frames_in = 0
         self.frames_out = 0
@@ -176,9 +186,7 @@ class WebchatServer:
             close_timeout=cfg.close_timeout,
             server_header="webchat-sim",
         )
-        starter = getattr(self.core, "start", None)  # the autopilot hub logs its agents in
-        if callable(starter):
-            self._deliver(starter(time.time()))
+        self._apply(self.core.start(time.time()))  # the autopilot hub logs its agents in
         if cfg.idle_timeout:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(cfg.idle_timeout))
         self._reschedule()
@@ -207,6 +215,8 @@ class WebchatServer:
         if self._server is not None:
             self._server.close(close_connections=True, reason="server shutting down")
             await self._server.wait_closed()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def __aenter__(self) -> WebchatServer:
         await self.start()
@@ -239,7 +249,7 @@ class WebchatServer:
         if len(self._conns) >= self.config.max_connections:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
         try:
-            parse_identity(url.query)
+            self._identities[connection] = parse_identity(url.query)
         except IdentityError as exc:
             return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
         return None
@@ -264,13 +274,11 @@ class WebchatServer:
         bucket = _Bucket(cfg.frames_per_second, cfg.burst, now)
         core = self.core
         try:
-            query = urlsplit(ws.request.path).query if ws.request else ""
-            self._deliver(core.connect(conn, parse_identity(query), now))  # checked in _process_request
-            del query
+            self._apply(core.connect(conn, self._identities.pop(ws), now))  # parsed by _process_request
             self._reschedule()
             async for data in ws:
                 if not self._receive(conn, data, bucket):
-                    await ws.close(1008, "frame rate limit exceeded")
+                    await ws.close(1008, "frame rate limit exceeded")  # docs/protocol.md, section 6
                     break
                 del data  # not kept (nor its decoded frame) while waiting for the next one
         except ConnectionClosed:
@@ -283,7 +291,7 @@ class WebchatServer:
             del self._conns[conn]
             del self._last_seen[conn]
             try:
-                self._deliver(core.disconnect(conn, time.time()))
+                self._apply(core.disconnect(conn, time.time()))
             except Exception:
                 log.exception("internal error while disconnecting %d", conn)
             self._reschedule()
@@ -300,23 +308,47 @@ class WebchatServer:
             if bucket.exhausted:
                 return False
             rate = self.config.frames_per_second
-            self._refuse(conn, FrameError(f"more than {rate:g} frames per second; frame dropped", code="rate_limited"))
+            reason = f"more than {rate:g} frames per second; frame dropped"
+            self._refuse(conn, FrameError(reason, code=ErrorCode.RATE_LIMITED))
             return True
         if isinstance(data, bytes):
-            self._refuse(conn, FrameError("binary frames are not accepted; send JSON text frames", code="binary_frame"))
+            reason = "binary frames are not accepted; send JSON text frames"
+            self._refuse(conn, FrameError(reason, code=ErrorCode.BINARY_FRAME))
             return True
         try:
             frame = decode(data)
         except FrameError as exc:
             self._refuse(conn, exc)
             return True
-        self._deliver(self.core.receive(conn, frame, now))
+        self._apply(self.core.receive(conn, frame, now))
         self._reschedule()
         return True
 
     def _refuse(self, conn: ConnId, error: FrameError) -> None:
         self.errors_sent += 1
         self._deliver([Delivery((conn,), self.core.error_frame(error))])
+
+    def _apply(self, deliveries: Iterable[Delivery]) -> None:
+        """Carry out what one call of the core decided: send its deliveries,
+        then close the connections it says to close."""
+        self._deliver(deliveries)
+        closes = self.core.take_closes()
+        if closes:
+            conns = self._conns
+            for conn, code, reason in closes:
+                if (ws := conns.get(conn)) is not None:
+                    self._close_later(ws, code, reason)
+
+    def _close_later(self, ws: ServerConnection, code: int, reason: str) -> None:
+        """Close ``ws`` in a task of its own, kept until it is done."""
+        task = asyncio.get_running_loop().create_task(ws.close(code, reason))
+        self._closing.add(task)
+        task.add_done_callback(self._closed)
+
+    def _closed(self, task: asyncio.Task[None]) -> None:
+        self._closing.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning("closing a connection failed: %r", exc)
 
     def _deliver(self, deliveries: Iterable[Delivery]) -> None:
         """Encode each frame once, whatever the number of recipients, and queue
@@ -344,9 +376,6 @@ class WebchatServer:
                         ws.protocol.send_text(data)
                         touched[ws] = None
                 self.frames_out += len(targets)
-                if frame.error is not None and frame.error.error_code == "session_replaced":
-                    for ws in targets:  # the participant went on on another connection
-                        asyncio.get_running_loop().create_task(ws.close(1000, "session replaced by a new connection"))
         finally:  # what was queued goes out, even if encoding a later frame failed
             for ws in touched:
                 # Only text frames were queued on open protocols: no end-of-stream marker among them.
@@ -354,9 +383,7 @@ class WebchatServer:
                 try:
                     ws.transport.write(data)
                     if ws.transport.get_write_buffer_size() > limit:  # a peer that does not read
-                        asyncio.get_running_loop().create_task(
-                            ws.close(1008, f"slow consumer: more than {limit} bytes unsent")
-                        )
+                        self._close_later(ws, 1008, f"slow consumer: more than {limit} bytes unsent")
                 except Exception as exc:  # as broadcast(): one broken connection must not stop the others
                     log.warning("connection %s: failed to write %d bytes: %r", ws.id, len(data), exc)
 
@@ -376,7 +403,7 @@ class WebchatServer:
         self._timer = None
         self._timer_at = math.inf
         try:
-            self._deliver(self.core.tick(time.time()))
+            self._apply(self.core.tick(time.time()))
         except Exception:
             log.exception("internal error in tick")
         self._reschedule()
@@ -389,4 +416,4 @@ class WebchatServer:
             cutoff = time.time() - idle_timeout
             for conn, seen in list(self._last_seen.items()):
                 if seen < cutoff and (ws := self._conns.get(conn)) is not None:
-                    asyncio.get_running_loop().create_task(ws.close(1000, "idle timeout"))
+                    self._close_later(ws, 1000, "idle timeout")

@@ -17,8 +17,6 @@ __all__ = ["QueueStats"]
 class QueueStats:
     """Counters and time sums (seconds) of one queue since the engine started."""
 
-    joined: int = 0
-    """Customers who joined the queue."""
     engaged: int = 0
     """Customers engaged by an agent (``customer_chat_count``)."""
     active: int = 0
@@ -30,10 +28,6 @@ class QueueStats:
     hold_seconds: float = 0.0
     chat_seconds: float = 0.0
     abandon_seconds: float = 0.0
-
-    def on_join(self) -> None:
-        """A customer joined the queue."""
-        self.joined += 1
 
     def on_engage(self, waited: float) -> None:
         """A waiting customer was engaged after ``waited`` seconds."""

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from ..errors import FrameError
-from .enums import EventType, FrameType
+from .enums import ErrorCode, EventType, FrameType
 from .models import ConversationWebsocketMessage, Frame
 
 __all__ = [
@@ -35,7 +35,7 @@ __all__ = [
     "epoch_ms",
 ]
 
-# Which envelope keys carry each event's payload (protocol.md part A).
+# Which envelope keys carry each event's payload (docs/protocol.md, section 2.4, the EventType table).
 EVENT_PAYLOADS: Mapping[EventType, tuple[str, ...]] = {
     EventType.QUEUE_POSITION: ("event_queue_position",),
     EventType.WEBCHAT_START_CONVERSATION: ("event_engage_customer", "event_new_conversation"),
@@ -100,7 +100,7 @@ def decode(data: bytes | str, *, context: bool = True) -> Frame:
     try:
         frame: Frame = _validate_json(data, strict=True)
     except ValidationError as exc:
-        raise _frame_error(exc, data) from None
+        raise _frame_error(exc) from None
     if context:
         check_context(frame)
     return frame
@@ -110,28 +110,32 @@ def check_context(frame: Frame) -> None:
     """Raise :class:`FrameError` unless ``frame`` carries what its kind needs."""
     kind = frame.type
     if kind is None:
-        raise FrameError("required", path="type", code="missing_field")
+        raise FrameError("required", path="type", code=ErrorCode.MISSING_FIELD)
     if kind is FrameType.MESSAGE:
         if frame.message is None:
-            raise FrameError('required when type is "message"', path="message", code="missing_field")
+            raise FrameError('required when type is "message"', path="message", code=ErrorCode.MISSING_FIELD)
         if frame.conversation_uuid is None:
-            raise FrameError('required when type is "message"', path="conversation_uuid", code="missing_field")
+            raise FrameError('required when type is "message"', path="conversation_uuid", code=ErrorCode.MISSING_FIELD)
     elif kind is FrameType.EVENT:
         event = frame.event_type
         if event is None:
             if frame.error is not None:  # an error frame: an envelope with no event
                 return
-            raise FrameError('required when type is "event"', path="event_type", code="missing_field")
+            raise FrameError('required when type is "event"', path="event_type", code=ErrorCode.MISSING_FIELD)
         if event not in _PAYLOAD_OPTIONAL:
             for key in EVENT_PAYLOADS[event]:
                 if getattr(frame, key) is None:
-                    raise FrameError(f'required when event_type is "{event.value}"', path=key, code="missing_field")
+                    raise FrameError(
+                        f'required when event_type is "{event.value}"', path=key, code=ErrorCode.MISSING_FIELD
+                    )
         if event in CONVERSATION_EVENTS and frame.conversation_uuid is None:
             raise FrameError(
-                f'required when event_type is "{event.value}"', path="conversation_uuid", code="missing_field"
+                f'required when event_type is "{event.value}"', path="conversation_uuid", code=ErrorCode.MISSING_FIELD
             )
     elif kind is FrameType.CHECK_QUEUE_POSITION and frame.conversation_uuid is None:
-        raise FrameError('required when type is "check queue position"', path="conversation_uuid", code="missing_field")
+        raise FrameError(
+            'required when type is "check queue position"', path="conversation_uuid", code=ErrorCode.MISSING_FIELD
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -180,30 +184,32 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _reason(err: ErrorDetails, data: bytes | str) -> tuple[str, str]:
+def _reason(err: ErrorDetails) -> tuple[ErrorCode, str]:
+    """The error code and the reason of one validation error."""
     kind = err["type"]
     if kind == "json_invalid":
         detail = err.get("ctx", {}).get("error", "")
-        return "invalid_json", f"not valid JSON ({detail})" if detail else "not valid JSON"
+        return ErrorCode.INVALID_JSON, f"not valid JSON ({detail})" if detail else "not valid JSON"
     if kind in ("model_type", "model_attributes_type") and not err["loc"]:
-        return "not_object", f"not a JSON object (got {_describe_value(err['input']).split(' ')[0]})"
+        return ErrorCode.NOT_OBJECT, f"not a JSON object (got {_describe_value(err['input']).split(' ')[0]})"
     if kind == "enum":
         expected = err.get("ctx", {}).get("expected", "")
         options = expected.replace("'", '"').replace(" or ", ", ")
-        return "invalid_enum", f"{_describe_value(err['input']).removeprefix('string ')} is not one of {options}"
+        given = _describe_value(err["input"]).removeprefix("string ")
+        return ErrorCode.INVALID_ENUM, f"{given} is not one of {options}"
     if kind in _TYPE_NAMES:
-        return "invalid_type", f"expected {_TYPE_NAMES[kind]}, got {_describe_value(err['input'])}"
+        return ErrorCode.INVALID_TYPE, f"expected {_TYPE_NAMES[kind]}, got {_describe_value(err['input'])}"
     if kind in ("less_than_equal", "greater_than_equal"):
-        return "invalid_value", f"{_describe_value(err['input'])} is outside the 64-bit integer range"
+        return ErrorCode.INVALID_VALUE, f"{_describe_value(err['input'])} is outside the 64-bit integer range"
     if kind == "finite_number":
-        return "invalid_value", "expected a finite number, got NaN or Infinity"
-    return "invalid_value", err["msg"]
+        return ErrorCode.INVALID_VALUE, "expected a finite number, got NaN or Infinity"
+    return ErrorCode.INVALID_VALUE, err["msg"]
 
 
-def _frame_error(exc: ValidationError, data: bytes | str) -> FrameError:
+def _frame_error(exc: ValidationError) -> FrameError:
     errors = exc.errors(include_url=False)
     first = errors[0]
-    code, reason = _reason(first, data)
+    code, reason = _reason(first)
     if len(errors) > 1:
         reason += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
     return FrameError(reason, path=_path(first["loc"]), code=code)

@@ -1,0 +1,181 @@
+"""What participants send each other (part of the engine).
+
+docs/protocol.md, section 3, rows 4-9 and 13: chat messages (stored,
+stamped, acknowledged to the sender by its own copy), typing, read receipts,
+an agent's coupons and cart items, the customer's page context and rrweb
+recording, and ``ping``. Every handler but ``ping`` gets the conversation the
+frame names and the sender's membership in it, already checked against
+:data:`~.rules.RULES` by ``Engine.receive``; payloads the server relays are
+rebuilt from the fields it knows.
+
+:meth:`RelayMixin._on_message` is the hot path of a chat (and of the relay
+benchmark): keep it free of extra calls and allocations.
+"""
+
+from __future__ import annotations
+
+from ..protocol import (
+    ConversationEventAddCoupon,
+    ConversationEventAddItem,
+    ConversationEventReadMessage,
+    ConversationEventRRWeb,
+    ConversationEventTyping,
+    ConversationEventWebchatContext,
+    ErrorCode,
+    EventType,
+    Frame,
+    epoch_ms,
+)
+from .base import Delivery, EngineBase
+from .conversation import Client, Conversation, Member, Role
+from .rules import Refused, clip
+
+__all__ = ["RelayMixin"]
+
+
+class RelayMixin(EngineBase):
+    """Rows 4-9 and 13."""
+
+    def _on_ping(self, client: Client, frame: Frame, now: float) -> list[Delivery]:
+        """Row 13: ``ping`` -> ``{"type": "ping"}`` to the sender."""
+        return [Delivery(self._to(client), self._ping)]
+
+    def _on_message(self, conv: Conversation, member: Member, frame: Frame, now: float) -> list[Delivery]:
+        """Row 4: store, stamp and deliver a chat message to every participant.
+        A ``client_message_id`` the sender already used in this conversation is
+        a resend: its stored message goes back to the sender alone."""
+        cfg = self.config
+        client = member.client
+        message = frame.message
+        if message is None:
+            raise Refused(ErrorCode.MISSING_FIELD, 'message: required when type is "message"')
+        client_id = message.client_message_id
+        if client_id is not None and (earlier := conv.by_client_id.get((member, client_id))) is not None:
+            return [Delivery(self._to(client), earlier.frame)]  # idempotent: the stored one again
+        body, media = message.body, message.media_urls
+        if not body and not media:
+            reason = "message.body: empty, and no message.media_urls"
+            raise Refused(ErrorCode.EMPTY_MESSAGE, reason, object_id=client_id)
+        if body is not None and len(body) > cfg.max_body_length:
+            reason = f"message.body: {len(body)} characters, limit {cfg.max_body_length}"
+            raise Refused(ErrorCode.MESSAGE_TOO_LONG, reason, object_id=client_id)
+        if media is not None and len(media) > cfg.max_media_urls:
+            reason = f"message.media_urls: {len(media)} urls, limit {cfg.max_media_urls}"
+            raise Refused(ErrorCode.TOO_MANY_MEDIA_URLS, reason, object_id=client_id)
+        if len(conv.messages) >= cfg.max_messages_per_conversation:
+            reason = f"the conversation has reached {cfg.max_messages_per_conversation} messages"
+            raise Refused(ErrorCode.CONVERSATION_FULL, reason, object_id=client_id)
+        language = message.language_iso_code
+        language_changed = language is not None and language != member.language
+        if language_changed:
+            member.language = client.language = language
+        stored = conv.store(
+            member,
+            message_uuid=self._uuid(),
+            now_ms=epoch_ms(now),
+            body=body,
+            client_message_id=client_id,
+            media_urls=media,
+        )
+        out: list[Delivery] = []
+        present = list(conv.present())
+        self._send(out, (m.client for m in present), stored.frame)
+        summary = conv.summary()
+        new_message = conv.event(EventType.NEW_MESSAGE, event_new_message=summary)
+        self._send(out, (m.client for m in present if m.client.role is Role.AGENT), new_message)
+        if language_changed:
+            update = conv.event(EventType.PARTICIPANT_UPDATE, event_participant_update=summary)
+            self._send(out, (m.client for m in present), update)
+        return out
+
+    def _on_typing(self, conv: Conversation, member: Member, frame: Frame, now: float) -> list[Delivery]:
+        """Row 5: relay typing to the other participants, stamped with the author."""
+        client = member.client
+        typing = ConversationEventTyping(
+            author_conversation_participant_arn=client.arn,
+            author_conversation_participant_name=client.name,
+            value=frame.event_typing.value if frame.event_typing is not None else None,
+        )
+        out: list[Delivery] = []
+        others = (m.client for m in conv.present() if m is not member)
+        self._send(out, others, conv.event(EventType.TYPING, event_typing=typing))
+        return out
+
+    def _on_read(self, conv: Conversation, member: Member, frame: Frame, now: float) -> list[Delivery]:
+        """Row 6: a read receipt; the author's copy gets transport status ``read``."""
+        request = frame.event_read_message
+        message_uuid = request.conversation_message_uuid if request is not None else None
+        if message_uuid is None:
+            raise Refused(ErrorCode.MISSING_FIELD, "event_read_message.conversation_message_uuid: required")
+        stored = conv.by_uuid.get(message_uuid)
+        if stored is None:
+            reason = f"no message {clip(message_uuid)} in this conversation"
+            raise Refused(ErrorCode.MESSAGE_NOT_FOUND, reason, object_id=message_uuid[:200])
+        if not conv.mark_read(stored, member):
+            return []  # own message, or read before: nothing changes
+        receipt = ConversationEventReadMessage(
+            conversation_message_uuid=message_uuid, message_dts=stored.model.message_dts, message_epoch=stored.epoch
+        )
+        out: list[Delivery] = []
+        others = (m.client for m in conv.present() if m is not member)
+        self._send(out, others, conv.event(EventType.READ_MESSAGE, event_read_message=receipt))
+        if stored.author.present:
+            updated = conv.event(EventType.UPDATED_MESSAGE, event_updated_message=stored.model)
+            self._send(out, (stored.author.client,), updated)
+        return out
+
+    def _on_add_coupon(self, conv: Conversation, member: Member, frame: Frame, now: float) -> list[Delivery]:
+        """Row 7: an agent offers a coupon to the customer."""
+        code = frame.event_add_coupon.coupon_code if frame.event_add_coupon is not None else None
+        if not code:
+            raise Refused(ErrorCode.MISSING_FIELD, "event_add_coupon.coupon_code: required")
+        agent = member.client
+        payload = ConversationEventAddCoupon(agent_arn=agent.arn, agent_name=agent.name, coupon_code=code)
+        return self._to_customers(conv, conv.event(EventType.ADD_COUPON, event_add_coupon=payload))
+
+    def _on_add_item(self, conv: Conversation, member: Member, frame: Frame, now: float) -> list[Delivery]:
+        """Row 7: an agent adds items to the customer's cart."""
+        items = frame.event_add_item.items if frame.event_add_item is not None else None
+        if not items:
+            raise Refused(ErrorCode.MISSING_FIELD, "event_add_item.items: required, at least one item")
+        agent = member.client
+        payload = ConversationEventAddItem(agent_arn=agent.arn, agent_name=agent.name, items=items)
+        return self._to_customers(conv, conv.event(EventType.ADD_ITEM, event_add_item=payload))
+
+    def _on_webchat_context(self, conv: Conversation, member: Member, frame: Frame, now: float) -> list[Delivery]:
+        """Row 8: the customer's page context, to agents now and to agents who join later."""
+        context = frame.event_webchat_context
+        if context is None:
+            raise Refused(ErrorCode.MISSING_FIELD, "event_webchat_context: required")
+        conv.context = ConversationEventWebchatContext(cart_id=context.cart_id, ucacid=context.ucacid, url=context.url)
+        out: list[Delivery] = []
+        relayed = conv.event(EventType.WEBCHAT_CONTEXT, event_webchat_context=conv.context)
+        self._send(out, self._agents_in(conv), relayed)
+        return out
+
+    def _on_rrweb(self, conv: Conversation, member: Member, frame: Frame, now: float) -> list[Delivery]:
+        """Row 9: verify an rrweb chunk's hashes, then relay it to the agents."""
+        cfg = self.config
+        part = frame.event_rrweb
+        if part is None:
+            raise Refused(ErrorCode.MISSING_FIELD, "event_rrweb: required")
+        refusal = conv.rrweb.check(part, max_parts=cfg.max_rrweb_parts, max_bytes=cfg.max_rrweb_bytes)
+        if refusal is not None:
+            index = str(part.event_index) if part.event_index is not None else None
+            raise Refused(refusal.code, refusal.reason, object_id=index)
+        relayed = conv.event(
+            EventType.RRWEB,
+            event_rrweb=ConversationEventRRWeb(
+                data=part.data,
+                data_part=part.data_part,
+                data_sha256=part.data_sha256,
+                data_total_parts=part.data_total_parts,
+                data_total_sha256=part.data_total_sha256,
+                event_index=part.event_index,
+                type=part.type,
+            ),
+        )
+        conv.rrweb.hold(part, relayed, limit=cfg.rrweb_hold_bytes)
+        out: list[Delivery] = []
+        self._send(out, self._agents_in(conv), relayed)
+        return out

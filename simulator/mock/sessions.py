@@ -1,0 +1,184 @@
+"""Sessions: who a connection is, across reconnects (part of the engine).
+
+A connection is bound to one participant (:class:`~.conversation.Client`):
+a new customer, a known customer presenting its resume token, or an agent,
+known by name (docs/protocol.md, section 4.1). When the connection drops, the
+participant is kept for the reconnect grace (4.2) and the others are told
+(row 12); a participant who comes back in time is rebound and brought up to
+date (4.3); one who does not leaves everything (row 11). A second connection
+for a participant who is still connected takes the session over (4.4): the
+old connection gets ``session_replaced`` and a :class:`~.base.Close`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+from ..protocol import ErrorCode, EventType
+from .base import Close, Delivery, Identity
+from .conversation import Client, ConnId, Role, State, participant_arn
+from .routing import QueuesMixin
+from .rules import clip, error_frame
+
+__all__ = ["SessionsMixin"]
+
+
+class SessionsMixin(QueuesMixin):
+    """Connecting, resuming, taking over and expiring participants."""
+
+    def _connect_agent(self, conn: ConnId, identity: Identity, now: float, out: list[Delivery]) -> None:
+        queues = tuple(dict.fromkeys(identity.queues or self.config.queues))
+        if unknown := [q for q in queues if q not in self._queues]:
+            reason = f"queues: {', '.join(map(clip, unknown))} not configured; ignored"
+            out.append(Delivery((conn,), error_frame(ErrorCode.UNKNOWN_QUEUE, reason, object_id=unknown[0][:200])))
+            queues = tuple(q for q in queues if q in self._queues)
+        name = identity.name
+        agent = self._agents_by_name.get(name) if name else None
+        if agent is None:
+            agent_uuid = self._uuid()
+            agent = Client(
+                role=Role.AGENT,
+                uuid=agent_uuid,
+                arn=participant_arn(self.config.merchant_id, Role.AGENT, agent_uuid),
+                name=name or f"Agent {agent_uuid[:8]}",
+                email=identity.email,
+                language=identity.language_iso_code,
+                ring_key=next(self._seq),
+            )
+            if name:
+                self._agents_by_name[name] = agent
+            self._bind(agent, conn, out)
+            self._set_queues(agent, queues, now)
+        else:
+            was_offline = agent.conn is None
+            agent.email = identity.email or agent.email
+            agent.language = identity.language_iso_code or agent.language
+            if queues != agent.queues:
+                self._set_queues(agent, (), now)
+                self._bind(agent, conn, out)
+                self._set_queues(agent, queues, now)
+            else:
+                self._bind(agent, conn, out)
+                if was_offline:
+                    for queue_name in queues:
+                        self._online_delta(self._queues[queue_name], +1, now)
+            self._replay(agent, identity.resume_since, out)
+            if was_offline:
+                self._announce_status(agent, out)
+        self._refresh_availability(agent, now)
+        for queue_name in agent.queues:  # the agent sees its queues at once
+            out.append(Delivery((conn,), self._status_frame(self._queues[queue_name])))
+        self._dispatch_for(agent, now, out)
+
+    def _connect_customer(self, conn: ConnId, identity: Identity, now: float, out: list[Delivery]) -> None:
+        token = identity.resume_token
+        customer = self._customers_by_token.get(token) if token is not None else None
+        if token is not None and customer is None:
+            reason = "resume_token: unknown or expired; this connection starts afresh"
+            out.append(Delivery((conn,), error_frame(ErrorCode.RESUME_FAILED, reason)))
+        if customer is None:
+            customer_uuid = self._uuid()
+            customer = Client(
+                role=Role.CUSTOMER,
+                uuid=customer_uuid,
+                arn=participant_arn(self.config.merchant_id, Role.CUSTOMER, customer_uuid),
+                name=identity.name or "Customer",
+                email=identity.email,
+                language=identity.language_iso_code,
+            )
+            self._bind(customer, conn, out)
+            return
+        was_offline = customer.conn is None
+        self._bind(customer, conn, out)
+        self._replay(customer, identity.resume_since, out)
+        if was_offline:
+            self._announce_status(customer, out)
+
+    def _bind(self, client: Client, conn: ConnId, out: list[Delivery]) -> None:
+        """Attach ``client`` to ``conn``; a previous live connection is replaced:
+        it gets ``session_replaced``, is forgotten, and is to be closed."""
+        old = client.conn
+        if old is not None and old != conn:
+            del self._conns[old]
+            reason = "another connection took over this session"
+            out.append(Delivery((old,), error_frame(ErrorCode.SESSION_REPLACED, reason)))
+            self._closes.append(Close(old, 1000, "session replaced by a new connection"))  # docs/protocol.md, 6
+        client.conn = conn
+        client.grace_until = None
+        self._conns[conn] = client
+
+    def _unbind(self, client: Client, now: float, out: list[Delivery]) -> None:
+        """The client's connection is gone: its reconnect grace starts (the
+        others are told), or, with nothing to keep or no grace, it expires."""
+        client.conn = None
+        if client.role is Role.AGENT:
+            for queue_name in client.queues:
+                self._online_delta(self._queues[queue_name], -1, now)
+            self._refresh_availability(client, now)
+            keep = self._agents_by_name.get(client.name) is client
+        else:
+            keep = bool(client.conversations)
+        if keep and self.config.reconnect_grace > 0:
+            deadline = now + self.config.reconnect_grace
+            client.grace_until = deadline
+            heapq.heappush(self._graces, (deadline, next(self._seq), client))
+            self._announce_status(client, out)
+        else:
+            self._expire(client, now, out)
+
+    def _end_graces(self, now: float, out: list[Delivery]) -> None:
+        """Expire the clients whose reconnect grace ended by ``now``."""
+        graces = self._graces
+        while graces and graces[0][0] <= now:
+            deadline, _, client = heapq.heappop(graces)
+            if client.conn is None and client.grace_until == deadline:
+                client.grace_until = None
+                self._expire(client, now, out)
+
+    def _next_grace_end(self) -> float:
+        """When the next reconnect grace ends (``math.inf``: none is running)."""
+        graces = self._graces
+        while graces and not (graces[0][2].conn is None and graces[0][2].grace_until == graces[0][0]):
+            heapq.heappop(graces)  # stale: the client came back
+        return graces[0][0] if graces else math.inf
+
+    def _replay(self, client: Client, since: int | None, out: list[Delivery]) -> None:
+        """Bring a reconnected client up to date on each of its conversations:
+        ``new conversation``, the messages newer than ``since``, its queue
+        position if waiting, ``conversation closed`` if it closed meanwhile."""
+        to = self._to(client)
+        extra = {"resume_token": client.resume_token} if client.role is Role.CUSTOMER else {}
+        for conv in list(client.conversations.values()):
+            out.append(
+                Delivery(to, conv.event(EventType.NEW_CONVERSATION, event_new_conversation=conv.summary(), **extra))
+            )
+            out.extend(Delivery(to, m.frame) for m in conv.messages if since is None or m.epoch > since)
+            if conv.state is State.QUEUED:
+                out.append(Delivery(to, self._position_frame(conv)))
+            elif conv.state is State.CLOSED:
+                summary = conv.summary()
+                out.append(Delivery(to, conv.event(EventType.CONVERSATION_CLOSED, event_conversation_closed=summary)))
+                del client.conversations[conv.uuid]
+
+    def _announce_status(self, client: Client, out: list[Delivery]) -> None:
+        """Row 12: ``participant update`` to the others when a connection drops or returns."""
+        for conv in client.conversations.values():
+            member = conv.members[client]
+            if conv.state is not State.CLOSED and member.present:
+                frame = conv.event(EventType.PARTICIPANT_UPDATE, event_participant_update=conv.summary())
+                self._send(out, (m.client for m in conv.present() if m is not member), frame)
+
+    def _expire(self, client: Client, now: float, out: list[Delivery]) -> None:
+        """The client is gone for good: it leaves every conversation and queue."""
+        for conv in list(client.conversations.values()):
+            if conv.state is not State.CLOSED and conv.members[client].present:
+                self._leave(conv, client, now, out)
+        client.conversations.clear()
+        if client.role is Role.CUSTOMER:
+            if client.resume_token is not None:
+                self._customers_by_token.pop(client.resume_token, None)
+        else:
+            self._set_queues(client, (), now)
+            if self._agents_by_name.get(client.name) is client:
+                del self._agents_by_name[client.name]
