@@ -22,6 +22,7 @@ from .pace import (
     DEFAULT_COUPON_PROBABILITY,
     DEFAULT_EXCHANGES,
     DEFAULT_ITEM_PROBABILITY,
+    DEFAULT_LOAD_PACE,
     DEFAULT_MAX_CHATS,
     DEFAULT_PACE,
 )
@@ -106,9 +107,9 @@ def _serve_queues(text: str) -> tuple[str, ...]:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .mock.app import MockOptions, run
-    from .mock.autopilot import Pace
     from .mock.engine import EngineConfig, Routing
     from .mock.server import ServerConfig
+    from .pace import Pace
 
     logging.basicConfig(level=getattr(logging, args.log_level.upper()), format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("faker").setLevel(max(logging.INFO, logging.root.level))  # 600 lines of locale loading
@@ -357,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--pace",
         choices=["human", "fast", "none"],
-        default="fast",
+        default=DEFAULT_LOAD_PACE.value,
         help="customers' and autopilot agents' pace: human (seconds), fast (milliseconds), none",
     )
     load.add_argument("--queues", default="support", help="comma-separated queue names")

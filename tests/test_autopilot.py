@@ -22,8 +22,8 @@ from simulator.protocol import (
     FrameType,
     encode,
 )
+from tests.phrasebooks import from_book as _from_book
 from tests.sdk import validate_frame_bytes
-from tests.test_fake import _from_book
 
 T0 = 1_800_000_000.0
 BOT = "Ana Autopilot"

@@ -38,7 +38,7 @@ from simulator.pace import (
     Pacing,
     Timing,
 )
-from tests.test_fake import _from_book
+from tests.phrasebooks import from_book as _from_book
 
 T0 = 1_000.0
 

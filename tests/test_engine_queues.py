@@ -28,9 +28,9 @@ from simulator.protocol import (
     decode,
     encode,
 )
+from tests.engine_harness import A1, A2, C1, C2, T0, Chat, engage_frame, engaged_pair, start_frame
 from tests.sdk import sdk_validate
 from tests.strategies import wire_dicts
-from tests.test_engine import A1, A2, C1, C2, T0, Chat, engage_frame, engaged_pair, start_frame
 
 # ---------------------------------------------------------------------------
 # Building blocks

@@ -7,11 +7,9 @@ import itertools
 import json
 import random
 import re
-import string
 import zoneinfo
 from collections import Counter
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 import pytest
@@ -43,39 +41,11 @@ from simulator.protocol import (
     decode,
     encode,
 )
+from tests.phrasebooks import from_book as _from_book
 from tests.sdk import validate_frame_bytes
 
 # ---------------------------------------------------------------------------
 # Helpers
-
-_FORMATTER = string.Formatter()
-
-
-def _template_regex(template: str) -> str:
-    out = ""
-    for literal, slot, _, _ in _FORMATTER.parse(template):
-        out += re.escape(literal)
-        if slot:
-            out += ".+?"
-    return out
-
-
-@cache
-def _matcher(language: str, kind: str) -> re.Pattern[str]:
-    """One regex matching exactly the lines a phrasebook can produce."""
-    book = PHRASEBOOKS[language]
-    templates: list[str] = []
-    if kind in ("questions", "followups", "replies"):
-        table: dict[Topic, tuple[str, ...]] = getattr(book, kind)
-        templates = [t for ts in table.values() for t in ts]
-    else:
-        templates = list(getattr(book, kind))
-    return re.compile("|".join(f"(?:{_template_regex(t)})" for t in templates))
-
-
-def _from_book(language: str, kind: str, text: str) -> bool:
-    return _matcher(language, kind).fullmatch(text) is not None
-
 
 def _script(fake: ChatFaker) -> list[Any]:
     """A sample of every kind of output, as plain data."""

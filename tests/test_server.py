@@ -20,9 +20,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from simulator.mock.app import MockOptions, build_core
-from simulator.mock.autopilot import Pace
 from simulator.mock.engine import Engine, EngineConfig, Routing
 from simulator.mock.server import ServerConfig, WebchatServer
+from simulator.pace import Pace
 from simulator.protocol import Frame, decode
 from tests.sdk import sdk_validate
 

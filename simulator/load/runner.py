@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import Interrupted, MockStartError, UsageError
+from ..pace import DEFAULT_LOAD_PACE, DEFAULT_MAX_CHATS
 from .meter import KPI
 from .scenario import ScenarioError, parse_mix
 
@@ -69,7 +70,7 @@ PACE_TIMEOUTS = {"none": 30.0, "fast": 30.0, "human": 120.0}
 """Seconds one wait may take by default, per pace: a human-paced agent reads,
 thinks and types for tens of seconds before a long answer."""
 
-MAX_CHATS_PER_AGENT = 3
+MAX_CHATS_PER_AGENT = DEFAULT_MAX_CHATS
 """Chats an embedded autopilot agent holds at once (``serve --max-chats-per-agent``)."""
 
 
@@ -86,7 +87,7 @@ class LoadOptions:
     csv: str | None = None
     html: str | None = None
     seed: int = 0
-    pace: str = "fast"
+    pace: str = DEFAULT_LOAD_PACE.value
     queues: str = "support"
     routing: str = "round-robin"
     timeout: float | None = None  # None: by pace (PACE_TIMEOUTS)

@@ -37,7 +37,13 @@ from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST
 
 from ..brain import Action, Agenda, AgentStyle, ChatBrain, Close, PushCoupon, PushItems, Read, Send, Typing
 from ..fake import ChatFaker
-from ..pace import DEFAULT_COUPON_PROBABILITY, DEFAULT_EXCHANGES, DEFAULT_ITEM_PROBABILITY, DEFAULT_MAX_CHATS
+from ..pace import (
+    DEFAULT_COUPON_PROBABILITY,
+    DEFAULT_EXCHANGES,
+    DEFAULT_ITEM_PROBABILITY,
+    DEFAULT_LOAD_PACE,
+    DEFAULT_MAX_CHATS,
+)
 from ..protocol import Frame
 from .dialect import Dialect
 from .scenario import ScenarioError, ScenarioMix, parse_mix
@@ -66,7 +72,7 @@ def _add_options(parser: Any) -> None:
         "--pace",
         choices=["human", "fast", "none"],
         env_var="WEBCHAT_PACE",
-        default="human",
+        default=DEFAULT_LOAD_PACE.value,
         help="human: typing and thinking in seconds; fast: milliseconds; none: no pauses",
     )
     group.add_argument(
@@ -109,7 +115,7 @@ def _add_options(parser: Any) -> None:
         "--agent-max-chats",
         type=int,
         env_var="WEBCHAT_AGENT_MAX_CHATS",
-        default=3,
+        default=DEFAULT_MAX_CHATS,
         help="chats an AgentUser handles at once",
     )
 
@@ -183,7 +189,8 @@ class ChatUser(User):
         self.faker = ChatFaker(self.seed)
         self.dialect = self.dialect_class()
         self.pacing = Pacing.of(
-            getattr(options, "pace", "human"), chars_per_second=getattr(options, "chars_per_second", 0.0) or None
+            getattr(options, "pace", DEFAULT_LOAD_PACE.value),
+            chars_per_second=getattr(options, "chars_per_second", 0.0) or None,
         )
         self.timeout = float(getattr(options, "chat_timeout", 60.0))
         self.queues = tuple(q for q in str(getattr(options, "queues", "support")).split(",") if q) or ("support",)

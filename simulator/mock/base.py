@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
+from ..pace import DEFAULT_MAX_CHATS
 from ..protocol import Frame, FrameType
 from .conversation import Client, ConnId, Conversation, Role
 from .queues import PositionPushes, WebchatQueue
@@ -84,7 +85,7 @@ class EngineConfig:
     # Queues and routing
     queues: tuple[str, ...] = ("support",)
     routing: Routing = Routing.ROUND_ROBIN
-    max_chats_per_agent: int = 3
+    max_chats_per_agent: int = DEFAULT_MAX_CHATS
     # Coalescing (seconds)
     position_interval: float = 1.0
     """At most one pushed ``queue position`` per customer per interval."""
