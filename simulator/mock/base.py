@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable
+import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -30,7 +31,7 @@ from ..protocol import Frame, FrameType
 from .conversation import Client, ConnId, Conversation, Role
 from .queues import PositionPushes, WebchatQueue
 
-__all__ = ["Close", "Delivery", "EngineBase", "EngineConfig", "Identity", "Routing"]
+__all__ = ["Close", "Delivery", "EngineBase", "EngineConfig", "Identity", "Routing", "new_resume_token"]
 
 # Version 4 and the RFC 4122 variant, set on 128 random bits as uuid.UUID(version=4) does.
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
@@ -122,12 +123,23 @@ class EngineConfig:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
 
+def new_resume_token() -> str:
+    """A customer's resume token: 256 bits from the CSPRNG (``secrets``), never
+    from the engine's seeded ``random.Random``, whose state an observer can
+    rebuild from the uuids it sees. URL-safe base64: no dot, so it is never
+    taken for a JWT."""
+    return secrets.token_urlsafe(32)
+
+
 class EngineBase:
     """The state of the engine and the helpers its parts share (not used alone)."""
 
-    def __init__(self, config: EngineConfig, *, rng: random.Random) -> None:
+    def __init__(
+        self, config: EngineConfig, *, rng: random.Random, token_source: Callable[[], str] = new_resume_token
+    ) -> None:
         self.config = config
         self._rng = rng
+        self._new_token = token_source
         self._conns: dict[ConnId, Client] = {}
         self._agents_by_name: dict[str, Client] = {}
         self._customers_by_token: dict[str, Client] = {}
