@@ -426,3 +426,35 @@ def test_routes_serve_the_sdk_client_over_http() -> None:
 
     asyncio.run(main())
     assert sent and kinds([d.frame for batch in sent for d in batch]) == ["read message", "updated message"]
+
+
+def test_through_the_autopilot_hub_its_agents_get_their_frames_and_only_real_connections_are_returned() -> None:
+    from simulator.mock.app import MockOptions, build_core
+    from simulator.mock.base import Identity
+    from simulator.pace import Pace
+    from simulator.protocol import decode
+
+    core = build_core(MockOptions(agents=1, seed=7, pace=Pace.FAST))
+    now = 1_764_079_525.0
+    core.start(now)
+    core.connect(C1, Identity(role=Role.CUSTOMER, name="Ann"), now)
+    start = {
+        "type": "event",
+        "event_type": "webchat start conversation",
+        "event_engage_customer": {"question": "Where is my order 1234?", "queue_name": "support"},
+    }
+    out = core.receive(C1, decode(orjson.dumps(start)), now)
+    conv = next(d.frame.conversation_uuid for d in out if d.frame.event_type is EventType.NEW_CONVERSATION)
+    assert conv is not None
+    for _ in range(50):  # let the autopilot answer
+        now += 0.5
+        core.tick(now)
+    engine = rest.engine_of(core)
+    ann = Caller(role=Role.CUSTOMER, participant_arn=engine._conns[C1].arn)
+    got = rest.call(BY_OP["get_conversation"], core, ann, {"conversation_uuid": conv}, None, now)
+    assert got.status == 200
+    body = sdk(got.body, ConversationResponse)
+    assert body.conversation.message_count >= 2  # the question and the agent's answer
+    read = rest.call(BY_OP["mark_read_conversation"], core, ann, {"conversation_uuid": conv}, None, now)
+    assert read.status == 204
+    assert all(r >= 0 for d in read.deliveries for r in d.recipients)  # the hub kept its agents' frames

@@ -34,7 +34,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
@@ -163,7 +163,8 @@ def get_conversations(core: Any, caller: Caller, params: Params, body: bytes | N
     before_ms: int | None = None
     if before := params.get("before"):
         try:
-            before_ms = epoch_ms(datetime.fromisoformat(before).timestamp())
+            moment = datetime.fromisoformat(before)
+            before_ms = epoch_ms((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
         except ValueError:
             raise RestError(400, "invalid_value", f"before: not an ISO-8601 date and time: {before[:40]!r}") from None
     client = _client(engine, caller)
@@ -494,10 +495,13 @@ def routes(
     *,
     prefix: str = PREFIX,
     clock: Callable[[], float] = time.time,
+    catch_all: bool = True,
 ) -> web.RouteTableDef:
-    """The aiohttp routes of :data:`ENDPOINTS` under ``prefix``, plus a JSON
-    404 for any other path under it. ``deliver`` gets each call's websocket
-    deliveries (the shell sends them, then re-arms its tick timer)."""
+    """The aiohttp routes of :data:`ENDPOINTS` under ``prefix`` (``""`` to
+    mount them in a sub-application at ``/rest/v2``), plus, with
+    ``catch_all``, a JSON 404 ``ErrorResponse`` for any other path under it.
+    ``deliver`` gets each call's websocket deliveries (the shell sends them,
+    then re-arms its tick timer: the engine's next deadline may be earlier)."""
     from aiohttp import web
 
     table = web.RouteTableDef()
@@ -529,8 +533,11 @@ def routes(
     for endpoint in ENDPOINTS:
         table.route(endpoint.method, prefix + endpoint.path)(make(endpoint))
 
-    @table.route("*", prefix + "/{tail:.*}")
-    async def not_found(request: web.Request) -> web.Response:
-        return respond(RestError(404, "not_found", f"no endpoint {request.method} {request.path[:120]}").result())
+    if catch_all:
+
+        @table.route("*", prefix + "/{tail:.*}")
+        async def not_found(request: web.Request) -> web.Response:
+            message = f"no endpoint {request.method} {request.path[:120]}"
+            return respond(RestError(404, "not_found", message).result())
 
     return table
