@@ -458,3 +458,57 @@ def test_through_the_autopilot_hub_its_agents_get_their_frames_and_only_real_con
     read = rest.call(BY_OP["mark_read_conversation"], core, ann, {"conversation_uuid": conv}, None, now)
     assert read.status == 204
     assert all(r >= 0 for d in read.deliveries for r in d.recipients)  # the hub kept its agents' frames
+
+
+def test_the_sdk_client_sends_bodies_the_handlers_accept_and_actions_reach_the_websocket() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+    from ultracart.api.conversation_api import ConversationApi
+    from ultracart.configuration import Configuration
+    from ultracart.model.conversation_agent_profile import ConversationAgentProfile
+    from ultracart.model.conversation_canned_messages_search import ConversationCannedMessagesSearch
+    from ultracart.model.conversation_join_request import ConversationJoinRequest
+    from ultracart.model.conversation_webchat_queue_status_update_request import (
+        ConversationWebchatQueueStatusUpdateRequest,
+    )
+
+    chat = Chat(routing="manual")
+    chat.agent(A1)
+    conv = chat.start(C1).conversation_uuid
+    assert conv is not None
+    chat.clear()
+    sent: list[Any] = []
+
+    async def main() -> None:
+        app = web.Application()
+        app.add_routes(rest.routes(lambda: chat.engine, lambda request: agent(), sent.append, clock=lambda: chat.now))
+        async with TestServer(app, host="127.0.0.1") as server:
+            api = ConversationApi(ApiClient(Configuration(host=str(server.make_url(rest.PREFIX)))))
+            await asyncio.to_thread(
+                api.join_conversation, conv, join_request=ConversationJoinRequest(participant_language_iso_code="en")
+            )
+            context = await asyncio.to_thread(api.get_conversation_context, conv)
+            assert context.to_dict() == {}
+            found = await asyncio.to_thread(
+                api.search_conversation_canned_messages,
+                ConversationCannedMessagesSearch(short_code="es-", max_results=2),
+            )
+            assert [m.short_code for m in found.conversation_canned_messages] == ["es-greeting", "es-order-status"]
+            profile = await asyncio.to_thread(
+                api.update_agent_profile, ConversationAgentProfile(display_name="Alice", default_status="available")
+            )
+            assert profile.agent_profile.display_name == "Alice"
+            await asyncio.to_thread(
+                api.update_conversation_webchat_queue_status,
+                "support",
+                ConversationWebchatQueueStatusUpdateRequest(agent_status="available"),
+            )
+            await asyncio.to_thread(api.get_agent_keep_alive)
+            await asyncio.to_thread(api.leave_conversation, conv)
+
+    asyncio.run(main())
+    frames = [d.frame for batch in sent for d in batch]
+    chat.deliver([d for batch in sent for d in batch])
+    assert "participant join" in kinds(frames)
+    assert "participant left" in kinds(frames) and "conversation closed" in kinds(frames)
+    assert of(chat.take(C1), EventType.CONVERSATION_CLOSED)
