@@ -27,7 +27,7 @@ from simulator.mock.conversation import Role
 from simulator.mock.rest import ENDPOINTS, Caller, Endpoint, RestResult
 from simulator.mock.rest_models import MAX_BODY_BYTES
 from simulator.protocol import EventType
-from tests.engine_harness import A1, A2, C1, C2, Chat, engaged_pair, kinds, of
+from tests.engine_harness import A1, A2, C1, C2, Chat, engaged_pair, event, kinds, of, queue_uuid_of
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -512,3 +512,38 @@ def test_the_sdk_client_sends_bodies_the_handlers_accept_and_actions_reach_the_w
     assert "participant join" in kinds(frames)
     assert "participant left" in kinds(frames) and "conversation closed" in kinds(frames)
     assert of(chat.take(C1), EventType.CONVERSATION_CLOSED)
+
+
+@pytest.mark.parametrize("action", ["join", "markread", "leave"])
+def test_a_rest_action_sends_byte_for_byte_the_frames_of_its_websocket_frame(action: str) -> None:
+    from simulator.protocol import encode
+
+    def setup() -> tuple[Chat, str]:
+        chat = Chat(routing="manual")
+        chat.agent(A1)
+        conv = chat.start(C1).conversation_uuid
+        assert conv is not None
+        if action != "join":
+            chat.engage(A1, queue_uuid_of(chat, C1))
+            chat.now += 1
+            chat.say(A1, conv, "Hello")
+        chat.clear()
+        chat.log.clear()
+        return chat, conv
+
+    by_frame, conv = setup()
+    if action == "join":
+        by_frame.engage(A1, queue_uuid_of(by_frame, C1))
+    elif action == "markread":
+        message = by_frame.engine._conversations[conv].messages[-1].model.conversation_message_uuid
+        by_frame.send(C1, event("read message", conv, event_read_message={"conversation_message_uuid": message}))
+    else:
+        by_frame.send(A1, event("participant left", conv))
+    by_rest, same = setup()
+    assert same == conv
+    op = {"join": "join_conversation", "markread": "mark_read_conversation", "leave": "leave_conversation"}[action]
+    caller = customer(by_rest, C1) if action == "markread" else agent()
+    result = run(by_rest, op, caller, conversation_uuid=conv)
+    assert result.status == 204
+    assert by_frame.log and by_rest.log == by_frame.log
+    assert [encode(d.frame) for d in result.deliveries] == by_frame.log
