@@ -22,6 +22,7 @@ from ultracart.model.conversation_webchat_queue_statuses_response import Convers
 from ultracart.model.conversations_response import ConversationsResponse
 from ultracart.model.error_response import ErrorResponse
 
+from simulator.errors import TokenExpired, TokenWrongRole
 from simulator.mock import rest
 from simulator.mock.conversation import Role
 from simulator.mock.rest import ENDPOINTS, Caller, Endpoint, RestResult
@@ -384,6 +385,12 @@ def test_routes_serve_the_sdk_client_over_http() -> None:
         key = request.headers.get("x-ultracart-simple-key")
         if key is None:
             raise rest.RestError(401, "unauthorized", "no credentials")
+        if key == "expired":
+            raise TokenExpired("the token expired")
+        if key == "wrong-role":
+            raise TokenWrongRole("a customer token cannot be used here")
+        if key == "broken":
+            raise RuntimeError("secret detail")
         return agent() if key == "agent" else customer(chat, C1)
 
     def client(key: str, host: str) -> ConversationApi:
@@ -419,6 +426,13 @@ def test_routes_serve_the_sdk_client_over_http() -> None:
                 ) as response:
                     assert response.status == 404
                     sdk(await response.json(), ErrorResponse)
+                for key, status in (("expired", 401), ("wrong-role", 403), ("broken", 500)):
+                    url = session.with_path(rest.PREFIX + "/conversation/conversations")
+                    async with http.get(url, headers={"x-ultracart-simple-key": key}) as response:
+                        assert response.status == status
+                        text = await response.text()
+                        assert "secret detail" not in text and "Traceback" not in text
+                        sdk(orjson.loads(text), ErrorResponse)
                 url = session.with_path(rest.PREFIX + "/conversation/canned_messages/search")
                 async with http.post(url, data=HUGE, headers={"x-ultracart-simple-key": "agent"}) as response:
                     assert response.status == 413

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
+from ..errors import AccessDenied
 from ..protocol import AgentStatus, EventType, Frame, FrameType, Medium, epoch_ms
 from .base import Delivery
 from .conversation import Client, Conversation, Role, State
@@ -485,7 +486,9 @@ def call(endpoint: Endpoint, core: Any, caller: Caller, params: Params, body: by
 
 
 Authenticate = Callable[["web.Request"], "Caller | Awaitable[Caller]"]
-"""Maps a request to its :class:`Caller`, or raises :class:`RestError` (401/403/429)."""
+"""Maps a request to its :class:`Caller` (sync or async), or raises
+:class:`RestError` (any status) or :class:`~simulator.errors.AccessDenied`
+(its ``status``, 401/403/429, and ``reason`` are answered)."""
 
 
 def routes(
@@ -522,6 +525,15 @@ def routes(
                 raw = await request.content.read(MAX_BODY_BYTES + 1) if request.body_exists else None
             except RestError as error:
                 return respond(error.result())
+            except AccessDenied as denied:  # the front door's refusals (bad, expired, wrong-role tokens)
+                status = denied.status if denied.status in (401, 403, 429) else 401
+                code = {401: "unauthorized", 403: "forbidden", 429: "too_many_requests"}[status]
+                return respond(RestError(status, code, denied.reason).result())
+            except Exception:
+                log.exception("REST authentication of %s %s failed", request.method, request.path[:120])
+                return respond(
+                    RestError(500, "internal_error", "the mock failed to authenticate this request").result()
+                )
             params = {**request.query, **request.match_info}
             result = call(endpoint, core_provider(), caller, params, raw, clock())
             if result.deliveries and deliver is not None:
