@@ -60,6 +60,10 @@ class Identity:
     """Customers: the token given at start, to resume after a reconnect."""
     resume_since: int | None = None
     """Epoch ms: on resume, replay messages newer than this (``None`` = all)."""
+    participant_uuid: str | None = None
+    """Set when a token vouches for the participant (its JWT's): a new
+    participant gets this uuid (and the ARN the token carries); a customer
+    known by it is resumed, as with its resume token."""
 
 
 class Delivery(NamedTuple):
@@ -143,6 +147,7 @@ class EngineBase:
         self._conns: dict[ConnId, Client] = {}
         self._agents_by_name: dict[str, Client] = {}
         self._customers_by_token: dict[str, Client] = {}
+        self._customers_by_uuid: dict[str, Client] = {}  # customers a token vouched for
         self._conversations: dict[str, Conversation] = {}  # open ones and the last closed ones
         self._closed: dict[str, None] = {}  # retained closed conversations, oldest first
         self._entries: dict[str, Conversation] = {}  # queue uuid -> queued or engaged conversation
