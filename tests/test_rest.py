@@ -561,3 +561,58 @@ def test_a_rest_action_sends_byte_for_byte_the_frames_of_its_websocket_frame(act
     assert result.status == 204
     assert by_frame.log and by_rest.log == by_frame.log
     assert [encode(d.frame) for d in result.deliveries] == by_frame.log
+
+
+def test_an_outsiders_actions_are_404_and_change_nothing() -> None:
+    chat = Chat()
+    conv = engaged_pair(chat)
+    chat.say(A1, conv, "Hello")
+    chat.start(C2)
+    chat.clear()
+    stranger = customer(chat, C2)
+    before = (chat.engine.status(), orjson.dumps(chat.engine._conversations[conv].summary().model_dump()))
+    for op, body in (
+        ("mark_read_conversation", None),
+        ("leave_conversation", None),
+        ("get_conversation_context", {"url": "https://evil.example"}),
+        ("get_conversation_messages", None),
+    ):
+        result = run(chat, op, stranger, body, conversation_uuid=conv, since=0)
+        assert (result.status, code(result)) == (404, "conversation_not_found"), op
+    assert (chat.engine.status(), orjson.dumps(chat.engine._conversations[conv].summary().model_dump())) == before
+    assert not chat.inbox
+
+
+def test_the_rate_limiter_refills_per_caller() -> None:
+    from simulator.mock.rest import RateLimiter
+
+    limiter = RateLimiter(rate=2, burst=2)
+    assert [limiter.allow(agent(), 0.0) for _ in range(3)] == [True, True, False]
+    assert limiter.allow(agent(A2), 0.0)  # another caller has its own bucket
+    assert limiter.allow(agent(), 0.5)
+    assert not limiter.allow(agent(), 0.5)
+
+
+def test_routes_answer_429_over_the_rate() -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from simulator.mock.rest import RateLimiter
+
+    chat = Chat()
+    chat.agent(A1)
+
+    async def main() -> list[int]:
+        app = web.Application()
+        limiter = RateLimiter(rate=0.001, burst=2)
+        app.add_routes(rest.routes(lambda: chat.engine, lambda request: agent(), limiter=limiter))
+        async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+            statuses = []
+            for _ in range(3):
+                response = await http.get(rest.PREFIX + "/conversation/agent/keepalive")
+                statuses.append(response.status)
+                if response.status == 429:
+                    sdk(await response.json(), ErrorResponse)
+            return statuses
+
+    assert asyncio.run(main()) == [204, 204, 429]

@@ -50,6 +50,7 @@ from .rest_models import (
     BodySpec,
     Caller,
     Field,
+    RateLimiter,
     RestError,
     RestResult,
     from_refusal,
@@ -63,7 +64,7 @@ from .rules import Refused
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["ENDPOINTS", "PREFIX", "Caller", "Endpoint", "RestError", "RestResult", "call", "routes"]
+__all__ = ["ENDPOINTS", "PREFIX", "Caller", "Endpoint", "RateLimiter", "RestError", "RestResult", "call", "routes"]
 
 log = logging.getLogger("webchat_sim")
 
@@ -499,12 +500,14 @@ def routes(
     prefix: str = PREFIX,
     clock: Callable[[], float] = time.time,
     catch_all: bool = True,
+    limiter: RateLimiter | None = None,
 ) -> web.RouteTableDef:
     """The aiohttp routes of :data:`ENDPOINTS` under ``prefix`` (``""`` to
     mount them in a sub-application at ``/rest/v2``), plus, with
     ``catch_all``, a JSON 404 ``ErrorResponse`` for any other path under it.
     ``deliver`` gets each call's websocket deliveries (the shell sends them,
-    then re-arms its tick timer: the engine's next deadline may be earlier)."""
+    then re-arms its tick timer: the engine's next deadline may be earlier).
+    With a ``limiter``, a caller over its rate gets 429 ``too_many_requests``."""
     from aiohttp import web
 
     table = web.RouteTableDef()
@@ -519,6 +522,8 @@ def routes(
             try:
                 identity = authenticate(request)
                 caller = await identity if inspect.isawaitable(identity) else identity
+                if limiter is not None and not limiter.allow(caller, clock()):
+                    raise RestError(429, "too_many_requests", f"more than {limiter.rate:g} calls a second")
                 length = request.content_length
                 if length is not None and length > MAX_BODY_BYTES:
                     raise RestError(413, "body_too_large", f"request body of {length} bytes, limit {MAX_BODY_BYTES}")

@@ -34,6 +34,7 @@ __all__ = [
     "BodySpec",
     "Caller",
     "Field",
+    "RateLimiter",
     "RestError",
     "RestResult",
     "error_body",
@@ -232,3 +233,28 @@ def int_param(name: str, text: str | None, *, default: int, low: int, high: int)
     if not low <= value <= high:
         raise RestError(400, "invalid_value", f"{name}: must be between {low} and {high}, got {value}")
     return value
+
+
+class RateLimiter:
+    """Token buckets per caller (``rate`` calls a second, bursts of ``burst``):
+    :meth:`allow` says whether a call at ``now`` fits; :func:`.rest.routes`
+    answers 429 ``too_many_requests`` when it does not. At most ``max_callers``
+    buckets are kept (the least recently used one is dropped)."""
+
+    def __init__(self, rate: float, burst: int, *, max_callers: int = 10_000) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"rate must be > 0 and burst >= 1, got {rate}, {burst}")
+        self.rate = rate
+        self.burst = burst
+        self.max_callers = max_callers
+        self._buckets: dict[tuple[str, str | None, str | None], tuple[float, float]] = {}
+
+    def allow(self, caller: Caller, now: float) -> bool:
+        key = (caller.role.value, caller.name, caller.participant_arn)
+        tokens, at = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + max(0.0, now - at) * self.rate)
+        allowed = tokens >= 1.0
+        self._buckets[key] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > self.max_callers:
+            del self._buckets[next(iter(self._buckets))]
+        return allowed
