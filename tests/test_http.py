@@ -84,14 +84,18 @@ def _stop(mock: Mock) -> str:
 def dev() -> Iterator[Mock]:
     mock = _start()
     yield mock
-    assert "Traceback" not in _stop(mock)
+    stderr = _stop(mock)
+    assert "Traceback" not in stderr
+    assert "WARNING: development mode" in stderr and "any API key is accepted" in stderr
 
 
 @pytest.fixture(scope="module")
 def keyed() -> Iterator[Mock]:
     mock = _start("--api-key", f"{KEY}=Alice", "--api-key", "k-bob=Bob")
     yield mock
-    assert "Traceback" not in _stop(mock)
+    stderr = _stop(mock)
+    assert "Traceback" not in stderr
+    assert "WARNING" not in stderr
 
 
 def _http(method: str, url: str, body: Any = None, **headers: str) -> tuple[int, Any]:
@@ -392,3 +396,40 @@ def test_the_sdk_reads_a_chat_started_by_a_token_customer(keyed: Mock) -> None:
             api.mark_read_conversation(conversation_uuid)
             api.leave_conversation(conversation_uuid)
             _frames_until(cust_ws, "conversation closed")
+
+
+# ---------------------------------------------------------------------------
+# Options
+
+
+@pytest.mark.timeout(60)
+def test_auth_required_without_keys_takes_tokens_only_on_the_websocket() -> None:
+    mock = _start("--auth", "required")
+    try:
+        assert _refused(mock.websocket_url + "?role=agent&name=Mallory")[0] == 401
+        agent = _agent_auth(mock, "any key")
+        with connect(f"{mock.websocket_url}?token={agent['jwt']}", proxy=None, open_timeout=10) as ws:
+            _frames_until(ws, "queue status update")
+    finally:
+        stderr = _stop(mock)
+    assert "--auth required without --api-key" in stderr and "development mode" not in stderr
+
+
+@pytest.mark.parametrize("value", ["", "=Alice", "key="])
+def test_a_bad_api_key_option_is_one_line_and_exit_2(value: str) -> None:
+    from tests.cli import run_cli
+
+    proc = run_cli("serve", "--port", "0", "--api-key", value, timeout=30)
+    assert proc.returncode == 2
+    [line] = proc.stderr.splitlines()
+    assert "--api-key" in line and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("port", "http_port", "expected"), [(8765, None, 8766), (0, None, 0), (65535, None, 0),
+                                                            (8765, 9000, 9000), (0, 0, 0)])
+def test_the_http_port_defaults_to_the_next_port(port: int, http_port: int | None, expected: int) -> None:
+    from simulator.mock.app import MockOptions
+    from simulator.mock.server import ServerConfig
+
+    options = MockOptions(server=ServerConfig(port=port), http_port=http_port)
+    assert options.http_port_or_default == expected

@@ -7,7 +7,7 @@ each mapped to one agent account) and the :class:`~.tokens.TokenIssuer`.
   ``x-ultracart-simple-key``, ``x-ultracart-browser-key``, or
   ``Authorization: Bearer`` carrying an API key or an agent JWT
   (:meth:`FrontDoor.rest_agent`). With no key configured (**development
-  mode**) any key is accepted and names an agent of its own
+  mode**, also under ``--auth required``) any key is accepted and names an agent of its own
   (``Agent <hash of the key>``); a missing key is refused (401) in every mode.
 * **Websocket handshake** (:meth:`FrontDoor.websocket_identity`): a JWT as
   query parameter ``token`` or as ``Authorization: Bearer``. The ``token``
@@ -120,8 +120,11 @@ class FrontDoor:
         self._by_name: dict[str, AgentAccount] = {}
         for index, (key, name) in enumerate((api_keys or {}).items(), 1):
             self._keys[key] = self._account(name or f"Agent {index}")
-        self.development = not self._keys and not auth_required
-        """Any API key is accepted and query-string identities are allowed."""
+        self.any_key = not self._keys
+        """No ``--api-key`` given: any API key is accepted (its own agent) and
+        a storefront gets customer tokens without one."""
+        self.development = self.any_key and not auth_required
+        """Query-string identities are allowed on the websocket (``--auth required`` turns them off)."""
 
     @property
     def merchant_id(self) -> str:
@@ -150,7 +153,7 @@ class FrontDoor:
         account = self._keys.get(key)
         if account is not None:
             return account
-        if self.development and key:
+        if self.any_key and key:
             return self._account(f"Agent {hashlib.sha256(key.encode()).hexdigest()[:6]}")
         raise AccessDenied("credentials: unknown API key")
 

@@ -95,6 +95,7 @@ _LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def _warn_mode(options: MockOptions, door: FrontDoor) -> None:
+    """Say on stderr what anyone who can reach the ports may do."""
     if door.development:
         print(
             "WARNING: development mode, no authentication: any client may connect as any customer or agent "
@@ -102,13 +103,20 @@ def _warn_mode(options: MockOptions, door: FrontDoor) -> None:
             file=sys.stderr,
             flush=True,
         )
-        host = options.server.host
-        if host not in _LOOPBACK and not host.startswith("127."):
-            print(
-                f"WARNING: listening on {host} without --api-key: anyone who can reach it can act as any agent",
-                file=sys.stderr,
-                flush=True,
-            )
+    elif door.any_key:
+        print(
+            "WARNING: --auth required without --api-key: the websocket takes tokens only, "
+            "but any API key gets one from PUT /rest/v2/conversation/agent/auth",
+            file=sys.stderr,
+            flush=True,
+        )
+    host = options.server.host
+    if door.any_key and host not in _LOOPBACK and not host.startswith("127."):
+        print(
+            f"WARNING: listening on {host} without --api-key: anyone who can reach it can act as any agent",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def build_core(options: MockOptions) -> Core:
@@ -168,7 +176,12 @@ async def serve_until_stopped(
         file=out,
         flush=True,
     )
-    mode = "development (any API key)" if door.development else "API keys and tokens required"
+    if door.development:
+        mode = "development (any API key, query-string identities)"
+    elif door.any_key:
+        mode = "tokens required (any API key)"
+    else:
+        mode = f"tokens required ({len(options.api_keys)} API key(s))"
     print(
         f"webchat-sim REST {web.rest_url} web {web.web_url} (health: {web.base_url}/healthz, auth: {mode})",
         file=out,

@@ -23,7 +23,7 @@ false}`` — with its HTTP status, never a traceback):
 * ``POST /rest/v2/webchat-sim/customer_auth`` (mock only, for storefront
   widgets; optional body ``{"name", "email", "language_iso_code"}``) →
   ``{"customer_auth": ConversationCustomerAuth, "success": true, ...}``; no
-  credentials needed in development mode, an API key otherwise;
+  credentials needed without ``--api-key``, an API key otherwise;
 * the conversation API of :mod:`.rest` (its ``routes``), each call
   authenticated here (:func:`rest_caller`): an agent by API key or agent JWT,
   a customer by ``Authorization: Bearer`` with its customer JWT; the calls'
@@ -213,8 +213,8 @@ async def _test_session(request: web.Request) -> web.Response:
 
 async def _mock_customer_auth(request: web.Request) -> web.Response:
     door = request.app[_DOOR]
-    if not door.development:
-        _agent(request)  # outside development mode a storefront's backend asks with its key
+    if not door.any_key:
+        _agent(request)  # with --api-key a storefront's backend asks with its key
     data = await _body(request, optional=True)
     if unknown := set(data) - {"name", "email", "language_iso_code"}:
         raise web.HTTPBadRequest(reason=f"{sorted(unknown)[0][:40]}: unknown field")
