@@ -398,6 +398,41 @@ def test_the_sdk_reads_a_chat_started_by_a_token_customer(keyed: Mock) -> None:
             _frames_until(cust_ws, "conversation closed")
 
 
+def test_a_customer_token_cannot_reach_another_customers_conversation(keyed: Mock) -> None:
+    """Customer B, with its own genuine JWT, asks for customer A's chat over
+    REST (404, as if it did not exist) and writes into it over the websocket
+    (``not_a_participant``); A's chat is unchanged."""
+    key = {"x-ultracart-simple-key": KEY}
+    ann, bea = _customer_auth(keyed, **key), _customer_auth(keyed, **key)
+    start = {
+        "type": "event",
+        "event_type": "webchat start conversation",
+        "event_engage_customer": {"question": "private question", "queue_name": "support"},
+    }
+    with (
+        connect(f"{ann['websocket_url']}?token={ann['jwt']}", proxy=None, open_timeout=10) as ann_ws,
+        connect(f"{bea['websocket_url']}?token={bea['jwt']}", proxy=None, open_timeout=10) as bea_ws,
+    ):
+        ann_ws.send(json.dumps(start))
+        conversation_uuid = _frames_until(ann_ws, "new conversation")["conversation_uuid"]
+        bearer = {"Authorization": f"Bearer {bea['jwt']}"}
+        url = f"{keyed.rest_url}/conversation/conversations/{conversation_uuid}"
+        status, body = _http("GET", url, **bearer)
+        missing_status, missing = _http("GET", f"{keyed.rest_url}/conversation/conversations/{'0' * 36}", **bearer)
+        assert status == missing_status == 404
+        assert "private question" not in json.dumps(body)
+        assert body["error"]["error_code"] == missing["error"]["error_code"]
+        status, _ = _http("GET", url + "/messages/0", **bearer)
+        assert status == 404
+        message = {"type": "message", "conversation_uuid": conversation_uuid, "message": {"body": "hijack"}}
+        bea_ws.send(json.dumps(message))
+        error = json.loads(bea_ws.recv(timeout=10))
+        assert error["error"]["error_code"] == "not_a_participant"
+        status, body = _http("GET", url + "/messages/0", Authorization=f"Bearer {ann['jwt']}")
+        assert status == 200
+        assert [m["body"] for m in body["conversation_messages"]] == ["private question"]
+
+
 # ---------------------------------------------------------------------------
 # Options
 
