@@ -113,11 +113,6 @@ def _string(data: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _urls(request: web.Request) -> tuple[str, str]:
-    server = request.app[_SERVER]
-    return server.url, server.links.get("rest_url", "")
-
-
 def _agent(request: web.Request) -> AgentAccount:
     return request.app[_DOOR].rest_agent(request.headers, time.time())
 
@@ -178,7 +173,6 @@ async def _index(request: web.Request) -> web.Response:
 async def _agent_auth(request: web.Request) -> web.Response:
     account = _agent(request)
     door = request.app[_DOOR]
-    websocket_url, _ = _urls(request)
     auth = {
         "chat_admin": True,
         "chat_user": True,
@@ -189,7 +183,7 @@ async def _agent_auth(request: web.Request) -> web.Response:
         "jwt": door.agent_token(account, time.time()),
         "merchant_id": account.merchant_id,
         "user_id": account.user_id,
-        "websocket_url": websocket_url,
+        "websocket_url": request.app[_SERVER].url,
     }
     return _json({"agent_auth": auth, "metadata": {}, "success": True})
 
