@@ -105,6 +105,16 @@ def _serve_queues(text: str) -> tuple[str, ...]:
     return queues
 
 
+def _serve_api_key(text: str) -> tuple[str, str | None]:
+    """An argparse type: ``KEY`` or ``KEY=AGENT NAME``."""
+    from .mock.access import parse_api_key
+
+    try:
+        return parse_api_key(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .mock.app import MockOptions, run
     from .mock.engine import EngineConfig, Routing
@@ -142,6 +152,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         coupon_probability=args.coupon_probability,
         item_probability=args.item_probability,
         exchanges=args.exchanges,
+        http_port=args.http_port,
+        api_keys=dict(args.api_key or ()),
+        auth_required=args.auth == "required",
+        jwt_secret=args.jwt_secret,
+        token_ttl=args.token_ttl,
     )
     return run(options)
 
@@ -266,6 +281,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind")
     serve.add_argument(
         "--port", type=_serve_int(0, 65535), default=8765, help="port to bind, 0 to 65535 (0: any free port)"
+    )
+    serve.add_argument(
+        "--http-port",
+        type=_serve_int(0, 65535),
+        default=None,
+        help="port of the HTTP side (REST, web, healthz); default: --port + 1 (0 when --port is 0)",
+    )
+    serve.add_argument(
+        "--api-key",
+        type=_serve_api_key,
+        action="append",
+        metavar="KEY[=AGENT NAME]",
+        help="an API key the REST side accepts, for that agent (repeatable); none: development mode, any key",
+    )
+    serve.add_argument(
+        "--auth",
+        choices=["auto", "required"],
+        default="auto",
+        help="auto: query-string identities allowed unless --api-key is given; required: tokens only",
+    )
+    serve.add_argument("--jwt-secret", default=None, help="HS256 secret of the tokens (default: a fresh one per run)")
+    serve.add_argument(
+        "--token-ttl", type=_serve_float(1.0), default=3600.0, help="seconds an issued token stays valid"
     )
     serve.add_argument("--agents", type=_serve_int(0), default=2, help="autopilot agents per server (0: none)")
     serve.add_argument("--queues", type=_serve_queues, default="support", help="comma-separated queue names")

@@ -19,6 +19,12 @@ carries structured fields and builds a readable, one-line message.
     │   └── WaitTimeout          no matching frame arrived in time
     ├── Refused                  the engine refuses a client's frame (becomes an error frame; never escapes)
     ├── IdentityError            a websocket URL that does not identify a participant
+    ├── AccessDenied             credentials refused at the front door (``status``: 401 or 403)
+    │   └── TokenError           a JWT that cannot be accepted
+    │       ├── TokenMalformed   not a JWT, or missing claims (401)
+    │       ├── TokenForged      bad signature or another issuer (401)
+    │       ├── TokenExpired     past its ``exp`` (401)
+    │       └── TokenWrongRole   a valid token of the wrong role or merchant (403)
     └── BindError                the mock server cannot listen where it was told to
 
 Peer input never raises anything but :class:`FrameError` (decoding) or
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
     from .protocol.enums import ErrorCode
 
 __all__ = [
+    "AccessDenied",
     "BindError",
     "ConnectError",
     "ConnectTimeout",
@@ -53,6 +60,11 @@ __all__ = [
     "ScenarioError",
     "SessionStateError",
     "SimulatorError",
+    "TokenError",
+    "TokenExpired",
+    "TokenForged",
+    "TokenMalformed",
+    "TokenWrongRole",
     "TransportError",
     "UsageError",
     "WaitTimeout",
@@ -261,3 +273,39 @@ class IdentityError(SimulatorError):
 
 class BindError(SimulatorError):
     """The server cannot listen where it was told to (the message says why, in one line)."""
+
+
+class AccessDenied(SimulatorError):
+    """Credentials refused at the front door (REST call or websocket handshake):
+    ``status`` is the HTTP status to answer with (401: none or not valid,
+    403: valid but not allowed here); the message is one line, safe to send."""
+
+    status = 401
+
+    def __init__(self, reason: str, *, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        if status is not None:
+            self.status = status
+
+
+class TokenError(AccessDenied):
+    """A JWT that cannot be accepted."""
+
+
+class TokenMalformed(TokenError):
+    """Not a JWT (three base64url parts), or a claim is missing or of the wrong type."""
+
+
+class TokenForged(TokenError):
+    """The signature does not verify with this server's secret (forged, tampered, another run's)."""
+
+
+class TokenExpired(TokenError):
+    """A genuine token past its ``exp``."""
+
+
+class TokenWrongRole(TokenError):
+    """A genuine token of the wrong role (or merchant) for what it is used on."""
+
+    status = 403

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -28,11 +29,18 @@ C1, C2, C3 = 1, 2, 3
 A1, A2, A3 = 11, 12, 13
 
 
+def seeded_tokens(seed: int) -> Callable[[], str]:
+    """A reproducible resume-token source (the engine's default is ``secrets``),
+    for scripted runs compared frame by frame."""
+    tokens = random.Random(f"resume tokens {seed}")
+    return lambda: f"{tokens.getrandbits(256):064x}"
+
+
 class Chat:
     """An engine, a clock and an inbox per connection; checks every delivery."""
 
     def __init__(self, validate: bool = True, seed: int = 1234, **config: Any) -> None:
-        self.engine = Engine(EngineConfig(**config), rng=random.Random(seed))
+        self.engine = Engine(EngineConfig(**config), rng=random.Random(seed), token_source=seeded_tokens(seed))
         self.now = T0
         self.inbox: dict[int, list[Frame]] = defaultdict(list)
         self.validate = validate

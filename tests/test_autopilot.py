@@ -22,6 +22,7 @@ from simulator.protocol import (
     FrameType,
     encode,
 )
+from tests.engine_harness import seeded_tokens
 from tests.phrasebooks import from_book as _from_book
 from tests.sdk import validate_frame_bytes
 
@@ -80,7 +81,7 @@ class Sim:
         config = EngineConfig(
             routing=self.routing, reconnect_grace=self.reconnect_grace, max_chats_per_agent=self.max_chats
         )
-        self.hub = AutopilotHub(Engine(config, rng=random.Random(7)), self.bots)
+        self.hub = AutopilotHub(Engine(config, rng=random.Random(7), token_source=seeded_tokens(7)), self.bots)
         self.deliver(self.hub.start(self.now))
 
     def deliver(self, deliveries: list[Delivery]) -> None:

@@ -19,11 +19,22 @@ from typing import TextIO
 from ..errors import BindError
 from ..fake import ChatFaker
 from ..pace import DEFAULT_COUPON_PROBABILITY, DEFAULT_EXCHANGES, DEFAULT_ITEM_PROBABILITY, DEFAULT_PACE, Pace
+from .access import FrontDoor
 from .autopilot import AutopilotAgent, AutopilotHub
 from .engine import Engine, EngineConfig, Routing
+from .http import HttpSide, make_app
 from .server import Core, ServerConfig, WebchatServer
+from .tokens import TokenIssuer, new_secret
 
-__all__ = ["BindError", "MockOptions", "bind_error_message", "build_core", "run", "serve_until_stopped"]
+__all__ = [
+    "BindError",
+    "MockOptions",
+    "bind_error_message",
+    "build_core",
+    "build_door",
+    "run",
+    "serve_until_stopped",
+]
 
 log = logging.getLogger("webchat_sim")
 
@@ -40,6 +51,22 @@ class MockOptions:
     coupon_probability: float = DEFAULT_COUPON_PROBABILITY
     item_probability: float = DEFAULT_ITEM_PROBABILITY
     exchanges: tuple[int, int] = DEFAULT_EXCHANGES
+    http_port: int | None = None
+    """The HTTP side's port (``None``: the websocket port + 1, or 0 when that is 0)."""
+    api_keys: dict[str, str | None] = field(default_factory=dict)
+    """``--api-key KEY[=AGENT NAME]``; none: development mode."""
+    auth_required: bool = False
+    """Refuse query-string identities even without API keys."""
+    jwt_secret: str | None = None
+    """``None``: a fresh secret from ``secrets`` per run."""
+    token_ttl: float = 3600.0
+
+    @property
+    def http_port_or_default(self) -> int:
+        if self.http_port is not None:
+            return self.http_port
+        port = self.server.port
+        return 0 if port in (0, 65535) else port + 1
 
 
 def bind_error_message(error: OSError, host: str, port: int) -> str:
@@ -56,6 +83,40 @@ def bind_error_message(error: OSError, host: str, port: int) -> str:
         return f"permission denied to listen on port {port} on {host} ({hint})"
     reason = error.strerror or str(error) or type(error).__name__
     return f"cannot listen on port {port} on {host}: {reason}"
+
+
+def build_door(options: MockOptions) -> FrontDoor:
+    """API keys and tokens: the secret is ``--jwt-secret`` or fresh from ``secrets``."""
+    issuer = TokenIssuer(options.jwt_secret or new_secret(), options.engine.merchant_id, options.token_ttl)
+    return FrontDoor(issuer, options.api_keys, auth_required=options.auth_required)
+
+
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _warn_mode(options: MockOptions, door: FrontDoor) -> None:
+    """Say on stderr what anyone who can reach the ports may do."""
+    if door.development:
+        print(
+            "WARNING: development mode, no authentication: any client may connect as any customer or agent "
+            "(choose the role with ?role=customer or ?role=agent&name=…&queues=…) and any API key is accepted",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif door.any_key:
+        print(
+            "WARNING: --auth required without --api-key: the websocket takes tokens only, "
+            "but any API key gets one from PUT /rest/v2/conversation/agent/auth",
+            file=sys.stderr,
+            flush=True,
+        )
+    host = options.server.host
+    if door.any_key and host not in _LOOPBACK and not host.startswith("127."):
+        print(
+            f"WARNING: listening on {host} without --api-key: anyone who can reach it can act as any agent",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def build_core(options: MockOptions) -> Core:
@@ -89,7 +150,9 @@ async def serve_until_stopped(
     options: MockOptions, *, out: TextIO = sys.stdout, ready: Callable[[WebchatServer], None] | None = None
 ) -> None:
     core = build_core(options)
-    server = WebchatServer(core, options.server)
+    door = build_door(options)
+    server = WebchatServer(core, options.server, door=door)
+    web = HttpSide(make_app(server, door), options.server.host, options.http_port_or_default)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -99,16 +162,28 @@ async def serve_until_stopped(
         await server.start()
     except OSError as exc:  # binding (or resolving the host) failed: nothing is listening
         raise BindError(bind_error_message(exc, options.server.host, options.server.port)) from exc
-    print(
-        "WARNING: development mode, no authentication: any client may connect as any customer or agent "
-        "(choose the role with ?role=customer or ?role=agent&name=…&queues=…)",
-        file=sys.stderr,
-        flush=True,
-    )
+    try:
+        await web.start()
+    except OSError as exc:
+        await server.stop()
+        raise BindError(bind_error_message(exc, options.server.host, options.http_port_or_default)) from exc
+    server.links.update(rest_url=web.rest_url, web_url=web.web_url)
+    _warn_mode(options, door)
     print(
         f"webchat-sim serving {server.url} (health: http://{options.server.host}:{server.port}/healthz, "
         f"queues: {','.join(options.engine.queues)}, autopilot agents: {options.agents}, "
         f"routing: {options.engine.routing.value}, pace: {options.pace.value})",
+        file=out,
+        flush=True,
+    )
+    if door.development:
+        mode = "development (any API key, query-string identities)"
+    elif door.any_key:
+        mode = "tokens required (any API key)"
+    else:
+        mode = f"tokens required ({len(options.api_keys)} API key(s))"
+    print(
+        f"webchat-sim REST {web.rest_url} web {web.web_url} (health: {web.base_url}/healthz, auth: {mode})",
         file=out,
         flush=True,
     )
@@ -118,6 +193,7 @@ async def serve_until_stopped(
         await stop.wait()
     finally:
         print("webchat-sim: shutting down (closing connections with 1001)", file=out, flush=True)
+        await web.stop()
         await server.stop()
 
 

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable
+import secrets
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
@@ -30,7 +31,7 @@ from ..protocol import Frame, FrameType
 from .conversation import Client, ConnId, Conversation, Role
 from .queues import PositionPushes, WebchatQueue
 
-__all__ = ["Close", "Delivery", "EngineBase", "EngineConfig", "Identity", "Routing"]
+__all__ = ["Close", "Delivery", "EngineBase", "EngineConfig", "Identity", "Routing", "new_resume_token"]
 
 # Version 4 and the RFC 4122 variant, set on 128 random bits as uuid.UUID(version=4) does.
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
@@ -59,6 +60,10 @@ class Identity:
     """Customers: the token given at start, to resume after a reconnect."""
     resume_since: int | None = None
     """Epoch ms: on resume, replay messages newer than this (``None`` = all)."""
+    participant_uuid: str | None = None
+    """Set when a token vouches for the participant (its JWT's): a new
+    participant gets this uuid (and the ARN the token carries); a customer
+    known by it is resumed, as with its resume token."""
 
 
 class Delivery(NamedTuple):
@@ -122,15 +127,27 @@ class EngineConfig:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
 
+def new_resume_token() -> str:
+    """A customer's resume token: 256 bits from the CSPRNG (``secrets``), never
+    from the engine's seeded ``random.Random``, whose state an observer can
+    rebuild from the uuids it sees. URL-safe base64: no dot, so it is never
+    taken for a JWT."""
+    return secrets.token_urlsafe(32)
+
+
 class EngineBase:
     """The state of the engine and the helpers its parts share (not used alone)."""
 
-    def __init__(self, config: EngineConfig, *, rng: random.Random) -> None:
+    def __init__(
+        self, config: EngineConfig, *, rng: random.Random, token_source: Callable[[], str] = new_resume_token
+    ) -> None:
         self.config = config
         self._rng = rng
+        self._new_token = token_source
         self._conns: dict[ConnId, Client] = {}
         self._agents_by_name: dict[str, Client] = {}
         self._customers_by_token: dict[str, Client] = {}
+        self._customers_by_uuid: dict[str, Client] = {}  # customers a token vouched for
         self._conversations: dict[str, Conversation] = {}  # open ones and the last closed ones
         self._closed: dict[str, None] = {}  # retained closed conversations, oldest first
         self._entries: dict[str, Conversation] = {}  # queue uuid -> queued or engaged conversation

@@ -6,8 +6,10 @@ the connections that must receive it — which the server encodes once each and
 sends; a connection the server must close is a :class:`Close`, taken with
 :meth:`Engine.take_closes` after each call. Nothing here touches a socket,
 the clock or global randomness: time is the ``now`` argument (seconds since
-the Unix epoch) and every uuid and resume token comes from the
-``random.Random`` it is given, so a run is reproducible.
+the Unix epoch) and every uuid comes from the ``random.Random`` it is given,
+so a run is reproducible. Resume tokens, which grant a session, come from
+the ``token_source`` it is given (default: ``secrets``, a CSPRNG, whatever
+the seed), never from that ``random.Random``.
 
 Behaviour is docs/protocol.md, section 3, row by row. :data:`.rules.RULES` is
 the accept policy as one table: which frames are accepted from which role,
@@ -84,8 +86,9 @@ from typing import Any, NamedTuple
 
 from ..errors import FrameError
 from ..protocol import ConversationEventQueuePosition, ErrorCode, EventType, Frame, FrameType
-from .base import Close, Delivery, EngineConfig, Identity, Routing
+from .base import Close, Delivery, EngineConfig, Identity, Routing, new_resume_token
 from .conversation import ConnId, Role, State
+from .queries import QueriesMixin
 from .relay import RelayMixin
 from .rules import (
     ERROR_CODES,
@@ -129,11 +132,13 @@ _STATE_ORDER = (State.ENGAGED, State.QUEUED, State.CLOSED)
 _NO_CLOSES: Sequence[Close] = ()
 
 
-class Engine(SessionsMixin, RelayMixin):
+class Engine(SessionsMixin, RelayMixin, QueriesMixin):
     """Conversations, queues and routing of the mock webchat server."""
 
-    def __init__(self, config: EngineConfig, *, rng: random.Random) -> None:
-        super().__init__(config, rng=rng)
+    def __init__(
+        self, config: EngineConfig, *, rng: random.Random, token_source: Callable[[], str] = new_resume_token
+    ) -> None:
+        super().__init__(config, rng=rng, token_source=token_source)
         self._routes: Mapping[Kind, _Route] = {
             kind: _Route(
                 rule.roles,

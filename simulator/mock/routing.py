@@ -71,7 +71,7 @@ class QueuesMixin(EngineBase):
         client.email = request.email or client.email
         client.language = request.participant_language_iso_code or client.language
         if client.resume_token is None:
-            client.resume_token = f"{self._rng.getrandbits(128):032x}"
+            client.resume_token = self._new_token()
             self._customers_by_token[client.resume_token] = client
         now_ms = epoch_ms(now)
         conv_uuid, queue_uuid = self._uuid(), self._uuid()

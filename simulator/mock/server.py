@@ -8,13 +8,17 @@ says to close, runs the core's timers and enforces limits. Nothing else: all
 chat behaviour lives in the engine, and the shell never looks inside the
 frames it sends.
 
-Development mode (the only one so far) identifies a connection by its query
-string, without authentication::
+Who a connection is, is decided at the handshake by a
+:class:`~.access.FrontDoor` when one is given: a JWT as ``?token=`` or
+``Authorization: Bearer`` (refused with 401/403 when forged, expired or of
+the wrong role), or, in development mode only, the query string::
 
     ws://127.0.0.1:8765/ws?role=customer[&name=…&email=…&lang=fr][&token=RESUME&since=EPOCH_MS]
     ws://127.0.0.1:8765/ws?role=agent&name=Alice&queues=support,sales
 
-``GET /healthz`` answers ``200`` with a small JSON status.
+Without a front door the query string alone identifies (development mode).
+``GET /healthz`` answers ``200`` with a small JSON status (plus the
+:attr:`WebchatServer.links` the program sets: REST and web URLs).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -38,11 +42,12 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 
-from ..errors import FrameError, IdentityError
+from ..errors import AccessDenied, FrameError, IdentityError
 from ..protocol import ErrorCode, Frame, decode, encode
-from .engine import Close, ConnId, Delivery, Identity, Role
+from .access import FrontDoor, parse_identity
+from .engine import Close, ConnId, Delivery, Identity
 
-__all__ = ["Core", "IdentityError", "ServerConfig", "WebchatServer", "parse_identity"]
+__all__ = ["Core", "IdentityError", "ServerConfig", "WebchatServer", "parse_identity"]  # parse_identity: .access
 
 log = logging.getLogger("webchat_sim.server")
 
@@ -91,34 +96,6 @@ class ServerConfig:
     extra_headers: dict[str, str] = field(default_factory=dict)
 
 
-def parse_identity(query: str) -> Identity:
-    """The participant a development-mode query string names."""
-    params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=False).items()}
-    role_text = params.get("role", "customer")
-    try:
-        role = Role(role_text)
-    except ValueError:
-        raise IdentityError(f'role: "{role_text}" is not one of "customer", "agent"') from None
-    since_text = params.get("since")
-    since: int | None = None
-    if since_text is not None:
-        if not since_text.isdigit():
-            raise IdentityError(f'since: expected epoch milliseconds, got "{since_text[:40]}"')
-        since = int(since_text)
-    queues = tuple(q for q in params.get("queues", "").split(",") if q)
-    if role is Role.AGENT and not params.get("name"):
-        raise IdentityError("name: required for role=agent")
-    return Identity(
-        role=role,
-        name=params.get("name"),
-        email=params.get("email"),
-        language_iso_code=params.get("lang"),
-        queues=queues,
-        resume_token=params.get("token"),
-        resume_since=since,
-    )
-
-
 class _Bucket:
     """Token bucket of one connection: ``rate`` frames per second, ``burst`` deep.
     Tokens may go below zero while frames are refused; at ``-burst`` the peer
@@ -149,9 +126,12 @@ _JSON = Headers([("Content-Type", "application/json")])
 class WebchatServer:
     """One listening socket serving the webchat dialect on top of a core."""
 
-    def __init__(self, core: Core, config: ServerConfig | None = None) -> None:
+    def __init__(self, core: Core, config: ServerConfig | None = None, *, door: FrontDoor | None = None) -> None:
         self.core = core
         self.config = config or ServerConfig()
+        self.door = door
+        self.links: dict[str, str] = {}
+        """URLs /healthz reports besides ``websocket_url`` (``rest_url``, ``web_url``)."""
         self._conns: dict[ConnId, ServerConnection] = {}
         self._last_seen: dict[ConnId, float] = {}
         self._next_conn: ConnId = 1
@@ -230,6 +210,8 @@ class WebchatServer:
     def status(self) -> dict[str, Any]:
         return {
             "status": "ok",
+            "websocket_url": self.url,
+            **self.links,
             "uptime_seconds": round(time.time() - self.started, 3),
             "sockets": len(self._conns),
             "frames_in": self.frames_in,
@@ -249,9 +231,16 @@ class WebchatServer:
         if len(self._conns) >= self.config.max_connections:
             return connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
         try:
-            self._identities[connection] = parse_identity(url.query)
+            if self.door is None:
+                identity = parse_identity(url.query)
+            else:
+                authorization = request.headers.get("Authorization")
+                identity = self.door.websocket_identity(url.query, authorization, time.time())
         except IdentityError as exc:
             return connection.respond(http.HTTPStatus.BAD_REQUEST, f"{exc}\n")
+        except AccessDenied as exc:  # nothing accepted: the engine never hears of it
+            return connection.respond(http.HTTPStatus(exc.status), f"{exc}\n")
+        self._identities[connection] = identity
         return None
 
     @staticmethod
@@ -323,6 +312,12 @@ class WebchatServer:
         self._apply(self.core.receive(conn, frame, now))
         self._reschedule()
         return True
+
+    def deliver(self, deliveries: Iterable[Delivery]) -> None:
+        """Send what the core decided outside a websocket frame (a REST call's
+        deliveries and closes), then re-arm the tick timer."""
+        self._apply(deliveries)
+        self._reschedule()
 
     def _refuse(self, conn: ConnId, error: FrameError) -> None:
         self.errors_sent += 1

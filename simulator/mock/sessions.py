@@ -36,7 +36,7 @@ class SessionsMixin(QueuesMixin):
         name = identity.name
         agent = self._agents_by_name.get(name) if name else None
         if agent is None:
-            agent_uuid = self._uuid()
+            agent_uuid = identity.participant_uuid or self._uuid()
             agent = Client(
                 role=Role.AGENT,
                 uuid=agent_uuid,
@@ -74,11 +74,13 @@ class SessionsMixin(QueuesMixin):
     def _connect_customer(self, conn: ConnId, identity: Identity, now: float, out: list[Delivery]) -> None:
         token = identity.resume_token
         customer = self._customers_by_token.get(token) if token is not None else None
+        if customer is None and identity.participant_uuid is not None:
+            customer = self._customers_by_uuid.get(identity.participant_uuid)
         if token is not None and customer is None:
             reason = "resume_token: unknown or expired; this connection starts afresh"
             out.append(Delivery((conn,), error_frame(ErrorCode.RESUME_FAILED, reason)))
         if customer is None:
-            customer_uuid = self._uuid()
+            customer_uuid = identity.participant_uuid or self._uuid()
             customer = Client(
                 role=Role.CUSTOMER,
                 uuid=customer_uuid,
@@ -87,6 +89,8 @@ class SessionsMixin(QueuesMixin):
                 email=identity.email,
                 language=identity.language_iso_code,
             )
+            if identity.participant_uuid is not None:
+                self._customers_by_uuid[customer_uuid] = customer
             self._bind(customer, conn, out)
             return
         was_offline = customer.conn is None
@@ -178,6 +182,8 @@ class SessionsMixin(QueuesMixin):
         if client.role is Role.CUSTOMER:
             if client.resume_token is not None:
                 self._customers_by_token.pop(client.resume_token, None)
+            if self._customers_by_uuid.get(client.uuid) is client:
+                del self._customers_by_uuid[client.uuid]
         else:
             self._set_queues(client, (), now)
             if self._agents_by_name.get(client.name) is client:

@@ -1,0 +1,294 @@
+"""The mock's HTTP side: aiohttp, in the websocket server's process and event loop.
+
+:func:`make_app` builds the :class:`aiohttp.web.Application`; :class:`HttpSide`
+starts and stops it on its own listening socket (``serve --http-port``,
+default the websocket port + 1). Both share the one core through the
+:class:`~.server.WebchatServer` (its status, its websocket URL) and the one
+:class:`~.access.FrontDoor` (API keys, tokens). The websocket hot path stays
+on ``websockets``; nothing here runs per frame.
+
+Routes (bodies are UltraCart's models as the SDK sends and reads them; every
+error is an ``ErrorResponse`` — ``{"error": {...}, "metadata": {}, "success":
+false}`` — with its HTTP status, never a traceback):
+
+* ``GET /healthz``: the server's status with ``websocket_url``, ``rest_url``
+  and ``web_url`` (as on the websocket port);
+* ``GET /``: a small page listing the URLs;
+* ``PUT /rest/v2/conversation/agent/auth`` → ``ConversationAgentAuthResponse``
+  (agent credentials: ``x-ultracart-simple-key``, ``x-ultracart-browser-key``
+  or ``Authorization: Bearer``);
+* ``PUT /rest/v2/conversation/agent/profiles/{user_id}/test_session``
+  (``ConversationAgentTestSessionRequest``) → ``ConversationAgentTestSessionResponse``
+  with a ``customer_auth`` (the calling agent's own ``user_id`` only);
+* ``POST /rest/v2/webchat-sim/customer_auth`` (mock only, for storefront
+  widgets; optional body ``{"name", "email", "language_iso_code"}``) →
+  ``{"customer_auth": ConversationCustomerAuth, "success": true, ...}``; no
+  credentials needed without ``--api-key``, an API key otherwise;
+* the conversation API of :mod:`.rest` (its ``routes``), each call
+  authenticated here (:func:`rest_caller`): an agent by API key or agent JWT,
+  a customer by ``Authorization: Bearer`` with its customer JWT; the calls'
+  websocket deliveries go out through the server.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..errors import AccessDenied
+from .access import AgentAccount, FrontDoor
+from .conversation import Role, participant_arn
+from .rest import routes as rest_routes
+from .rest_models import Caller, RestError
+from .server import WebchatServer
+from .tokens import looks_like_jwt
+
+__all__ = ["REST_PREFIX", "HttpSide", "error_response", "make_app"]
+
+log = logging.getLogger("webchat_sim.http")
+
+REST_PREFIX = "/rest/v2"
+MAX_BODY_BYTES = 64 * 1024
+
+_SERVER: web.AppKey[WebchatServer] = web.AppKey("server", WebchatServer)
+_DOOR: web.AppKey[FrontDoor] = web.AppKey("door", FrontDoor)
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def error_response(status: int, message: str, *, code: str | None = None) -> web.Response:
+    """UltraCart's ``ErrorResponse`` with this status and one-line message."""
+    error: dict[str, Any] = {"developer_message": message, "user_message": message}
+    if code is not None:
+        error["error_code"] = code
+    return _json({"error": error, "metadata": {}, "success": False}, status)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse:
+    """Refusals and HTTP errors as ``ErrorResponse``; a bug is a 500 with one line."""
+    try:
+        return await handler(request)
+    except AccessDenied as exc:
+        return error_response(exc.status, str(exc), code="unauthorized" if exc.status == 401 else "forbidden")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(exc.status, exc.reason)
+    except Exception:
+        log.exception("internal error in %s %s", request.method, request.path)
+        return error_response(500, "internal error")
+
+
+async def _body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """The JSON object of the request body (400 when it is not one)."""
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return {}
+        raise web.HTTPBadRequest(reason="body: expected a JSON object")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise web.HTTPBadRequest(reason="body: not valid JSON") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(reason="body: expected a JSON object")
+    return data
+
+
+def _string(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise web.HTTPBadRequest(reason=f"{name}: expected a string")
+    return value
+
+
+def _agent(request: web.Request) -> AgentAccount:
+    return request.app[_DOOR].rest_agent(request.headers, time.time())
+
+
+def _customer_auth(request: web.Request, name: str, email: str | None, language: str | None) -> dict[str, Any]:
+    door = request.app[_DOOR]
+    participant_uuid, token = door.customer_token(time.time(), name=name, email=email, language_iso_code=language)
+    return {
+        "conversation_participant_arn": participant_arn(door.merchant_id, Role.CUSTOMER, participant_uuid),
+        "conversation_participant_name": name,
+        "jwt": token,
+        "merchant_id": door.merchant_id,
+        "websocket_url": request.app[_SERVER].url,
+    }
+
+
+def rest_caller(door: FrontDoor, headers: Mapping[str, str], now: float) -> Caller:
+    """Who calls the conversation API: a customer presenting its JWT as
+    ``Authorization: Bearer``, else an agent (:meth:`.FrontDoor.rest_agent`);
+    refusals as :class:`~.rest_models.RestError` (401/403)."""
+    try:
+        scheme, _, credentials = headers.get("authorization", "").strip().partition(" ")
+        credentials = credentials.strip()
+        if scheme.lower() == "bearer" and looks_like_jwt(credentials):
+            claims = door.issuer.verify(credentials, now)
+            if claims.role is Role.CUSTOMER:
+                return Caller(
+                    role=Role.CUSTOMER,
+                    name=claims.name,
+                    participant_arn=claims.participant_arn,
+                    email=claims.email,
+                    merchant_id=claims.merchant_id,
+                )
+        account = door.rest_agent(headers, now)
+    except AccessDenied as exc:
+        raise RestError(exc.status, "unauthorized" if exc.status == 401 else "forbidden", str(exc)) from None
+    return Caller(
+        role=Role.AGENT,
+        name=account.name,
+        participant_arn=account.participant_arn,
+        user_id=account.user_id,
+        merchant_id=account.merchant_id,
+    )
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return _json(request.app[_SERVER].status())
+
+
+async def _index(request: web.Request) -> web.Response:
+    server = request.app[_SERVER]
+    links = {"websocket_url": server.url, **server.links}
+    items = "".join(f"<li>{html.escape(k)}: <code>{html.escape(v)}</code></li>" for k, v in links.items())
+    page = f"<!doctype html><title>webchat-sim</title><h1>webchat-sim</h1><ul>{items}</ul>"
+    return web.Response(text=page, content_type="text/html")
+
+
+async def _agent_auth(request: web.Request) -> web.Response:
+    account = _agent(request)
+    door = request.app[_DOOR]
+    auth = {
+        "chat_admin": True,
+        "chat_user": True,
+        "conversation_participant_arn": account.participant_arn,
+        "conversation_participant_name": account.name,
+        "customer_profile": False,
+        "group_ids": [],
+        "jwt": door.agent_token(account, time.time()),
+        "merchant_id": account.merchant_id,
+        "user_id": account.user_id,
+        "websocket_url": request.app[_SERVER].url,
+    }
+    return _json({"agent_auth": auth, "metadata": {}, "success": True})
+
+
+async def _test_session(request: web.Request) -> web.Response:
+    account = _agent(request)
+    try:
+        user_id = int(request.match_info["user_id"])
+    except ValueError:
+        raise web.HTTPBadRequest(reason="user_id: expected an integer") from None
+    if user_id != account.user_id:
+        raise AccessDenied("user_id: not yours", status=403)
+    data = await _body(request, optional=True)
+    queue_name = _string(data, "queue_name")
+    _string(data, "question")
+    auth = _customer_auth(request, "Test customer", None, None)
+    if queue_name:
+        auth["merchant_id_queue_name"] = f"{account.merchant_id}_{queue_name}"
+    return _json({"customer_auth": auth, "metadata": {}, "success": True})
+
+
+async def _mock_customer_auth(request: web.Request) -> web.Response:
+    door = request.app[_DOOR]
+    if not door.any_key:
+        _agent(request)  # with --api-key a storefront's backend asks with its key
+    data = await _body(request, optional=True)
+    if unknown := set(data) - {"name", "email", "language_iso_code"}:
+        raise web.HTTPBadRequest(reason=f"{sorted(unknown)[0][:40]}: unknown field")
+    auth = _customer_auth(
+        request, _string(data, "name") or "Customer", _string(data, "email"), _string(data, "language_iso_code")
+    )
+    return _json({"customer_auth": auth, "metadata": {}, "success": True})
+
+
+async def _rest_not_found(request: web.Request) -> web.Response:
+    return error_response(404, f"no endpoint {request.method} {request.path[:200]}", code="not_found")
+
+
+def make_app(server: WebchatServer, door: FrontDoor) -> web.Application:
+    """The HTTP application over ``server``'s core and ``door``."""
+    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
+    app[_SERVER] = server
+    app[_DOOR] = door
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/", _index)
+    rest = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
+    rest[_SERVER] = server
+    rest[_DOOR] = door
+    rest.router.add_put("/conversation/agent/auth", _agent_auth)
+    rest.router.add_put("/conversation/agent/profiles/{user_id}/test_session", _test_session)
+    rest.router.add_post("/webchat-sim/customer_auth", _mock_customer_auth)
+    conversation_api = rest_routes(
+        lambda: server.core,
+        lambda request: rest_caller(door, request.headers, time.time()),
+        server.deliver,
+        prefix="",
+        catch_all=False,
+    )
+    rest.router.add_routes(conversation_api)
+    rest.router.add_route("*", "/{tail:.*}", _rest_not_found)
+    app.add_subapp(REST_PREFIX, rest)
+    return app
+
+
+class HttpSide:
+    """The HTTP listener: :func:`make_app` served on ``host``:``port`` (0: any free port)."""
+
+    def __init__(self, app: web.Application, host: str, port: int, *, backlog: int = 1024) -> None:
+        self.app = app
+        self.host = host
+        self.requested_port = port
+        self.backlog = backlog
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        """Listen (an ``OSError`` if the address cannot be bound; nothing is left open)."""
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.requested_port, backlog=self.backlog).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+
+    @property
+    def port(self) -> int:
+        assert self._runner is not None, "HTTP side not started"
+        return int(self._runner.addresses[0][1])
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        """What an SDK's ``Configuration.host`` takes."""
+        return self.base_url + REST_PREFIX
+
+    @property
+    def web_url(self) -> str:
+        return self.base_url + "/"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

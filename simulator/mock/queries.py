@@ -1,0 +1,171 @@
+"""Questions the REST API asks the engine, and its REST-driven actions (part of the engine).
+
+The websocket side addresses the engine by connection; the REST side
+(:mod:`.rest`) addresses it by *who* calls: an agent by name, a customer by
+participant ARN, whether or not a websocket of theirs is open. This mixin
+adds, without changing how frames are handled:
+
+* lookups: :meth:`QueriesMixin.agent_named`, :meth:`QueriesMixin.customer_with_arn`;
+* the access rule (the websocket's, for reads): a customer sees only its own
+  conversations; an agent the conversations of its queues and the ones it is
+  or was in (:meth:`QueriesMixin.visible_conversations`,
+  :meth:`QueriesMixin.visible_conversation`); anything else is as if it did
+  not exist;
+* :meth:`QueriesMixin.act`: a frame on behalf of a participant, checked
+  against :data:`.rules.RULES` exactly as ``Engine.receive`` checks it and
+  handled by the same handler, so a REST ``join`` or ``markread`` produces
+  the same deliveries as the frame would; a refusal is raised
+  (:class:`~simulator.errors.Refused`) instead of becoming an error frame;
+* queue statuses and an agent's per-queue status (log in to / out of a queue);
+* agent profiles (kept per agent name, REST only).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol import AgentStatus, ConversationWebchatQueueStatus, ErrorCode, Frame, FrameType
+from .base import Delivery
+from .conversation import Client, Conversation, Role
+from .routing import QueuesMixin
+from .rules import RULES, STATE_REFUSALS, Kind, Refused, clip, forbidden, not_in_state, unsupported
+
+__all__ = ["QueriesMixin"]
+
+
+class QueriesMixin(QueuesMixin):
+    """Lookups, the access rule and actions on behalf of a participant, for REST."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._profiles: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------
+    # Who
+
+    def agent_named(self, name: str) -> Client | None:
+        """The agent known by ``name`` (connected or within its reconnect grace)."""
+        return self._agents_by_name.get(name)
+
+    def customer_with_arn(self, arn: str) -> Client | None:
+        """The customer whose participant ARN is ``arn``, connected or resumable."""
+        for client in self._conns.values():
+            if client.arn == arn and client.role is Role.CUSTOMER:
+                return client
+        for client in self._customers_by_token.values():
+            if client.arn == arn:
+                return client
+        return None
+
+    # ------------------------------------------------------------------
+    # The access rule
+
+    def queues_of(self, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        """The configured queues among ``allowed`` (empty: every queue)."""
+        return tuple(q for q in self._queues if not allowed or q in allowed)
+
+    def may_see(
+        self, conv: Conversation, role: Role, *, arn: str | None, name: str | None, queues: tuple[str, ...]
+    ) -> bool:
+        """Whether the participant may read ``conv``: its customer, an agent of
+        its queue (``queues`` empty: every queue), or an agent who is or was in it."""
+        if role is Role.CUSTOMER:
+            return arn is not None and conv.customer.arn == arn
+        if not queues or conv.queue_name in queues:
+            return True
+        return any(
+            c.role is Role.AGENT and ((name is not None and c.name == name) or (arn is not None and c.arn == arn))
+            for c in conv.members
+        )
+
+    def visible_conversation(
+        self, conversation_uuid: str, role: Role, *, arn: str | None, name: str | None, queues: tuple[str, ...]
+    ) -> Conversation | None:
+        """The conversation, if it exists and the participant may see it (else ``None``, alike)."""
+        conv = self._conversations.get(conversation_uuid)
+        if conv is None or not self.may_see(conv, role, arn=arn, name=name, queues=queues):
+            return None
+        return conv
+
+    def visible_conversations(
+        self, role: Role, *, arn: str | None, name: str | None, queues: tuple[str, ...]
+    ) -> list[Conversation]:
+        """Every conversation (open or retained closed) the participant may see, newest activity first."""
+        found = [c for c in self._conversations.values() if self.may_see(c, role, arn=arn, name=name, queues=queues)]
+        found.sort(key=lambda c: (c.last_epoch or c.start_ms, c.seq), reverse=True)
+        return found
+
+    # ------------------------------------------------------------------
+    # Acting on behalf of a participant
+
+    def act(self, client: Client, frame: Frame, now: float) -> list[Delivery]:
+        """Handle ``frame`` as if ``client``'s connection had sent it (the same
+        checks as ``Engine.receive``, the same handler); raises
+        :class:`~simulator.errors.Refused` instead of returning an error frame."""
+        kind: Kind = (frame.type, frame.event_type if frame.type is FrameType.EVENT else None)
+        rule = RULES.get(kind)
+        if rule is None:
+            raise Refused(ErrorCode.UNSUPPORTED_FRAME, unsupported(kind))
+        if client.role not in rule.roles:
+            raise Refused(ErrorCode.FORBIDDEN_FOR_ROLE, forbidden(kind, client.role))
+        handler = getattr(self, rule.handler)
+        if rule.states is None:
+            out: list[Delivery] = handler(client, frame, now)
+            return out
+        conv_uuid = frame.conversation_uuid
+        if conv_uuid is None:
+            raise Refused(ErrorCode.MISSING_FIELD, "conversation_uuid: required")
+        conv = self._conversations.get(conv_uuid)
+        member = conv.members.get(client) if conv is not None else None
+        if conv is None or member is None or member.left_ms is not None:
+            reason = f"conversation_uuid: you are not a participant of {clip(conv_uuid)}"
+            raise Refused(ErrorCode.NOT_A_PARTICIPANT, reason, object_id=conv_uuid[:200])
+        if conv.state not in rule.states:
+            reason = not_in_state(kind, client.role, conv.state, conv_uuid)
+            raise Refused(STATE_REFUSALS[conv.state], reason, object_id=conv_uuid)
+        out = handler(conv, member, frame, now)
+        return out
+
+    # ------------------------------------------------------------------
+    # Queues
+
+    def queue_statuses(self, queues: tuple[str, ...]) -> list[ConversationWebchatQueueStatus]:
+        """The status of each of ``queues`` (configured ones only), as ``queue status update`` carries it."""
+        statuses = []
+        for name in self.queues_of(queues):
+            status = self._status_frame(self._queues[name]).event_queue_status_update
+            if status is not None:
+                statuses.append(status)
+        return statuses
+
+    def set_queue_status(self, agent: Client, queue_name: str, status: AgentStatus, now: float) -> list[Delivery]:
+        """``available``: log ``agent`` in to ``queue_name`` (round-robin may
+        hand it a chat at once); ``unavailable``: log it out of that queue
+        (its chats go on). ``busy`` is derived by the engine (at the chat
+        limit) and cannot be set: :class:`Refused` ``unsupported_frame``."""
+        if queue_name not in self._queues:
+            raise Refused(ErrorCode.UNKNOWN_QUEUE, f"no queue named {clip(queue_name)}", object_id=queue_name[:200])
+        if status is AgentStatus.BUSY:
+            raise Refused(ErrorCode.UNSUPPORTED_FRAME, "agent_status: busy is derived from the chat limit, not set")
+        queues = tuple(q for q in agent.queues if q != queue_name)
+        if status is AgentStatus.AVAILABLE:
+            queues += (queue_name,)
+        out: list[Delivery] = []
+        if queues != agent.queues:
+            self._set_queues(agent, queues, now)
+            self._refresh_availability(agent, now)
+            self._dispatch_for(agent, now, out)
+        return out
+
+    # ------------------------------------------------------------------
+    # Agent profiles
+
+    def agent_profile(self, name: str) -> dict[str, Any]:
+        """The stored profile fields of the agent ``name`` (empty if none were set)."""
+        return dict(self._profiles.get(name, {}))
+
+    def update_agent_profile(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """Merge ``fields`` into the agent's profile; return the result."""
+        profile = self._profiles.setdefault(name, {})
+        profile.update(fields)
+        return dict(profile)
