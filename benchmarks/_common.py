@@ -503,3 +503,57 @@ def target_keys(targets: Sequence[Target]) -> dict[str, Any]:
         "verdicts": [t.to_json() for t in targets],
         "met": all_met(targets),
     }
+
+
+# ---------------------------------------------------------------------------
+# Measured windows: clients that say READY, then run from GO t0 to t1
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q`` quantile (0 to 1, nearest rank) of ``values``; None without values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def start_ready(script: str | Path, command: list[str], *, timeout: float, what: str) -> subprocess.Popen[str]:
+    """:func:`start` a client process and wait for its ``READY`` line (set up, waiting for ``GO``)."""
+    proc = start(script, command)
+    try:
+        line = read_line(proc, timeout, what)
+        if line != "READY":
+            raise RuntimeError(f"{what}: expected READY, got {line!r}")
+    except BaseException:
+        stop(proc)
+        raise
+    return proc
+
+
+async def wait_go() -> tuple[float, float]:
+    """In a client process: print ``READY``, then wait for ``GO t0 t1`` on stdin; the window's ``time.monotonic``
+    bounds (the same clock in every process)."""
+    print("READY", flush=True)
+    line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    word, t0, t1 = line.split()
+    if word != "GO":
+        raise RuntimeError(f"expected GO t0 t1, got {line!r}")
+    return float(t0), float(t1)
+
+
+def go_window(
+    pids: Sequence[int], clients: Sequence[subprocess.Popen[str]], *, warmup: float, duration: float, grace: float
+) -> tuple[list[float], list[dict[str, Any]]]:
+    """Tell every READY client ``GO t0 t1`` (``warmup`` s from now, ``duration`` s long), read the CPU seconds of
+    ``pids`` at ``t0`` and ``t1`` (:func:`process_cpu`), then each client's JSON result line (within ``grace``
+    s after ``t1``). The CPU seconds each pid used in the window, and the results."""
+    t0 = time.monotonic() + warmup
+    t1 = t0 + duration
+    for client in clients:
+        tell(client, f"GO {t0} {t1}")
+    time.sleep(max(0.0, t0 - time.monotonic()))  # the window is wall-clock time in other processes
+    cpu_start = [process_cpu(pid) for pid in pids]
+    time.sleep(max(0.0, t1 - time.monotonic()))
+    cpu_end = [process_cpu(pid) for pid in pids]
+    results = [json.loads(read_line(c, grace, f"client {i} result")) for i, c in enumerate(clients)]
+    return [end - begin for begin, end in zip(cpu_start, cpu_end, strict=True)], results
