@@ -185,6 +185,9 @@ def _cmd_load(args: argparse.Namespace) -> int:
             locust_args=list(args.locust_args or []),
             locust_stats=args.locust_stats,
             progress=args.progress,
+            auth=args.auth,
+            api_key=args.api_key,
+            rest_url=args.rest_url,
         )
     )
 
@@ -212,9 +215,10 @@ _LOAD_EPILOG = """\
 Inside Locust (plain `locust -f locustfile.py`, which lists only Locust's own
 options in its --help) the same choices are the "webchat-sim" options:
 --scenario, --pace, --chars-per-second, --seed, --queues, --chat-timeout,
---manual-routing, --agent-users, --agent-max-chats (or WEBCHAT_SCENARIO,
-WEBCHAT_PACE, WEBCHAT_CPS, WEBCHAT_SEED, WEBCHAT_QUEUES, WEBCHAT_TIMEOUT,
-WEBCHAT_MANUAL_ROUTING, WEBCHAT_AGENT_USERS, WEBCHAT_AGENT_MAX_CHATS)."""
+--manual-routing, --agent-users, --agent-max-chats, --auth, --api-key,
+--rest-url (or WEBCHAT_SCENARIO, WEBCHAT_PACE, WEBCHAT_CPS, WEBCHAT_SEED,
+WEBCHAT_QUEUES, WEBCHAT_TIMEOUT, WEBCHAT_MANUAL_ROUTING, WEBCHAT_AGENT_USERS,
+WEBCHAT_AGENT_MAX_CHATS, WEBCHAT_AUTH, WEBCHAT_API_KEY, WEBCHAT_REST_URL)."""
 
 
 def _positive_int(text: str) -> int:
@@ -418,6 +422,26 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=None,
         help="a status line every few seconds (none: only when stdout is a terminal)",
+    )
+    load.add_argument(
+        "--auth",
+        choices=["query", "rest"],
+        default="query",
+        help="query: identities in the websocket query string (the mock's development mode); "
+        "rest: UltraCart's REST auth (timed as `auth`), then the websocket it names with the JWT",
+    )
+    load.add_argument(
+        "--api-key",
+        default=None,
+        metavar="KEY[,KEY…]",
+        help="API key(s) for --auth rest; agent users take them in turn "
+        "(none: the embedded mock gets a made-up one, and one per agent user)",
+    )
+    load.add_argument(
+        "--rest-url",
+        default=None,
+        help="REST base URL for --auth rest (none: what the embedded mock or --host's /healthz reports, "
+        "else ws://H:P/ws -> http://H:P+1/rest/v2)",
     )
     load.add_argument("locust_args", nargs="*", help="extra Locust arguments after --")
     load.set_defaults(func=_cmd_load)

@@ -125,6 +125,13 @@ def test_every_shipped_scenario_is_covered_and_documented() -> None:
         assert len(load_scenario(name).doc) > 80, f"{name} needs a docstring saying what it exercises"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_loop_time() -> None:
+    """libev caches the loop's time: after a minute of blocking tests in this
+    thread it is stale, and a timeout armed from it would fire at once."""
+    gevent.get_hub().loop.update_now()
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED_KPIS))
 def test_scenario_runs_against_the_mock_with_kpis_and_no_failures(mock: MockProcess, name: str) -> None:
     scenario = load_scenario(name)

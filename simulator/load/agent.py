@@ -43,8 +43,9 @@ class AgentSession(Session):
         self.chats: dict[str, str] = {}  # conversation uuid -> customer language
 
     def connect(self) -> None:
-        with self._op(KPI.CONNECT):
-            self._open(self.dialect.agent_url(self.host, name=self.name, queues=self.queues))
+        """Open the connection (after the REST auth with ``--auth rest``: the
+        agent the API key belongs to, logged in to the queues its token names)."""
+        self._connect_to(self.dialect.agent_url(self.host, name=self.name, queues=self.queues))
 
     def _on_event(self, frame: Frame, arrived: float) -> bool:
         if frame.event_type is EventType.QUEUE_NEW_MEMBER:

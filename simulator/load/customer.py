@@ -7,6 +7,7 @@ from typing import Final
 
 from ..fake import Persona, Topic
 from ..protocol import ConversationMessage, EventType, Frame
+from .dialect import AuthRequest
 from .meter import KPI, server_reason
 from .session import Session, SessionStateError
 from .transport import TransportError
@@ -133,10 +134,17 @@ class CustomerSession(Session):
         return f"still queued in {queue} after {timeout:g} s, not at the front yet (queue draining slowly)"
 
     # Verbs
+    def _auth_request(self, rest_url: str) -> AuthRequest:
+        p = self.persona
+        return self.dialect.customer_auth_request(
+            rest_url, self.api_key(), name=p.name, email=p.email, language=p.language_iso_code
+        )
+
     def connect(self) -> None:
-        with self._op(KPI.CONNECT):
-            p = self.persona
-            self._open(self.dialect.customer_url(self.host, name=p.name, email=p.email, language=p.language_iso_code))
+        """Open the connection (after the REST auth with ``--auth rest``: a
+        customer token for this persona)."""
+        p = self.persona
+        self._connect_to(self.dialect.customer_url(self.host, name=p.name, email=p.email, language=p.language_iso_code))
 
     def start_chat(self, *, queue: str | None = None, topic: Topic | None = None, question: str | None = None) -> str:
         """Join a queue with a question; return the conversation uuid."""
@@ -334,16 +342,24 @@ class CustomerSession(Session):
         seen = set(self.messages)
         p = self.persona
         try:
-            self._open(
-                self.dialect.customer_url(
-                    self.host,
-                    name=p.name,
-                    email=p.email,
-                    language=p.language_iso_code,
-                    resume_token=self.resume_token,
-                    since=self.last_epoch,
+            if self.auth is not None:  # the same customer token: the resume token says which chat
+                self._open(
+                    self.dialect.authenticated_url(
+                        self.auth, self.role, resume_token=self.resume_token, since=self.last_epoch
+                    ),
+                    headers=self.dialect.authenticated_headers(self.auth, self.role, resume_token=self.resume_token),
                 )
-            )
+            else:
+                self._open(
+                    self.dialect.customer_url(
+                        self.host,
+                        name=p.name,
+                        email=p.email,
+                        language=p.language_iso_code,
+                        resume_token=self.resume_token,
+                        since=self.last_epoch,
+                    )
+                )
         except TransportError as exc:
             raise self._fail(KPI.RECONNECT, str(exc), start) from exc  # a URL without its query string
         frame = self._wait(

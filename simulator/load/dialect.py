@@ -6,12 +6,24 @@ answer and close a chat and how to recognise the server's answers. Sessions
 and scenarios only use these methods, so adapting the load generator to
 another backend means subclassing :class:`Dialect` (see README, "Pointing it
 at another backend") and passing the subclass to the users.
+
+Authenticating (``--auth rest``) is UltraCart's REST flow, sans I/O here: the
+dialect builds the requests (:meth:`Dialect.agent_auth_request`,
+:meth:`Dialect.customer_auth_request`), reads their answers
+(:meth:`Dialect.parse_auth`) and says how the websocket presents the JWT
+(:meth:`Dialect.authenticated_url`, :meth:`Dialect.authenticated_headers`);
+the session sends them (:meth:`Session.authenticate
+<simulator.load.session.Session.authenticate>`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
 
 from ..protocol import (
     CartItem,
@@ -28,7 +40,44 @@ from ..protocol import (
     FrameType,
 )
 
-__all__ = ["Dialect"]
+__all__ = ["Auth", "AuthError", "AuthRequest", "AuthSettings", "Dialect"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """How sessions authenticate through REST (``--auth rest``): the REST base
+    URL (``None``: derived from the websocket host, :meth:`Dialect.rest_url`)
+    and the API key(s) sent as credentials."""
+
+    api_key: str | None = None
+    rest_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRequest:
+    """One HTTP request of the REST auth flow."""
+
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """What a REST auth answered: the JWT and the websocket to open with it."""
+
+    jwt: str
+    websocket_url: str
+    participant_arn: str | None = None
+    participant_name: str | None = None
+
+
+class AuthError(Exception):
+    """An auth answer the dialect cannot use; the message carries no per-user values."""
+
+
+_JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
 
 
 class Dialect:
@@ -38,6 +87,12 @@ class Dialect:
     path = "/ws"
     #: codec context checks on received frames (turn off for laxer backends)
     strict_frames = True
+    #: REST base path on the HTTP side (``--auth rest``), UltraCart's ``/rest/v2``
+    rest_path = "/rest/v2"
+    #: where the websocket handshake carries the JWT of a REST auth: an
+    #: ``Authorization: Bearer`` header or the ``token`` query parameter (a
+    #: resume, whose ``token`` is the resume token, sends the header anyway)
+    token_in: Literal["header", "query"] = "header"
 
     # Connecting --------------------------------------------------------------
 
@@ -71,6 +126,110 @@ class Dialect:
     def headers(self, role: str) -> dict[str, str]:
         """Extra HTTP headers of the opening handshake (e.g. ``Authorization``)."""
         return {}
+
+    # Authenticating through REST (--auth rest) --------------------------------
+
+    def rest_url(self, host: str) -> str:
+        """The REST base URL next to the websocket ``host``: the mock's HTTP
+        side listens on the websocket port + 1 (``ws://H:P/ws`` →
+        ``http://H:P+1/rest/v2``); a host without a port keeps it
+        (``wss://chat.example.com/ws`` → ``https://chat.example.com/rest/v2``)."""
+        parts = urlsplit(host if "://" in host else f"ws://{host}")
+        scheme = {"ws": "http", "wss": "https"}.get(parts.scheme, parts.scheme)
+        netloc = parts.netloc.rpartition("@")[2]
+        if parts.port is not None:
+            name = parts.hostname or ""
+            name = f"[{name}]" if ":" in name else name
+            netloc = f"{name}:{parts.port + 1}"
+        return urlunsplit((scheme, netloc, self.rest_path, "", ""))
+
+    def credentials(self, api_key: str) -> dict[str, str]:
+        """The REST credential headers of an API key (the SDK's simple key)."""
+        return {"x-ultracart-simple-key": api_key}
+
+    def agent_auth_request(self, rest_url: str, api_key: str | None) -> AuthRequest:
+        """``PUT /conversation/agent/auth``: an agent's JWT and websocket URL."""
+        headers = {**_JSON_HEADERS, **(self.credentials(api_key) if api_key else {})}
+        return AuthRequest("PUT", rest_url.rstrip("/") + "/conversation/agent/auth", headers)
+
+    def customer_auth_request(
+        self,
+        rest_url: str,
+        api_key: str | None,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        language: str | None = None,
+    ) -> AuthRequest:
+        """The mock's ``POST /webchat-sim/customer_auth`` (a storefront's
+        backend asking for a customer token, with its key when it has one)."""
+        body = {k: v for k, v in (("name", name), ("email", email), ("language_iso_code", language)) if v}
+        headers = {**_JSON_HEADERS, **(self.credentials(api_key) if api_key else {})}
+        return AuthRequest("POST", rest_url.rstrip("/") + "/webchat-sim/customer_auth", headers, orjson.dumps(body))
+
+    def parse_auth(self, role: str, body: bytes) -> Auth:
+        """The JWT and websocket URL of a successful auth answer
+        (``agent_auth`` or ``customer_auth``); :class:`AuthError` otherwise."""
+        key = "agent_auth" if role == "agent" else "customer_auth"
+        try:
+            data: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise AuthError("answer is not JSON") from None
+        auth = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(auth, dict):
+            raise AuthError(f"answer without {key}")
+        jwt, url = auth.get("jwt"), auth.get("websocket_url")
+        if not isinstance(jwt, str) or not jwt:
+            raise AuthError(f"{key} without jwt")
+        if not isinstance(url, str) or not url:
+            raise AuthError(f"{key} without websocket_url")
+        arn, name = auth.get("conversation_participant_arn"), auth.get("conversation_participant_name")
+        return Auth(
+            jwt=jwt,
+            websocket_url=url,
+            participant_arn=arn if isinstance(arn, str) else None,
+            participant_name=name if isinstance(name, str) else None,
+        )
+
+    @staticmethod
+    def error_reason(body: bytes) -> str | None:
+        """The message of an ``ErrorResponse`` body, if it is one."""
+        try:
+            data: Any = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return None
+        error = data.get("error") if isinstance(data, dict) else None
+        if not isinstance(error, dict):
+            return None
+        message = error.get("developer_message") or error.get("user_message")
+        return message if isinstance(message, str) and message else None
+
+    def _jwt_in_query(self, resume_token: str | None) -> bool:
+        return self.token_in == "query" and resume_token is None
+
+    def authenticated_url(
+        self, auth: Auth, role: str, *, resume_token: str | None = None, since: int | None = None
+    ) -> str:
+        """The websocket URL the auth answered, with the JWT (when carried in
+        the query) or a customer's resume token and epoch."""
+        parts = urlsplit(auth.websocket_url)
+        params = parse_qsl(parts.query, keep_blank_values=True)
+        if self._jwt_in_query(resume_token):
+            params.append(("token", auth.jwt))
+        elif resume_token:
+            params.append(("token", resume_token))
+        if since is not None:
+            params.append(("since", str(since)))
+        path = parts.path or self.path
+        return urlunsplit((parts.scheme, parts.netloc, path, urlencode(params), ""))
+
+    def authenticated_headers(self, auth: Auth, role: str, *, resume_token: str | None = None) -> dict[str, str]:
+        """The handshake headers with the JWT (``Authorization: Bearer``)
+        unless it is carried in the query; :meth:`headers` added."""
+        extra = self.headers(role)
+        if self._jwt_in_query(resume_token):
+            return extra
+        return {**extra, "Authorization": f"Bearer {auth.jwt}"}
 
     # Customer frames ---------------------------------------------------------
 

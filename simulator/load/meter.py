@@ -42,6 +42,8 @@ __all__ = [
 class KPI(StrEnum):
     """The operation names reported to Locust (request type ``WS``)."""
 
+    AUTH = "auth"
+    """The REST auth before a connect (``--auth rest``): the JWT and websocket URL."""
     CONNECT = "connect"
     START_CHAT = "start chat"
     QUEUE_WAIT = "queue wait"

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import os
 import re
+import secrets
 import select
 import signal
 import subprocess
@@ -36,6 +38,7 @@ from .scenario import ScenarioError, parse_mix
 __all__ = ["KPI_ORDER", "LoadOptions", "MockProcess", "check_options", "parse_duration", "read_summary", "run_load"]
 
 KPI_ORDER = (
+    KPI.AUTH,
     KPI.CONNECT,
     KPI.START_CHAT,
     KPI.CHECK_QUEUE_POSITION,
@@ -96,6 +99,20 @@ class LoadOptions:
     locust_stats: bool = False
     progress: bool | None = None  # None: when stdout is a terminal
     progress_interval: float = 5.0
+    auth: str = "query"  # "rest": a JWT from the REST auth before every connect
+    api_key: str | None = None  # with --auth rest (comma-separated: agent users take them in turn)
+    rest_url: str | None = None  # with --auth rest; None: the embedded mock's, or from --host
+
+    def api_keys(self) -> list[str]:
+        """The API keys of ``--auth rest``. For the embedded mock: one made up
+        when none is given, and one per agent user (``KEY``, ``KEY-2`` …) so
+        each agent user is its own agent account."""
+        keys = [k.strip() for k in (self.api_key or "").split(",") if k.strip()]
+        if self.host is None and self.auth == "rest":
+            if not keys:
+                keys = [secrets.token_urlsafe(12)]
+            keys += [f"{keys[0]}-{n}" for n in range(len(keys) + 1, self.agent_users + 1)]
+        return keys
 
     @property
     def wait_timeout(self) -> float:
@@ -132,7 +149,10 @@ class MockProcess:
         try:
             self.url = self._read_url(startup_timeout)
             self.http = self.url.replace("ws://", "http://").rsplit("/", 1)[0]
-            self.wait_healthy(startup_timeout)
+            health = self.wait_healthy(startup_timeout)
+            rest_url = health.get("rest_url")
+            self.rest_url: str | None = rest_url if isinstance(rest_url, str) else None
+            """The REST base URL the mock reports (``GET /healthz``)."""
         except BaseException:
             self.stop()
             raise
@@ -279,7 +299,15 @@ def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
 
 
 def hint(summary: dict[str, Any], host: str) -> str | None:
-    """One line for a run whose connects all failed: what the user should check."""
+    """One line for a run whose REST auths or connects all failed: what the user should check."""
+    auth = summary["kpis"].get(KPI.AUTH.value)
+    if auth and auth["requests"] > 0 and auth["failures"] >= auth["requests"]:
+        reasons = [f["error"] for f in summary["failures"] if f["name"] == KPI.AUTH.value]
+        if any(re.search(r"HTTP 40[13] from", r) for r in reasons):
+            return "the REST auth was refused: is --api-key right?"
+        if any("nothing answered at" in r for r in reasons):
+            return "nothing answered the REST auth: is --rest-url right (or the server running)?"
+        return f"no REST auth succeeded: {reasons[0] if reasons else 'see the failures above'}"
     connect = summary["kpis"].get(KPI.CONNECT.value)
     if not connect or connect["requests"] == 0 or connect["failures"] < connect["requests"]:
         return None
@@ -355,6 +383,10 @@ def locust_command(opts: LoadOptions, host: str, prefix: str) -> list[str]:
         cmd += ["--agent-users", str(opts.agent_users)]
         if opts.routing == "manual":
             cmd += ["--manual-routing"]
+    if opts.auth == "rest":  # the API key goes in the environment (locust_env), not on a command line
+        cmd += ["--auth", "rest"]
+        if opts.rest_url:
+            cmd += ["--rest-url", opts.rest_url]
     cmd += opts.locust_args
     cmd += ["AgentUser", "CustomerUser"] if opts.agent_users > 0 else ["CustomerUser"]
     return cmd
@@ -418,6 +450,7 @@ class Runner:
 
     def __init__(self, opts: LoadOptions, out: IO[str]) -> None:
         self.opts = opts
+        self.api_keys = opts.api_keys()  # made up once (embedded mock): the mock and Locust share them
         self.out = out
         self.locust: subprocess.Popen[bytes] | None = None
         self.interrupted: str | None = None
@@ -450,6 +483,10 @@ class Runner:
                 if host is None:
                     mock = self._start_mock()
                     host = mock.url
+                    if opts.auth == "rest" and not opts.rest_url and mock.rest_url:
+                        self.opts = opts = dataclasses.replace(opts, rest_url=mock.rest_url)
+                elif opts.auth == "rest" and not opts.rest_url:
+                    self.opts = opts = dataclasses.replace(opts, rest_url=discover_rest_url(host))
                 code, line = self._run_locust(host, prefix, log_path)
             except Interrupted as exc:
                 self.out.write(f"\n{exc.signal}: stopped before the load started\n")
@@ -484,6 +521,7 @@ class Runner:
                 "1000",
                 "--burst",
                 "2000",
+                *(arg for key in self.api_keys for arg in ("--api-key", key)),
             ]
         )
         self.out.write(f"embedded mock server at {mock.url} with {agents} autopilot agent(s)\n")
@@ -495,11 +533,15 @@ class Runner:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
             env.pop(var, None)
+        if opts.auth == "rest" and self.api_keys:
+            env["WEBCHAT_API_KEY"] = ",".join(self.api_keys)
         progress = Progress(prefix, self.out)
         show_progress = opts.progress if opts.progress is not None else self.out.isatty()
         self.out.write(
             f"running {opts.users} user(s) for {opts.run_time} against {host} "
-            f"(scenarios {opts.scenario}, pace {opts.pace})\n"
+            f"(scenarios {opts.scenario}, pace {opts.pace}"
+            + (f", REST auth at {opts.rest_url or 'the derived REST URL'}" if opts.auth == "rest" else "")
+            + ")\n"
         )
         self.out.flush()
         with open(log_path, "wb") as log:
@@ -542,6 +584,22 @@ class Runner:
         if opts.summary_json:
             Path(opts.summary_json).write_text(json.dumps(summary, indent=2))
         return code, "\n" + line
+
+
+def discover_rest_url(host: str) -> str | None:
+    """The ``rest_url`` the server at websocket ``host`` reports on ``GET
+    /healthz`` (the mock does, on each listener), asked once; ``None`` when it
+    does not answer that: the users derive it (:meth:`Dialect.rest_url
+    <simulator.load.dialect.Dialect.rest_url>`)."""
+    scheme, _, rest = host.partition("://")
+    url = ("https" if scheme == "wss" else "http") + "://" + rest.split("/", 1)[0].rpartition("@")[2] + "/healthz"
+    try:
+        with _NO_PROXY.open(url, timeout=3) as resp:
+            body = json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    rest_url = body.get("rest_url") if isinstance(body, dict) else None
+    return rest_url if isinstance(rest_url, str) and rest_url.startswith(("http://", "https://")) else None
 
 
 def _kill_group(pid: int) -> None:
@@ -596,5 +654,15 @@ def check_options(opts: LoadOptions) -> None:
         raise UsageError(f"--timeout must be more than 0 seconds (got {opts.timeout:g})")
     if not [q for q in opts.queues.split(",") if q.strip()]:
         raise UsageError("--queues needs at least one queue name")
+    if opts.auth not in ("query", "rest"):
+        raise UsageError(f'--auth must be query or rest (got "{opts.auth}")')
+    if opts.auth != "rest" and (opts.api_key or opts.rest_url):
+        raise UsageError("--api-key and --rest-url are used with --auth rest only")
+    if opts.auth == "rest" and opts.host is not None and not opts.api_key:
+        raise UsageError("--auth rest against --host needs --api-key (the embedded mock makes one up)")
+    if opts.rest_url is not None and not re.match(r"^https?://[^/\s]+", opts.rest_url):
+        raise UsageError(
+            f'--rest-url must be an http(s) URL such as http://127.0.0.1:8766/rest/v2 (got "{opts.rest_url}")'
+        )
     if opts.host is not None and not re.match(r"^wss?://[^/\s]+", opts.host):
         raise UsageError(f'--host must be a websocket URL such as ws://127.0.0.1:8765/ws (got "{opts.host}")')

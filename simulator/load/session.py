@@ -6,23 +6,32 @@ to the meter first, in the connection's receive loop (it times the pending
 answers on arrival), then to the session (what it learns about the chat);
 flow control (``_wait``) only decides when a scenario goes on. The verbs
 build frames through the session's :class:`~simulator.load.dialect.Dialect`.
+
+With :class:`~simulator.load.dialect.AuthSettings` (``--auth rest``) a
+session first authenticates through REST (:meth:`Session.authenticate`,
+timed as the ``auth`` KPI) and opens the websocket the answer names with its
+JWT; ``connect`` then times the websocket connect alone.
 """
 
 from __future__ import annotations
 
 import random
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Final, overload
+from urllib.parse import urlsplit
 
 import gevent
+from geventhttpclient import HTTPClient
 
-from ..errors import FrameError, SessionStateError
+from ..errors import FrameError, SessionStateError, redact_url
 from ..fake import ChatFaker
 from ..pace import Pace, Pacing
 from ..protocol import ConversationMessage, Error, ErrorCode, EventType, Frame, FrameType
-from .dialect import Dialect
+from .dialect import Auth, AuthError, AuthRequest, AuthSettings, Dialect
+from .handshake import describe_cause
 from .meter import BOARD, KPI, Arrival, DeliveryBoard, Meter, OperationFailed, Recorder, server_reason
 from .transport import Connection, TransportError, WaitTimeout
 
@@ -38,6 +47,46 @@ _QUEUE_POSITION: Final = EventType.QUEUE_POSITION
 _ACK: Final = Arrival.ACK
 _ANSWER: Final = Arrival.ANSWER
 _CLOSED: Final = Arrival.CLOSED
+
+
+class HttpFailure(Exception):
+    """A REST call that got no usable answer; the message names the URL without its query."""
+
+
+def http_call(request: AuthRequest, timeout: float) -> tuple[int, bytes]:
+    """Send ``request`` on a fresh connection (geventhttpclient: cooperative
+    whether or not the process is monkey-patched; no proxy, whatever the
+    environment says); return the status and the body, within ``timeout``
+    seconds. :class:`HttpFailure` when nothing usable answered."""
+    url = redact_url(request.url)
+    parts = urlsplit(request.url)
+    target = parts.path or "/"
+    if parts.query:
+        target += "?" + parts.query
+    client: HTTPClient | None = None
+    deadline = gevent.Timeout(timeout)
+    deadline.start()
+    try:
+        client = HTTPClient.from_url(request.url, connection_timeout=timeout, network_timeout=timeout)
+        response = client.request(request.method, target, body=request.body, headers=request.headers)
+        try:
+            return response.status_code, response.read()
+        finally:
+            response.release()
+    except gevent.Timeout as exc:
+        if exc is not deadline:
+            raise
+        raise HttpFailure(f"timed out after {timeout:g} s waiting for {url}") from None
+    except (ConnectionRefusedError, socket.gaierror) as exc:
+        raise HttpFailure(f"nothing answered at {url} ({describe_cause(exc)})") from None
+    except TimeoutError:
+        raise HttpFailure(f"timed out after {timeout:g} s waiting for {url}") from None
+    except Exception as exc:  # geventhttpclient's errors have no common base: one line each
+        raise HttpFailure(f"no answer from {url} ({describe_cause(exc)})") from None
+    finally:
+        deadline.close()
+        if client is not None:
+            client.close()
 
 
 class Session:
@@ -58,6 +107,7 @@ class Session:
         pacing: Pacing | None = None,
         timeout: float = 30.0,
         board: DeliveryBoard = BOARD,
+        auth: AuthSettings | None = None,
     ) -> None:
         self.host = host
         self.record = record
@@ -69,7 +119,11 @@ class Session:
         self.board = board
         self.conn: Connection | None = None
         self.connect_ok: bool | None = None
-        """Whether the last attempt to open a connection worked (``None``: none yet)."""
+        """Whether the last attempt to open a connection (its auth included) worked (``None``: none yet)."""
+        self.auth_settings = auth
+        """REST auth before every connect (``None``: the dialect's own identities, e.g. the query string)."""
+        self.auth: Auth | None = None
+        """What the last REST auth answered (the JWT and the websocket URL)."""
         self.my_arn: str | None = None
         self._position_answer: Frame | None = None
         self.last_said_epoch: int | None = None
@@ -111,13 +165,68 @@ class Session:
         """Report a failure of ``name`` (timed from ``started`` if given); return it, to be raised."""
         return self.meter.failed(name, reason, started, time.perf_counter())
 
-    def _open(self, url: str) -> None:
+    def rest_url(self) -> str:
+        """The REST base URL: ``--rest-url``, else the dialect's derivation from the host."""
+        settings = self.auth_settings
+        if settings is not None and settings.rest_url:
+            return settings.rest_url
+        return self.dialect.rest_url(self.host)
+
+    def _auth_request(self, rest_url: str) -> AuthRequest:  # overridden
+        return self.dialect.agent_auth_request(rest_url, self.api_key())
+
+    def api_key(self) -> str | None:
+        """The API key this session presents (``--api-key``)."""
+        settings = self.auth_settings
+        return settings.api_key if settings is not None else None
+
+    def authenticate(self) -> Auth:
+        """The REST auth (``auth`` KPI): the JWT and the websocket URL to
+        connect to. A refusal (``HTTP 401 from …``), no answer or an answer
+        without a token is a failure of ``auth``, and the connect that would
+        follow is not attempted (the user backs off, as after a failed connect)."""
+        self.connect_ok = False
+        request = self._auth_request(self.rest_url())
+        url = redact_url(request.url)
+        start = time.perf_counter()
+        try:
+            status, body = http_call(request, self.timeout)
+        except HttpFailure as exc:
+            raise self._fail(KPI.AUTH, str(exc), start) from None
+        if not 200 <= status < 300:
+            reason = f"HTTP {status} from {url}"
+            if (message := self.dialect.error_reason(body)) is not None:
+                reason += f" ({message})"
+            raise self._fail(KPI.AUTH, reason, start)
+        try:
+            auth = self.dialect.parse_auth(self.role, body)
+        except AuthError as exc:
+            raise self._fail(KPI.AUTH, f"HTTP {status} from {url}: {exc}", start) from None
+        self.meter.timed(KPI.AUTH, start, time.perf_counter())
+        self.auth = auth
+        return auth
+
+    def _connect_to(self, url: str) -> None:
+        """``connect``: the REST auth first when configured (then the
+        websocket its answer names, with the JWT), else ``url``."""
+        if self.auth_settings is None:
+            with self._op(KPI.CONNECT):
+                self._open(url)
+            return
+        auth = self.authenticate()
+        with self._op(KPI.CONNECT):
+            self._open(
+                self.dialect.authenticated_url(auth, self.role),
+                headers=self.dialect.authenticated_headers(auth, self.role),
+            )
+
+    def _open(self, url: str, headers: dict[str, str] | None = None) -> None:
         """Open the connection; its errors' messages name ``url`` without its query string."""
         self.connect_ok = False
         self.conn = Connection.connect(
             url,
             timeout=self.timeout,
-            headers=self.dialect.headers(self.role),
+            headers=self.dialect.headers(self.role) if headers is None else headers,
             on_invalid=self._on_invalid,
             on_frame=self._on_frame,
             validate=self.dialect.strict_frames,

@@ -45,7 +45,7 @@ from ..pace import (
     DEFAULT_MAX_CHATS,
 )
 from ..protocol import Frame
-from .dialect import Dialect
+from .dialect import AuthSettings, Dialect
 from .scenario import ScenarioError, ScenarioMix, parse_mix
 from .sessions import KPI, AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
 from .transport import TransportError
@@ -55,6 +55,7 @@ __all__ = ["ChatUser", "WebchatAgent", "WebchatCustomer"]
 log = logging.getLogger("webchat_sim.users")
 REQUEST_TYPE = "WS"
 _counter = itertools.count()
+_agent_counter = itertools.count()
 _EARLY = 0.001
 """Seconds: an agent's action this close to due is due (timers may fire a hair early)."""
 
@@ -118,6 +119,28 @@ def _add_options(parser: Any) -> None:
         default=DEFAULT_MAX_CHATS,
         help="chats an AgentUser handles at once",
     )
+    group.add_argument(
+        "--auth",
+        choices=["query", "rest"],
+        env_var="WEBCHAT_AUTH",
+        default="query",
+        help="query: identities in the websocket query string (the mock's development mode); "
+        "rest: a JWT from UltraCart's REST auth before every connect",
+    )
+    group.add_argument(
+        "--api-key",
+        type=str,
+        env_var="WEBCHAT_API_KEY",
+        default="",
+        help="API key sent as x-ultracart-simple-key with --auth rest (comma-separated: AgentUsers take them in turn)",
+    )
+    group.add_argument(
+        "--rest-url",
+        type=str,
+        env_var="WEBCHAT_REST_URL",
+        default="",
+        help="REST base URL for --auth rest (default: from --host, ws://H:P/ws -> http://H:P+1/rest/v2)",
+    )
 
 
 def _on_init(environment: Environment, **_: Any) -> None:
@@ -132,6 +155,13 @@ def _on_init(environment: Environment, **_: Any) -> None:
         sys.stderr.write(f"webchat-sim: {exc}\n")
         sys.stderr.flush()
         raise SystemExit(2) from None
+    rest_url = str(getattr(options, "rest_url", "") or "")
+    if rest_url and not rest_url.startswith(("http://", "https://")):
+        sys.stderr.write(
+            f'webchat-sim: --rest-url must be an http(s) URL such as http://127.0.0.1:8766/rest/v2 (got "{rest_url}")\n'
+        )
+        sys.stderr.flush()
+        raise SystemExit(2)
     count = int(getattr(options, "agent_users", 0) or 0)
     if count > 0:
         for user_class in environment.user_classes:
@@ -196,6 +226,14 @@ class ChatUser(User):
         self.queues = tuple(q for q in str(getattr(options, "queues", "support")).split(",") if q) or ("support",)
         # its own seeded random: failed connects leave the scenario choices of the user's rng as they were
         self.backoff = Backoff(self.backoff_base, self.backoff_cap, random.Random(f"backoff {self.seed}"))
+        self.api_keys = tuple(k.strip() for k in str(getattr(options, "api_key", "") or "").split(",") if k.strip())
+        self.auth = self.auth_settings(self.api_keys[0] if self.api_keys else None)
+
+    def auth_settings(self, api_key: str | None) -> AuthSettings | None:
+        """The REST auth of this user's sessions (``--auth rest``), ``None`` otherwise."""
+        if str(getattr(self.options, "auth", "query") or "query") != "rest":
+            return None
+        return AuthSettings(api_key=api_key, rest_url=str(getattr(self.options, "rest_url", "") or "") or None)
 
     def back_off(self) -> None:
         """After a failed connect: wait before the next attempt (capped
@@ -204,7 +242,7 @@ class ChatUser(User):
         ``--host`` is not hammered. The user counts as waiting meanwhile, as in
         Locust's own ``wait()``: stopping the test ends the wait at once, even
         with ``--stop-timeout``."""
-        delay = self.backoff.next_delay()
+        delay = self.backoff.next_delay()  # a failed REST auth counts as a failed connect
         if self._state == LOCUST_STATE_STOPPING:
             raise StopUser
         self._state = LOCUST_STATE_WAITING
@@ -233,6 +271,7 @@ class ChatUser(User):
             "dialect": self.dialect,
             "pacing": self.pacing,
             "timeout": self.timeout,
+            "auth": self.auth,
         }
 
 
@@ -307,6 +346,9 @@ class WebchatAgent(ChatUser):
     item_probability: ClassVar[float] = DEFAULT_ITEM_PROBABILITY
 
     def on_start(self) -> None:
+        if self.api_keys:  # several keys, several agent accounts: agent users take them in turn
+            worker = int(getattr(self.environment.runner, "worker_index", 0) or 0)
+            self.auth = self.auth_settings(self.api_keys[(next(_agent_counter) + worker) % len(self.api_keys)])
         self.agent = AgentSession(
             self.host or "ws://127.0.0.1:8765",
             queues=self.queues,
