@@ -87,7 +87,7 @@ from typing import Any, NamedTuple
 from ..errors import FrameError
 from ..protocol import ConversationEventQueuePosition, ErrorCode, EventType, Frame, FrameType
 from .base import Close, Delivery, EngineConfig, Identity, Routing, new_resume_token
-from .conversation import ConnId, Role, State
+from .conversation import Client, ConnId, Role, State
 from .queries import QueriesMixin
 from .relay import RelayMixin
 from .rules import (
@@ -169,39 +169,45 @@ class Engine(SessionsMixin, RelayMixin, QueriesMixin):
 
     def receive(self, conn: ConnId, frame: Frame, now: float) -> list[Delivery]:
         """Handle one decoded frame from ``conn``: checked against :data:`.rules.RULES`,
-        then handed to the handler of its row."""
+        then handed to the handler of its row; a refusal becomes an error frame to ``conn``."""
         client = self._conns.get(conn)
         try:
             if client is None:
                 raise Refused(ErrorCode.NOT_CONNECTED, f"connection {conn} is not connected to the engine")
-            kind: Kind = (frame.type, frame.event_type if frame.type is FrameType.EVENT else None)
-            route = self._routes.get(kind)
-            if route is None:
-                raise Refused(ErrorCode.UNSUPPORTED_FRAME, unsupported(kind))
-            roles, states, handler = route
-            if client.role not in roles:
-                raise Refused(ErrorCode.FORBIDDEN_FOR_ROLE, forbidden(kind, client.role))
-            if states is None:  # a frame that names no conversation
-                return handler(client, frame, now)
-            # The conversation it names, and the sender's place in it: refused
-            # alike whether it does not exist or the sender is not in it.
-            conv_uuid = frame.conversation_uuid
-            if conv_uuid is None:
-                raise Refused(ErrorCode.MISSING_FIELD, "conversation_uuid: required")
-            conv = self._conversations.get(conv_uuid)
-            member = conv.members.get(client) if conv is not None else None
-            if conv is None or member is None or member.left_ms is not None:
-                reason = f"conversation_uuid: you are not a participant of {clip(conv_uuid)}"
-                raise Refused(ErrorCode.NOT_A_PARTICIPANT, reason, object_id=conv_uuid[:200])
-            if conv.state not in states:
-                reason = not_in_state(kind, client.role, conv.state, conv_uuid)
-                raise Refused(STATE_REFUSALS[conv.state], reason, object_id=conv_uuid)
-            return handler(conv, member, frame, now)
+            return self.act(client, frame, now)
         except Refused as refusal:
             error = error_frame(
                 refusal.code, refusal.reason, conversation_uuid=frame.conversation_uuid, object_id=refusal.object_id
             )
             return [Delivery((conn,), error)]
+
+    def act(self, client: Client, frame: Frame, now: float) -> list[Delivery]:
+        """Handle ``frame`` as ``client`` sent it (the websocket, or REST on its
+        behalf): the checks of :data:`.rules.RULES`, then its row's handler;
+        raises :class:`~simulator.errors.Refused`."""
+        kind: Kind = (frame.type, frame.event_type if frame.type is FrameType.EVENT else None)
+        route = self._routes.get(kind)
+        if route is None:
+            raise Refused(ErrorCode.UNSUPPORTED_FRAME, unsupported(kind))
+        roles, states, handler = route
+        if client.role not in roles:
+            raise Refused(ErrorCode.FORBIDDEN_FOR_ROLE, forbidden(kind, client.role))
+        if states is None:  # a frame that names no conversation
+            return handler(client, frame, now)
+        # The conversation it names, and the sender's place in it: refused
+        # alike whether it does not exist or the sender is not in it.
+        conv_uuid = frame.conversation_uuid
+        if conv_uuid is None:
+            raise Refused(ErrorCode.MISSING_FIELD, "conversation_uuid: required")
+        conv = self._conversations.get(conv_uuid)
+        member = conv.members.get(client) if conv is not None else None
+        if conv is None or member is None or member.left_ms is not None:
+            reason = f"conversation_uuid: you are not a participant of {clip(conv_uuid)}"
+            raise Refused(ErrorCode.NOT_A_PARTICIPANT, reason, object_id=conv_uuid[:200])
+        if conv.state not in states:
+            reason = not_in_state(kind, client.role, conv.state, conv_uuid)
+            raise Refused(STATE_REFUSALS[conv.state], reason, object_id=conv_uuid)
+        return handler(conv, member, frame, now)
 
     def disconnect(self, conn: ConnId, now: float) -> list[Delivery]:
         """``conn`` is gone; its participant may reconnect within the grace period."""

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..protocol import AgentStatus, ConversationWebchatQueueStatus, ErrorCode, Frame, FrameType
+from ..protocol import AgentStatus, ConversationWebchatQueueStatus, ErrorCode
 from .base import Delivery
 from .conversation import Client, Conversation, Role
 from .routing import QueuesMixin
-from .rules import RULES, STATE_REFUSALS, Kind, Refused, clip, forbidden, not_in_state, unsupported
+from .rules import Refused, clip
 
 __all__ = ["QueriesMixin"]
 
@@ -98,33 +98,6 @@ class QueriesMixin(QueuesMixin):
     # ------------------------------------------------------------------
     # Acting on behalf of a participant
 
-    def act(self, client: Client, frame: Frame, now: float) -> list[Delivery]:
-        """Handle ``frame`` as if ``client``'s connection had sent it (the same
-        checks as ``Engine.receive``, the same handler); raises
-        :class:`~simulator.errors.Refused` instead of returning an error frame."""
-        kind: Kind = (frame.type, frame.event_type if frame.type is FrameType.EVENT else None)
-        rule = RULES.get(kind)
-        if rule is None:
-            raise Refused(ErrorCode.UNSUPPORTED_FRAME, unsupported(kind))
-        if client.role not in rule.roles:
-            raise Refused(ErrorCode.FORBIDDEN_FOR_ROLE, forbidden(kind, client.role))
-        handler = getattr(self, rule.handler)
-        if rule.states is None:
-            out: list[Delivery] = handler(client, frame, now)
-            return out
-        conv_uuid = frame.conversation_uuid
-        if conv_uuid is None:
-            raise Refused(ErrorCode.MISSING_FIELD, "conversation_uuid: required")
-        conv = self._conversations.get(conv_uuid)
-        member = conv.members.get(client) if conv is not None else None
-        if conv is None or member is None or member.left_ms is not None:
-            reason = f"conversation_uuid: you are not a participant of {clip(conv_uuid)}"
-            raise Refused(ErrorCode.NOT_A_PARTICIPANT, reason, object_id=conv_uuid[:200])
-        if conv.state not in rule.states:
-            reason = not_in_state(kind, client.role, conv.state, conv_uuid)
-            raise Refused(STATE_REFUSALS[conv.state], reason, object_id=conv_uuid)
-        out = handler(conv, member, frame, now)
-        return out
 
     # ------------------------------------------------------------------
     # Queues
