@@ -115,6 +115,30 @@ def _serve_api_key(text: str) -> tuple[str, str | None]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _serve_keys_file(path: str) -> list[tuple[str, str | None]]:
+    """An argparse type: a file of API keys, one ``KEY`` or ``KEY=AGENT NAME``
+    per line (blank lines and ``#`` comments skipped)."""
+    from .mock.access import parse_api_key
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            lines = handle.read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    keys = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            keys.append(parse_api_key(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{path}, line {number}: expected KEY or KEY=AGENT NAME") from None
+    if not keys:
+        raise argparse.ArgumentTypeError(f"{path}: no API keys in it")
+    return keys
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .mock.app import MockOptions, run
     from .mock.engine import EngineConfig, Routing
@@ -153,7 +177,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         item_probability=args.item_probability,
         exchanges=args.exchanges,
         http_port=args.http_port,
-        api_keys=dict(args.api_key or ()),
+        api_keys=dict([*(args.api_keys_file or ()), *(args.api_key or ())]),
+        rest_rate=args.rest_rate,
         auth_required=args.auth == "required",
         jwt_secret=args.jwt_secret,
         token_ttl=args.token_ttl,
@@ -300,6 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="an API key the REST side accepts, for that agent (repeatable); none: development mode, any key",
     )
     serve.add_argument(
+        "--api-keys-file",
+        type=_serve_keys_file,
+        metavar="PATH",
+        help="API keys from a file, one KEY or KEY=AGENT NAME per line (# comments); with --api-key: both",
+    )
+    serve.add_argument(
+        "--rest-rate",
+        type=_serve_float(0.0),
+        default=50.0,
+        help="REST calls a second per caller, bursts of twice that (0: no limit); over it: 429",
+    )
+    serve.add_argument(
         "--auth",
         choices=["auto", "required"],
         default="auto",
@@ -388,12 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="autopilot agents of the embedded mock (0: ceil(users/3), enough for every user; none with --agent-users)",
     )
-    load.add_argument(
-        "--agent-users", type=_non_negative_int, default=0, help="simulated agents driven by Locust"
-    )
-    load.add_argument(
-        "--processes", type=_processes, default=1, help="Locust worker processes (-1: one per core)"
-    )
+    load.add_argument("--agent-users", type=_non_negative_int, default=0, help="simulated agents driven by Locust")
+    load.add_argument("--processes", type=_processes, default=1, help="Locust worker processes (-1: one per core)")
     load.add_argument("--csv", default=None, help="keep Locust's CSV statistics (and its log) with this prefix")
     load.add_argument("--html", default=None, help="write Locust's HTML report to this file")
     load.add_argument("--seed", type=int, default=0, help="base seed of the fake data")

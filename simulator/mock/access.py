@@ -35,6 +35,7 @@ from urllib.parse import parse_qs
 from ..errors import AccessDenied, IdentityError, TokenWrongRole
 from .base import Identity
 from .conversation import Role, participant_arn
+from .rest_models import strict_int
 from .tokens import Claims, TokenIssuer, looks_like_jwt
 
 __all__ = ["AgentAccount", "FrontDoor", "parse_api_key", "parse_identity"]
@@ -82,9 +83,10 @@ def _since(params: Mapping[str, str]) -> int | None:
     since_text = params.get("since")
     if since_text is None:
         return None
-    if not since_text.isdigit():
-        raise IdentityError(f'since: expected epoch milliseconds, got "{since_text[:40]}"')
-    return int(since_text)
+    since = strict_int(since_text)
+    if since is None or since < 0:
+        raise IdentityError(f"since: expected epoch milliseconds in ASCII digits, got {since_text[:40]!r}")
+    return since
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,6 +23,7 @@ from .access import FrontDoor
 from .autopilot import AutopilotAgent, AutopilotHub
 from .engine import Engine, EngineConfig, Routing
 from .http import HttpSide, make_app
+from .rest_models import RateLimiter
 from .server import Core, ServerConfig, WebchatServer
 from .tokens import TokenIssuer, new_secret
 
@@ -60,6 +61,8 @@ class MockOptions:
     jwt_secret: str | None = None
     """``None``: a fresh secret from ``secrets`` per run."""
     token_ttl: float = 3600.0
+    rest_rate: float = 50.0
+    """REST calls a second per caller (bursts of twice that); 0: no limit."""
 
     @property
     def http_port_or_default(self) -> int:
@@ -152,7 +155,9 @@ async def serve_until_stopped(
     core = build_core(options)
     door = build_door(options)
     server = WebchatServer(core, options.server, door=door)
-    web = HttpSide(make_app(server, door), options.server.host, options.http_port_or_default)
+    rate = options.rest_rate
+    limiter = RateLimiter(rate, max(1, round(2 * rate))) if rate > 0 else None
+    web = HttpSide(make_app(server, door, limiter=limiter), options.server.host, options.http_port_or_default)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

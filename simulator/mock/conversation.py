@@ -178,8 +178,12 @@ class Client:
     chats: int = 0
     """Open conversations the agent is in."""
     available: bool = False
-    """Connected and below its chat limit (kept in the queues' round-robin rings)."""
+    """Connected, not ``busy`` and below its chat limit (kept in the queues' round-robin rings)."""
     last_chat_ms: int | None = None
+    chat_limit: int | None = None
+    """Its own chat limit (REST profile ``chat_limit``); ``None``: the server's."""
+    busy: bool = False
+    """Set ``busy`` by hand (REST queue status): routed no new chats, may still engage by hand."""
 
 
 @dataclass(eq=False, slots=True, kw_only=True)

@@ -20,6 +20,8 @@ false}`` — with its HTTP status, never a traceback):
 * ``PUT /rest/v2/conversation/agent/profiles/{user_id}/test_session``
   (``ConversationAgentTestSessionRequest``) → ``ConversationAgentTestSessionResponse``
   with a ``customer_auth`` (the calling agent's own ``user_id`` only);
+* ``PUT /rest/v2/conversation/agent/profiles/{user_id}/test_session/{conversation_uuid}/join``
+  (``ConversationAgentTestSessionJoinRequest``): as ``join``, 204;
 * ``POST /rest/v2/webchat-sim/customer_auth`` (mock only, for storefront
   widgets; optional body ``{"name", "email", "language_iso_code"}``) →
   ``{"customer_auth": ConversationCustomerAuth, "success": true, ...}``; no
@@ -44,8 +46,9 @@ from aiohttp import web
 from ..errors import AccessDenied
 from .access import AgentAccount, FrontDoor
 from .conversation import Role, participant_arn
+from .rest import ENDPOINTS, call
 from .rest import routes as rest_routes
-from .rest_models import Caller, RestError
+from .rest_models import BodySpec, Caller, Field, RateLimiter, RestError, parse_body, strict_int
 from .server import WebchatServer
 from .tokens import looks_like_jwt
 
@@ -58,6 +61,8 @@ MAX_BODY_BYTES = 64 * 1024
 
 _SERVER: web.AppKey[WebchatServer] = web.AppKey("server", WebchatServer)
 _DOOR: web.AppKey[FrontDoor] = web.AppKey("door", FrontDoor)
+
+JOIN = next(e for e in ENDPOINTS if e.operation_id == "join_conversation")
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -79,6 +84,9 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
     """Refusals and HTTP errors as ``ErrorResponse``; a bug is a 500 with one line."""
     try:
         return await handler(request)
+    except RestError as exc:
+        result = exc.result()
+        return _json(result.body, result.status)
     except AccessDenied as exc:
         return error_response(exc.status, str(exc), code="unauthorized" if exc.status == 401 else "forbidden")
     except web.HTTPException as exc:
@@ -90,27 +98,29 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
         return error_response(500, "internal error")
 
 
-async def _body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
-    """The JSON object of the request body (400 when it is not one)."""
-    raw = await request.read()
-    if not raw.strip():
-        if optional:
-            return {}
-        raise web.HTTPBadRequest(reason="body: expected a JSON object")
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise web.HTTPBadRequest(reason="body: not valid JSON") from None
-    if not isinstance(data, dict):
-        raise web.HTTPBadRequest(reason="body: expected a JSON object")
-    return data
+TEST_SESSION_REQUEST: BodySpec = {
+    "customer_profile_oid": Field((int,)),
+    "question": Field((str,)),
+    "queue_name": Field((str,)),
+    "storefront_host_name": Field((str,)),
+}
+CUSTOMER_AUTH_REQUEST: BodySpec = {
+    "name": Field((str,)),
+    "email": Field((str,)),
+    "language_iso_code": Field((str,)),
+}
+TEST_SESSION_JOIN_REQUEST: BodySpec = {"conversation_webchat_queue_uuid": Field((str,))}
+_MAX_NAME = 200
+"""Longest customer name, email or language code the customer-auth endpoints take."""
 
 
-def _string(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, str):
-        raise web.HTTPBadRequest(reason=f"{name}: expected a string")
-    return value
+async def _body(request: web.Request, spec: BodySpec) -> dict[str, Any]:
+    """The request body checked as :func:`.rest_models.parse_body` does (400/413 ``ErrorResponse``)."""
+    fields = parse_body(await request.read() if request.body_exists else None, spec)
+    for name, value in fields.items():
+        if isinstance(value, str) and len(value) > _MAX_NAME and name != "question":
+            raise RestError(400, "invalid_value", f"{name}: {len(value)} characters, limit {_MAX_NAME}")
+    return fields
 
 
 def _agent(request: web.Request) -> AgentAccount:
@@ -190,31 +200,52 @@ async def _agent_auth(request: web.Request) -> web.Response:
 
 async def _test_session(request: web.Request) -> web.Response:
     account = _agent(request)
-    try:
-        user_id = int(request.match_info["user_id"])
-    except ValueError:
-        raise web.HTTPBadRequest(reason="user_id: expected an integer") from None
-    if user_id != account.user_id:
-        raise AccessDenied("user_id: not yours", status=403)
-    data = await _body(request, optional=True)
-    queue_name = _string(data, "queue_name")
-    _string(data, "question")
+    _own_user_id(request, account)
+    data = await _body(request, TEST_SESSION_REQUEST)
+    queue_name = data.get("queue_name")
     auth = _customer_auth(request, "Test customer", None, None)
     if queue_name:
         auth["merchant_id_queue_name"] = f"{account.merchant_id}_{queue_name}"
     return _json({"customer_auth": auth, "metadata": {}, "success": True})
 
 
+def _own_user_id(request: web.Request, account: AgentAccount) -> None:
+    user_id = strict_int(request.match_info["user_id"])
+    if user_id is None:
+        raise RestError(400, "invalid_type", "user_id: must be an integer in ASCII digits")
+    if user_id != account.user_id:
+        raise RestError(403, "forbidden", "user_id: not yours")
+
+
+async def _join_test_session(request: web.Request) -> web.Response:
+    """``PUT …/profiles/{user_id}/test_session/{conversation_uuid}/join``: the
+    agent joins its test customer's conversation, as ``join`` does (204)."""
+    account = _agent(request)
+    _own_user_id(request, account)
+    await _body(request, TEST_SESSION_JOIN_REQUEST)
+    caller = Caller(
+        role=Role.AGENT,
+        name=account.name,
+        participant_arn=account.participant_arn,
+        user_id=account.user_id,
+        merchant_id=account.merchant_id,
+    )
+    server = request.app[_SERVER]
+    params = {"conversation_uuid": request.match_info["conversation_uuid"]}
+    result = call(JOIN, server.core, caller, params, None, time.time())
+    if result.deliveries:
+        server.deliver(result.deliveries)
+    if result.body is None:
+        return web.Response(status=result.status)
+    return _json(result.body, result.status)
+
+
 async def _mock_customer_auth(request: web.Request) -> web.Response:
     door = request.app[_DOOR]
     if not door.any_key:
         _agent(request)  # with --api-key a storefront's backend asks with its key
-    data = await _body(request, optional=True)
-    if unknown := set(data) - {"name", "email", "language_iso_code"}:
-        raise web.HTTPBadRequest(reason=f"{sorted(unknown)[0][:40]}: unknown field")
-    auth = _customer_auth(
-        request, _string(data, "name") or "Customer", _string(data, "email"), _string(data, "language_iso_code")
-    )
+    data = await _body(request, CUSTOMER_AUTH_REQUEST)
+    auth = _customer_auth(request, data.get("name") or "Customer", data.get("email"), data.get("language_iso_code"))
     return _json({"customer_auth": auth, "metadata": {}, "success": True})
 
 
@@ -222,8 +253,9 @@ async def _rest_not_found(request: web.Request) -> web.Response:
     return error_response(404, f"no endpoint {request.method} {request.path[:200]}", code="not_found")
 
 
-def make_app(server: WebchatServer, door: FrontDoor) -> web.Application:
-    """The HTTP application over ``server``'s core and ``door``."""
+def make_app(server: WebchatServer, door: FrontDoor, *, limiter: RateLimiter | None = None) -> web.Application:
+    """The HTTP application over ``server``'s core and ``door``; with a
+    ``limiter``, the conversation API answers 429 to a caller over its rate."""
     app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
     app[_SERVER] = server
     app[_DOOR] = door
@@ -234,6 +266,9 @@ def make_app(server: WebchatServer, door: FrontDoor) -> web.Application:
     rest[_DOOR] = door
     rest.router.add_put("/conversation/agent/auth", _agent_auth)
     rest.router.add_put("/conversation/agent/profiles/{user_id}/test_session", _test_session)
+    rest.router.add_put(
+        "/conversation/agent/profiles/{user_id}/test_session/{conversation_uuid}/join", _join_test_session
+    )
     rest.router.add_post("/webchat-sim/customer_auth", _mock_customer_auth)
     conversation_api = rest_routes(
         lambda: server.core,
@@ -241,6 +276,7 @@ def make_app(server: WebchatServer, door: FrontDoor) -> web.Application:
         server.deliver,
         prefix="",
         catch_all=False,
+        limiter=limiter,
     )
     rest.router.add_routes(conversation_api)
     rest.router.add_route("*", "/{tail:.*}", _rest_not_found)

@@ -98,7 +98,6 @@ class QueriesMixin(QueuesMixin):
     # ------------------------------------------------------------------
     # Acting on behalf of a participant
 
-
     # ------------------------------------------------------------------
     # Queues
 
@@ -113,32 +112,53 @@ class QueriesMixin(QueuesMixin):
 
     def set_queue_status(self, agent: Client, queue_name: str, status: AgentStatus, now: float) -> list[Delivery]:
         """``available``: log ``agent`` in to ``queue_name`` (round-robin may
-        hand it a chat at once); ``unavailable``: log it out of that queue
-        (its chats go on). ``busy`` is derived by the engine (at the chat
-        limit) and cannot be set: :class:`Refused` ``unsupported_frame``."""
+        hand it a chat at once); ``busy``: logged in as well, but routed no new
+        chats until it is ``available`` again (it may still engage by hand; the
+        flag is the agent's, for all its queues); ``unavailable``: log it out
+        of that queue (its chats go on)."""
         if queue_name not in self._queues:
             raise Refused(ErrorCode.UNKNOWN_QUEUE, f"no queue named {clip(queue_name)}", object_id=queue_name[:200])
-        if status is AgentStatus.BUSY:
-            raise Refused(ErrorCode.UNSUPPORTED_FRAME, "agent_status: busy is derived from the chat limit, not set")
         queues = tuple(q for q in agent.queues if q != queue_name)
-        if status is AgentStatus.AVAILABLE:
+        if status is not AgentStatus.UNAVAILABLE:
             queues += (queue_name,)
         out: list[Delivery] = []
-        if queues != agent.queues:
-            self._set_queues(agent, queues, now)
+        busy = status is AgentStatus.BUSY if status is not AgentStatus.UNAVAILABLE else agent.busy
+        if queues != agent.queues or busy is not agent.busy:
+            agent.busy = busy
+            if set(queues) != set(agent.queues):
+                self._set_queues(agent, queues, now)
             self._refresh_availability(agent, now)
             self._dispatch_for(agent, now, out)
+        return out
+
+    def join_engaged(self, conv: Conversation, agent: Client, now: float) -> list[Delivery]:
+        """Another agent joins an engaged conversation (REST ``join``): as the
+        first agent did, within its chat limit (:class:`Refused` otherwise)."""
+        self._check_capacity(agent, conv.uuid)
+        out: list[Delivery] = []
+        self._add_agent(conv, agent, now, out)
         return out
 
     # ------------------------------------------------------------------
     # Agent profiles
 
+    def _chat_limit(self, agent: Client) -> int:
+        limit = self._profiles.get(agent.name, {}).get("chat_limit")
+        return limit if isinstance(limit, int) and limit > 0 else self.config.max_chats_per_agent
+
     def agent_profile(self, name: str) -> dict[str, Any]:
         """The stored profile fields of the agent ``name`` (empty if none were set)."""
         return dict(self._profiles.get(name, {}))
 
-    def update_agent_profile(self, name: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Merge ``fields`` into the agent's profile; return the result."""
+    def update_agent_profile(self, name: str, fields: dict[str, Any], now: float = 0.0) -> list[Delivery]:
+        """Merge ``fields`` into the agent's profile. A new ``chat_limit`` is
+        the agent's from now on (round-robin may hand it chats at once: the
+        deliveries)."""
         profile = self._profiles.setdefault(name, {})
         profile.update(fields)
-        return dict(profile)
+        out: list[Delivery] = []
+        agent = self._agents_by_name.get(name)
+        if agent is not None and "chat_limit" in fields:
+            self._refresh_availability(agent, now)
+            self._dispatch_for(agent, now, out)
+        return out

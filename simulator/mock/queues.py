@@ -234,7 +234,7 @@ class WebchatQueue:
         for agent in self.agents:
             if agent.conn is None:
                 agent_status = AgentStatus.UNAVAILABLE
-            elif agent.chats >= max_chats:
+            elif agent.busy or agent.chats >= (agent.chat_limit or max_chats):
                 agent_status = AgentStatus.BUSY
             else:
                 agent_status = AgentStatus.AVAILABLE

@@ -44,7 +44,13 @@ from ..protocol import AgentStatus, EventType, Frame, FrameType, Medium, epoch_m
 from .base import Delivery
 from .conversation import Client, Conversation, Role, State
 from .engine import Engine
-from .rest_canned import canned_messages
+from .rest_canned import (
+    delete_canned_message,
+    get_canned_messages,
+    insert_canned_message,
+    search_canned_messages,
+    update_canned_message,
+)
 from .rest_models import (
     MAX_BODY_BYTES,
     BodySpec,
@@ -53,6 +59,7 @@ from .rest_models import (
     RateLimiter,
     RestError,
     RestResult,
+    agent_only,
     from_refusal,
     int_param,
     ok,
@@ -98,11 +105,6 @@ def _settle(core: Any, deliveries: list[Delivery], now: float) -> list[Delivery]
         return deliveries
     routed: list[Delivery] = route(deliveries, now) + run(now)
     return routed
-
-
-def _agent_only(caller: Caller) -> None:
-    if caller.role is not Role.AGENT:
-        raise RestError(403, "forbidden_for_role", "this endpoint is for agents")
 
 
 def _client(engine: Engine, caller: Caller) -> Client | None:
@@ -154,6 +156,14 @@ def _page(total: int, offset: int, limit: int, count: int) -> dict[str, Any]:
 # Conversations
 
 
+def _epoch_of(name: str, text: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RestError(400, "invalid_value", f"{name}: not an ISO-8601 date and time: {text[:40]!r}") from None
+    return epoch_ms((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
 def get_conversations(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
     """``GET /conversation/conversations`` → ``ConversationsResponse``, newest activity first."""
     engine = engine_of(core)
@@ -164,11 +174,7 @@ def get_conversations(core: Any, caller: Caller, params: Params, body: bytes | N
     offset = int_param("offset", params.get("offset"), default=0, low=0, high=10**9)
     before_ms: int | None = None
     if before := params.get("before"):
-        try:
-            moment = datetime.fromisoformat(before)
-            before_ms = epoch_ms((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
-        except ValueError:
-            raise RestError(400, "invalid_value", f"before: not an ISO-8601 date and time: {before[:40]!r}") from None
+        before_ms = _epoch_of("before", before)
     client = _client(engine, caller)
     arn = caller.participant_arn or (client.arn if client is not None else None)
     found = (
@@ -212,9 +218,11 @@ JOIN_REQUEST: BodySpec = {"participant_language_iso_code": _STR}
 
 def join_conversation(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
     """``PUT …/{conversation_uuid}/join`` (``ConversationJoinRequest``): the
-    agent engages the waiting customer, as ``engage customer`` does; 204.
-    Already in it: 204, nothing happens. Engaged by another agent, or closed: 409."""
-    _agent_only(caller)
+    agent engages the waiting customer, as ``engage customer`` does, or joins
+    the agent(s) already with the customer (``participant join`` to everyone,
+    the history to it); 204. Already in it: 204, nothing happens. Closed, or
+    at its chat limit: 409."""
+    agent_only(caller)
     request = parse_body(body, JOIN_REQUEST)
     engine = engine_of(core)
     conv = _conversation(engine, caller, params)
@@ -224,10 +232,14 @@ def join_conversation(core: Any, caller: Caller, params: Params, body: bytes | N
         return _NO_CONTENT
     if conv.state is State.CLOSED:
         raise RestError(409, "conversation_closed", "that conversation is closed", object_id=conv.uuid)
-    if conv.state is State.ENGAGED:
-        raise RestError(409, "already_engaged", "another agent already took that customer", object_id=conv.uuid)
     if language := request.get("participant_language_iso_code"):
         agent.language = language
+    if conv.state is State.ENGAGED:  # another agent is with the customer: join them
+        try:
+            deliveries = engine_of(core).join_engaged(conv, agent, now)
+        except Refused as refusal:
+            raise from_refusal(refusal) from None
+        return RestResult(204, None, _settle(core, deliveries, now))
     frame = Frame.model_validate(
         {
             "type": "event",
@@ -306,6 +318,157 @@ def get_conversation_context(core: Any, caller: Caller, params: Params, body: by
     return RestResult(200, context, deliveries)
 
 
+START_REQUEST: BodySpec = {
+    "add_conversation_participant_arns": Field((list,), items=str),
+    "conversation_arn": _STR,
+    "conversation_webchat_queue_uuid": _STR,
+    "resolve_only": Field((bool,)),
+    # mock extensions (a customer starting a chat; the SDK sends neither)
+    "queue_name": _STR,
+    "question": _STR,
+}
+
+
+def _newest_open(convs: Sequence[Conversation]) -> Conversation | None:
+    return next((c for c in convs if c.state is not State.CLOSED), None)
+
+
+def start_conversation(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
+    """``PUT /conversation/conversations`` (``ConversationStartRequest``) →
+    ``ConversationStartResponse`` (``{"conversation": …}``, its latest 200 messages).
+
+    * ``conversation_arn``: that conversation, if the caller may see it (else
+      404); an agent who is not in it joins it (as ``join``) unless ``resolve_only``.
+    * An agent with ``add_conversation_participant_arns``: the open
+      conversation of one of those customers that it may see, joined as
+      above; none: 404 with ``resolve_only``, else 409 (the mock does not
+      start outbound conversations: customers start chats).
+    * A customer (connected on the websocket): ``resolve_only``, its newest
+      open conversation (404: none); otherwise a new chat in the queue
+      ``queue_name`` (or ``conversation_webchat_queue_uuid``, which names a
+      queue here; default: the first queue) with ``question``, exactly as
+      ``webchat start conversation`` on the websocket (its frames go there)."""
+    request = parse_body(body, START_REQUEST)
+    engine = engine_of(core)
+    resolve_only = bool(request.get("resolve_only"))
+    deliveries: list[Delivery] = []
+    conv: Conversation | None = None
+    if arn := request.get("conversation_arn"):
+        uuid = arn.replace(":", "/").rsplit("/", 1)[-1]
+        conv = _conversation(engine, caller, {"conversation_uuid": uuid})
+        if conv.arn != arn:
+            raise RestError(404, "conversation_not_found", f"no conversation {arn[:80]!r}", object_id=arn[:200])
+    elif caller.role is Role.AGENT:
+        wanted = set(request.get("add_conversation_participant_arns", ()))
+        if not wanted:
+            raise RestError(400, "missing_field", "conversation_arn or add_conversation_participant_arns: required")
+        found = engine.visible_conversations(
+            Role.AGENT, arn=caller.participant_arn, name=caller.name, queues=caller.queues
+        )
+        conv = _newest_open([c for c in found if c.customer.arn in wanted])
+        if conv is None:
+            if resolve_only:
+                raise RestError(404, "conversation_not_found", "none of those participants has an open conversation")
+            raise RestError(
+                409, "outbound_not_supported", "the mock does not start outbound conversations: customers start chats"
+            )
+    else:
+        if request.get("add_conversation_participant_arns"):
+            raise RestError(403, "forbidden_for_role", "add_conversation_participant_arns: for agents")
+        client = _need_client(engine, caller)
+        if resolve_only:
+            mine = engine.visible_conversations(Role.CUSTOMER, arn=client.arn, name=None, queues=())
+            conv = _newest_open(mine)
+            if conv is None:
+                raise RestError(404, "conversation_not_found", "you have no open conversation")
+        else:
+            start: dict[str, Any] = {"participant_language_iso_code": client.language}
+            queue = request.get("queue_name") or request.get("conversation_webchat_queue_uuid")
+            for key, value in (("queue_name", queue), ("question", request.get("question"))):
+                if value:
+                    start[key] = value
+            frame = Frame.model_validate(
+                {
+                    "type": "event",
+                    "event_type": EventType.WEBCHAT_START_CONVERSATION.value,
+                    "event_engage_customer": start,
+                }
+            )
+            deliveries = _act(core, client, frame, now)
+            conv = max(client.conversations.values(), key=lambda c: c.seq)
+    if caller.role is Role.AGENT and not resolve_only and conv.state is not State.CLOSED:
+        agent = _need_client(engine, caller)
+        member = conv.members.get(agent)
+        if member is None or not member.present:
+            joined = join_conversation(core, caller, {"conversation_uuid": conv.uuid}, None, now)
+            deliveries = joined.deliveries
+    return RestResult(200, {"conversation": _conversation_json(conv, 200)}, deliveries)
+
+
+SEARCH_REQUEST: BodySpec = {
+    "date_end": _STR,
+    "date_start": _STR,
+    "email_filter": _STR,
+    "language_filter": _STR,
+    "medium_filter": _STR,
+    "order_by_newest": Field((bool,)),
+    "order_by_oldest": Field((bool,)),
+    "range_begin": Field((int,), bounds=(0, 10**9)),
+    "range_end": Field((int,), bounds=(0, 10**9)),
+    "sms_phone_number_filter": _STR,
+    "text_search": _STR,
+    "visible_filter": Field((bool,)),
+}
+
+
+def search_conversations(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
+    """``POST /conversation/conversations/search`` (``ConversationSearchRequest``)
+    → ``ConversationSearchResponse`` (``records`` ``range_begin``..``range_end``
+    of ``total``): the conversations the caller may see, filtered by customer
+    email (substring, any case), language, started within ``date_start`` ..
+    ``date_end``, ``text_search`` in a message body or the customer's name
+    (any case); newest first unless ``order_by_oldest``. SMS filters match nothing."""
+    request = parse_body(body, SEARCH_REQUEST)
+    engine = engine_of(core)
+    client = _client(engine, caller)
+    arn = caller.participant_arn or (client.arn if client is not None else None)
+    found = engine.visible_conversations(caller.role, arn=arn, name=caller.name, queues=caller.queues)
+    if request.get("medium_filter", Medium.WEBSOCKET.value) != Medium.WEBSOCKET.value or request.get(
+        "sms_phone_number_filter"
+    ):
+        found = []
+    if email := str(request.get("email_filter", "")).lower():
+        found = [c for c in found if email in (c.customer.email or "").lower()]
+    if language := request.get("language_filter"):
+        found = [c for c in found if (c.customer.language or "") == language]
+    if start := request.get("date_start"):
+        low = _epoch_of("date_start", start)
+        found = [c for c in found if c.start_ms >= low]
+    if end := request.get("date_end"):
+        high = _epoch_of("date_end", end)
+        found = [c for c in found if c.start_ms <= high]
+    if text := str(request.get("text_search", "")).lower():
+        found = [
+            c
+            for c in found
+            if text in c.customer.name.lower() or any(text in (m.model.body or "").lower() for m in c.messages)
+        ]
+    if request.get("order_by_oldest") and not request.get("order_by_newest"):
+        found.reverse()
+    begin = request.get("range_begin", 0)
+    end_index = request.get("range_end", begin + 25)
+    if end_index < begin:
+        raise RestError(400, "invalid_value", f"range_end: must be >= range_begin ({begin}), got {end_index}")
+    page = found[begin : min(end_index, begin + 200)]
+    result = {
+        "range_begin": begin,
+        "range_end": begin + len(page),
+        "records": [wire(c.summary()) for c in page],
+        "total": len(found),
+    }
+    return RestResult(200, result)
+
+
 # ---------------------------------------------------------------------------
 # Queues
 
@@ -313,7 +476,7 @@ def get_conversation_context(core: Any, caller: Caller, params: Params, body: by
 def get_queue_statuses(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
     """``GET /conversation/conversations/queues/statuses`` → ``ConversationWebchatQueueStatusesResponse``
     (the caller's queues)."""
-    _agent_only(caller)
+    agent_only(caller)
     statuses = engine_of(core).queue_statuses(caller.queues)
     return RestResult(200, ok({"queue_statuses": [wire(s) for s in statuses]}))
 
@@ -328,9 +491,10 @@ STATUS_REQUEST: BodySpec = {
 def update_queue_status(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
     """``PUT /conversation/conversations/queues/{queue_name}/status``
     (``ConversationWebchatQueueStatusUpdateRequest``): ``available`` logs the
-    agent in to the queue, ``unavailable`` out of it; ``busy`` is 409 (the
-    engine derives it from the chat limit); 204."""
-    _agent_only(caller)
+    agent in to the queue, ``busy`` too but routes it no new chats (the agent's
+    flag, for all its queues, until it is ``available`` again),
+    ``unavailable`` logs it out of the queue; 204."""
+    agent_only(caller)
     request = parse_body(body, STATUS_REQUEST)
     engine = engine_of(core)
     queue_name = params.get("queue_name", "")
@@ -350,29 +514,9 @@ def update_queue_status(core: Any, caller: Caller, params: Params, body: bytes |
 # Canned messages, the agent
 
 
-def get_canned_messages(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
-    """``GET /conversation/canned_messages`` → ``ConversationCannedMessagesResponse``."""
-    _agent_only(caller)
-    return RestResult(200, ok({"conversation_canned_messages": list(canned_messages())}))
-
-
-CANNED_SEARCH: BodySpec = {"max_results": Field((int,), bounds=(1, 10_000)), "short_code": _STR}
-
-
-def search_canned_messages(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
-    """``POST /conversation/canned_messages/search`` (``ConversationCannedMessagesSearch``):
-    the canned messages whose ``short_code`` contains ``short_code`` (any case)."""
-    _agent_only(caller)
-    request = parse_body(body, CANNED_SEARCH)
-    needle = str(request.get("short_code", "")).lower()
-    found = [m for m in canned_messages() if needle in str(m["short_code"]).lower()]
-    found = found[: request.get("max_results", len(found))]
-    return RestResult(200, ok({"conversation_canned_messages": found}))
-
-
 def get_agent_keep_alive(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
     """``GET /conversation/agent/keepalive``: 204 for an agent."""
-    _agent_only(caller)
+    agent_only(caller)
     return _NO_CONTENT
 
 
@@ -419,20 +563,22 @@ def _profile(engine: Engine, caller: Caller) -> dict[str, Any]:
 
 def get_agent_profile(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
     """``GET /conversation/agent/profile`` → ``ConversationAgentProfileResponse``."""
-    _agent_only(caller)
+    agent_only(caller)
     return RestResult(200, ok({"agent_profile": _profile(engine_of(core), caller)}))
 
 
 def update_agent_profile(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
     """``PUT /conversation/agent/profile`` (``ConversationAgentProfile``) →
     ``ConversationAgentProfileResponse``: the fields are kept per agent and
-    reported back (``user_id`` and ``profile_image_url`` are read-only; the
-    engine's chat limit stays ``--max-chats-per-agent``)."""
-    _agent_only(caller)
+    reported back (``user_id`` and ``profile_image_url`` are read-only);
+    ``chat_limit`` is the agent's own chat limit from then on (instead of
+    ``--max-chats-per-agent``): routing and ``busy`` follow it."""
+    agent_only(caller)
     request = parse_body(body, PROFILE_REQUEST)
     engine = engine_of(core)
-    engine.update_agent_profile(caller.name or "Agent", {k: v for k, v in request.items() if k not in _READ_ONLY})
-    return RestResult(200, ok({"agent_profile": _profile(engine, caller)}))
+    fields = {k: v for k, v in request.items() if k not in _READ_ONLY}
+    deliveries = engine.update_agent_profile(caller.name or "Agent", fields, now)
+    return RestResult(200, ok({"agent_profile": _profile(engine, caller)}), _settle(core, deliveries, now))
 
 
 # ---------------------------------------------------------------------------
@@ -449,6 +595,7 @@ class Endpoint(NamedTuple):
 
 
 _C = "/conversation/conversations"
+_CM = "/conversation/canned_messages"
 ENDPOINTS: Sequence[Endpoint] = (
     Endpoint("GET", "/conversation/agent/keepalive", "get_agent_keep_alive", get_agent_keep_alive),
     Endpoint("GET", "/conversation/agent/profile", "get_agent_profile", get_agent_profile),
@@ -457,11 +604,23 @@ ENDPOINTS: Sequence[Endpoint] = (
     Endpoint(
         "POST", "/conversation/canned_messages/search", "search_conversation_canned_messages", search_canned_messages
     ),
+    Endpoint("POST", "/conversation/canned_messages", "insert_conversation_canned_message", insert_canned_message),
+    Endpoint(
+        "PUT", f"{_CM}/{{conversation_canned_message_oid}}", "update_conversation_canned_message", update_canned_message
+    ),
+    Endpoint(
+        "DELETE",
+        f"{_CM}/{{conversation_canned_message_oid}}",
+        "delete_conversation_canned_message",
+        delete_canned_message,
+    ),
     Endpoint("GET", f"{_C}/queues/statuses", "get_conversation_webchat_queue_statuses", get_queue_statuses),
     Endpoint(
         "PUT", f"{_C}/queues/{{queue_name}}/status", "update_conversation_webchat_queue_status", update_queue_status
     ),
     Endpoint("GET", _C, "get_conversations", get_conversations),
+    Endpoint("PUT", _C, "start_conversation", start_conversation),
+    Endpoint("POST", f"{_C}/search", "get_conversations_search", search_conversations),
     Endpoint("GET", f"{_C}/{{conversation_uuid}}", "get_conversation", get_conversation),
     Endpoint(
         "GET", f"{_C}/{{conversation_uuid}}/messages/{{since}}", "get_conversation_messages", get_conversation_messages

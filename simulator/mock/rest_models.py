@@ -18,6 +18,7 @@ the response envelopes of UltraCart's SDK (used by :mod:`.rest`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -37,11 +38,13 @@ __all__ = [
     "RateLimiter",
     "RestError",
     "RestResult",
+    "agent_only",
     "error_body",
     "from_refusal",
     "int_param",
     "ok",
     "parse_body",
+    "strict_int",
     "wire",
 ]
 
@@ -136,6 +139,12 @@ def from_refusal(refusal: Refused) -> RestError:
     return RestError(status, str(refusal.code), refusal.reason, object_id=refusal.object_id)
 
 
+def agent_only(caller: Caller) -> None:
+    """403 ``forbidden_for_role`` unless an agent calls."""
+    if caller.role is not Role.AGENT:
+        raise RestError(403, "forbidden_for_role", "this endpoint is for agents")
+
+
 def wire(model: WireModel) -> dict[str, Any]:
     """A protocol model as UltraCart JSON (no nulls: the SDK refuses them)."""
     data: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
@@ -222,14 +231,25 @@ def parse_body(raw: bytes | None, spec: BodySpec) -> dict[str, Any]:
     return out
 
 
+_INT_TEXT = re.compile(r"-?[0-9]{1,19}")
+
+
+def strict_int(text: str) -> int | None:
+    """``text`` as an integer if it is one written in ASCII digits (an optional
+    ``-``, at most 19 digits), else ``None``. Python's ``int()`` also reads
+    other scripts' digits (``"١٢"`` is 12), refuses ``"²"`` although
+    ``str.isdigit`` accepts it, and refuses more than 4,300 digits with a
+    ``ValueError``: query strings are parsed with this instead."""
+    return int(text) if _INT_TEXT.fullmatch(text) else None
+
+
 def int_param(name: str, text: str | None, *, default: int, low: int, high: int) -> int:
     """A query or path integer within bounds (400 otherwise)."""
     if text is None or text == "":
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise RestError(400, "invalid_type", f"{name}: must be an integer, got {text[:40]!r}") from None
+    value = strict_int(text)
+    if value is None:
+        raise RestError(400, "invalid_type", f"{name}: must be an integer in ASCII digits, got {text[:40]!r}")
     if not low <= value <= high:
         raise RestError(400, "invalid_value", f"{name}: must be between {low} and {high}, got {value}")
     return value

@@ -164,13 +164,20 @@ class QueuesMixin(EngineBase):
         if conv.state is not State.QUEUED:
             reason = "that customer was already engaged by an agent"
             raise Refused(ErrorCode.ALREADY_ENGAGED, reason, object_id=queue_uuid)
-        limit = self.config.max_chats_per_agent
-        if client.chats >= limit:
-            reason = f"you are in {client.chats} chats (limit {limit})"
-            raise Refused(ErrorCode.AGENT_AT_CAPACITY, reason, object_id=queue_uuid)
+        self._check_capacity(client, queue_uuid)
         out: list[Delivery] = []
         self._engage(conv, client, now, out)
         return out
+
+    def _chat_limit(self, agent: Client) -> int:
+        """How many chats ``agent`` may be in: its own limit, else the server's."""
+        return self.config.max_chats_per_agent
+
+    def _check_capacity(self, agent: Client, object_id: str) -> None:
+        limit = self._chat_limit(agent)
+        if agent.chats >= limit:
+            reason = f"you are in {agent.chats} chats (limit {limit})"
+            raise Refused(ErrorCode.AGENT_AT_CAPACITY, reason, object_id=object_id)
 
     def _engage(self, conv: Conversation, agent: Client, now: float, out: list[Delivery]) -> None:
         """Row 3: the agent joins; the entry leaves the queue; those behind move up."""
@@ -180,11 +187,21 @@ class QueuesMixin(EngineBase):
         queue.stats.on_engage(now - conv.joined_at)
         conv.state = State.ENGAGED
         conv.engaged_at = now
+        self._add_agent(conv, agent, now, out)
+
+    def _add_agent(self, conv: Conversation, agent: Client, now: float, out: list[Delivery]) -> None:
+        """The agent joins ``conv`` (the first by engaging, others by a REST
+        join): ``new conversation`` and the history to it, ``participant join``
+        to everyone present. An agent who had left comes back as the same member."""
         now_ms = epoch_ms(now)
         agent.chats += 1
         agent.last_chat_ms = now_ms
-        member = Member(client=agent, joined_ms=now_ms, language=agent.language)
-        conv.members[agent] = member
+        member = conv.members.get(agent)
+        if member is None:
+            member = Member(client=agent, joined_ms=now_ms, language=agent.language)
+            conv.members[agent] = member
+        else:
+            member.left_ms = None
         agent.conversations[conv.uuid] = conv
         summary = conv.summary()
         to = self._to(agent)
@@ -313,7 +330,9 @@ class QueuesMixin(EngineBase):
 
     def _refresh_availability(self, agent: Client, now: float) -> None:
         """Re-derive whether the agent can take a chat; its queues' status changed."""
-        available = agent.conn is not None and agent.chats < self.config.max_chats_per_agent
+        limit = self._chat_limit(agent)
+        agent.chat_limit = limit if limit != self.config.max_chats_per_agent else None
+        available = agent.conn is not None and not agent.busy and agent.chats < limit
         changed = available is not agent.available
         agent.available = available
         for queue_name in agent.queues:
