@@ -178,3 +178,66 @@ def test_test_session_body_fields_are_used(filed: Mock) -> None:
     assert status == 200, body
     auth: dict[str, Any] = body["customer_auth"]
     assert auth["merchant_id_queue_name"] == "DEMO_support"
+
+
+def test_the_whole_console_flow_with_the_sdk_against_a_manual_routing_mock() -> None:
+    """Agent auth (SDK) → websocket with its JWT → a test-session customer
+    starts a chat on the websocket → the agent sees it waiting in the queue
+    statuses, reads its history, joins, replies on the websocket, marks read,
+    picks a canned message and leaves: every response through the SDK's models."""
+    from ultracart import ApiClient, Configuration
+    from ultracart.apis import ConversationApi
+    from ultracart.model.conversation_agent_test_session_request import ConversationAgentTestSessionRequest
+    from ultracart.model.conversation_canned_messages_search import ConversationCannedMessagesSearch
+    from ultracart.model.conversation_join_request import ConversationJoinRequest
+
+    mock = _start("--routing", "manual", "--api-key", "k-erin=Erin")
+    try:
+        configuration = Configuration(host=mock.rest_url)
+        configuration.api_key["ultraCartSimpleApiKey"] = "k-erin"
+        with ApiClient(configuration) as client:
+            api = ConversationApi(client)
+            auth = api.get_agent_websocket_authorization().agent_auth
+            test = api.start_agent_test_session(auth.user_id, ConversationAgentTestSessionRequest(queue_name="support"))
+            customer = test.customer_auth
+            with (
+                connect(f"{auth.websocket_url}?token={auth.jwt}", proxy=None, open_timeout=10) as agent_ws,
+                connect(f"{customer.websocket_url}?token={customer.jwt}", proxy=None, open_timeout=10) as cust_ws,
+            ):
+                _frames_until(agent_ws, "queue status update")
+                start = {"question": "Is 88 shipped?", "queue_name": "support"}
+                cust_ws.send(
+                    json.dumps(
+                        {"type": "event", "event_type": "webchat start conversation", "event_engage_customer": start}
+                    )
+                )
+                uuid = _frames_until(cust_ws, "new conversation")["conversation_uuid"]
+                waiting = api.get_conversation_webchat_queue_statuses().queue_statuses[0]
+                assert (waiting.queue_name, waiting.customer_waiting_count) == ("support", 1)
+                history = api.get_conversation_messages(uuid, 0).conversation_messages
+                assert [m.body for m in history] == ["Is 88 shipped?"]
+                api.join_conversation(uuid, join_request=ConversationJoinRequest(participant_language_iso_code="en"))
+                _frames_until(cust_ws, "participant join")
+                reply = (
+                    api.search_conversation_canned_messages(ConversationCannedMessagesSearch(short_code="en-order"))
+                    .conversation_canned_messages[0]
+                    .canned_message
+                )
+                assert api.get_conversation_canned_messages().conversation_canned_messages
+                agent_ws.send(json.dumps({"type": "message", "conversation_uuid": uuid, "message": {"body": reply}}))
+                deadline_frames = 0
+                while True:  # the customer gets the canned reply
+                    frame = json.loads(cust_ws.recv(timeout=10))
+                    deadline_frames += 1
+                    if frame.get("type") == "message":
+                        assert frame["message"]["body"] == reply
+                        break
+                    assert deadline_frames < 50
+                api.mark_read_conversation(uuid)
+                one = api.get_conversation(uuid).conversation
+                assert one.message_count == 2
+                api.leave_conversation(uuid)
+                _frames_until(cust_ws, "conversation closed")
+    finally:
+        stderr = _stop(mock)
+    assert "Traceback" not in stderr
