@@ -217,6 +217,41 @@ def _cmd_load(args: argparse.Namespace) -> int:
     )
 
 
+def _languages(text: str) -> tuple[str, ...]:
+    from .demo import parse_languages
+
+    try:
+        return parse_languages(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoOptions, run_demo
+    from .load.runner import parse_duration
+    from .mock.app import MockOptions
+    from .mock.engine import EngineConfig
+    from .mock.server import ServerConfig
+    from .pace import Pace
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    options = DemoOptions(
+        mock=MockOptions(
+            server=ServerConfig(host=args.host, port=args.port),
+            engine=EngineConfig(queues=args.queues),
+            agents=args.agents,
+            pace=Pace(args.pace),
+            seed=args.seed,
+            http_port=args.http_port,
+        ),
+        arrival_rate=args.arrival_rate,
+        languages=args.languages,
+        run_time=parse_duration(args.run_time) if args.run_time else None,
+        open_browser=args.open,
+    )
+    return run_demo(options)
+
+
 def _cmd_scenarios(args: argparse.Namespace) -> int:
     from .load.scenario import available_scenarios, load_scenario
 
@@ -478,6 +513,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("locust_args", nargs="*", help="extra Locust arguments after --")
     load.set_defaults(func=_cmd_load)
+
+    demo = sub.add_parser(
+        "demo",
+        help="show the product: the mock with autopilot agents and a live population of customers, in the browser",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    demo.add_argument("--host", default="127.0.0.1", help="address to bind")
+    demo.add_argument("--port", type=_serve_int(0, 65535), default=8765, help="websocket port (0: any free port)")
+    demo.add_argument(
+        "--http-port", type=_serve_int(0, 65535), default=None, help="pages, REST and /metrics; default: --port + 1"
+    )
+    demo.add_argument("--arrival-rate", type=_positive_float, default=0.1, help="new chats a second, on average")
+    demo.add_argument("--agents", type=_serve_int(0), default=3, help="autopilot agents")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the agents and the customers")
+    demo.add_argument(
+        "--languages", type=_languages, default=("en", "fr", "de", "es"), help="comma-separated: en, fr, de, es"
+    )
+    demo.add_argument("--pace", choices=["human", "fast"], default="human", help="agents' and customers' pace")
+    demo.add_argument("--queues", type=_serve_queues, default=("support",), help="comma-separated queue names")
+    demo.add_argument(
+        "--run-time", type=_run_time, default=None, help="stop after this long, e.g. 10m (default: Ctrl-C)"
+    )
+    demo.add_argument("--open", action="store_true", help="open the dashboard in a web browser")
+    demo.set_defaults(func=_cmd_demo)
 
     scen = sub.add_parser("scenarios", help="list the scenario scripts")
     scen.set_defaults(func=_cmd_scenarios)

@@ -38,6 +38,7 @@ __all__ = [
     "Pacing",
     "Span",
     "Timing",
+    "chat_pacing_wait",
 ]
 
 Span = tuple[float, float]
@@ -224,3 +225,13 @@ class Pacing:
     def think_time(self, rng: random.Random) -> float:
         """Seconds a customer thinks before the next message."""
         return self.customer.think_time(rng)
+
+
+def chat_pacing_wait(pacing: float, started: float | None, now: float) -> float:
+    """Seconds a simulated customer waits before its next chat under
+    ``--chat-pacing`` (``pacing`` seconds from one chat's start to the
+    next's): none before the first chat, none if the last one took longer,
+    none when ``pacing`` is 0 (chats back to back)."""
+    if pacing <= 0 or started is None:
+        return 0.0
+    return max(0.0, pacing - (now - started))

@@ -8,7 +8,7 @@ and the phrasebooks are exported for those who build their own ``Faker``.
 
 from __future__ import annotations
 
-from .chat import LANGUAGES, ChatFaker, Persona
+from .chat import LANGUAGES, ChatFaker, Persona, parse_languages
 from .phrasebook import Phrasebook, Topic, normalize
 from .phrases import PHRASEBOOKS
 from .providers import CATALOG, ChatTextProvider, ShopProvider, format_money
@@ -28,6 +28,7 @@ __all__ = [
     "format_money",
     "join_recording",
     "normalize",
+    "parse_languages",
     "sha256_hex",
     "split_recording",
 ]

@@ -377,3 +377,15 @@ class ChatFaker:
             question=text,
             queue_name=queue_name,
         )
+
+
+def parse_languages(text: str) -> tuple[str, ...]:
+    """``"fr, de"`` → ``("fr", "de")`` (blank: every phrasebook's language);
+    ``ValueError`` naming the supported ones for anything else."""
+    chosen = tuple(dict.fromkeys(code.strip() for code in text.split(",") if code.strip()))
+    if not chosen:
+        return tuple(LANGUAGES)
+    unknown = [code for code in chosen if code not in PHRASEBOOKS]
+    if unknown:
+        raise ValueError(f"unsupported language(s) {', '.join(unknown)}; choose from {', '.join(PHRASEBOOKS)}")
+    return chosen

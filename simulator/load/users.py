@@ -36,13 +36,14 @@ from locust.stats import StatsCSVFileWriter
 from locust.user.task import LOCUST_STATE_RUNNING, LOCUST_STATE_STOPPING, LOCUST_STATE_WAITING
 
 from ..brain import Action, Agenda, AgentStyle, ChatBrain, Close, PushCoupon, PushItems, Read, Send, Typing
-from ..fake import ChatFaker
+from ..fake import ChatFaker, parse_languages
 from ..pace import (
     DEFAULT_COUPON_PROBABILITY,
     DEFAULT_EXCHANGES,
     DEFAULT_ITEM_PROBABILITY,
     DEFAULT_LOAD_PACE,
     DEFAULT_MAX_CHATS,
+    chat_pacing_wait,
 )
 from ..protocol import Frame
 from .dialect import AuthSettings, Dialect
@@ -135,6 +136,21 @@ def _add_options(parser: Any) -> None:
         help="API key sent as x-ultracart-simple-key with --auth rest (comma-separated: AgentUsers take them in turn)",
     )
     group.add_argument(
+        "--languages",
+        type=str,
+        env_var="WEBCHAT_LANGUAGES",
+        default="",
+        help="comma-separated languages customers write in, e.g. en,fr (default: every phrasebook: en, fr, de, es)",
+    )
+    group.add_argument(
+        "--chat-pacing",
+        type=float,
+        env_var="WEBCHAT_CHAT_PACING",
+        default=0.0,
+        help="a customer starts a chat at most every this many seconds (0: back to back); "
+        "N customers then arrive at N / pacing chats a second",
+    )
+    group.add_argument(
         "--rest-url",
         type=str,
         env_var="WEBCHAT_REST_URL",
@@ -162,11 +178,22 @@ def _on_init(environment: Environment, **_: Any) -> None:
         )
         sys.stderr.flush()
         raise SystemExit(2)
+    try:
+        languages_of(options)
+    except ValueError as exc:
+        sys.stderr.write(f"webchat-sim: --languages: {exc}\n")
+        sys.stderr.flush()
+        raise SystemExit(2) from None
     count = int(getattr(options, "agent_users", 0) or 0)
     if count > 0:
         for user_class in environment.user_classes:
             if issubclass(user_class, WebchatAgent):
                 user_class.fixed_count = count
+
+
+def languages_of(options: Any) -> tuple[str, ...]:
+    """``--languages`` as a tuple (empty option: every phrasebook); ``ValueError`` for unknown ones."""
+    return parse_languages(str(getattr(options, "languages", "") or ""))
 
 
 def _close_with_final_rows(writer: StatsCSVFileWriter) -> None:
@@ -216,7 +243,7 @@ class ChatUser(User):
         base = int(getattr(options, "seed", 0) or 0)
         self.seed = base * 1_000_003 + worker * 100_003 + self.number
         self.rng = random.Random(self.seed)
-        self.faker = ChatFaker(self.seed)
+        self.faker = ChatFaker(self.seed, languages=languages_of(options))
         self.dialect = self.dialect_class()
         self.pacing = Pacing.of(
             getattr(options, "pace", DEFAULT_LOAD_PACE.value),
@@ -295,8 +322,16 @@ class WebchatCustomer(ChatUser):
     def mix(self) -> ScenarioMix:
         return type(self).set_mix(str(getattr(self.options, "scenario", "happy_path")))
 
+    _chat_started: float | None = None
+
+    def wait_time(self) -> float:
+        """``--chat-pacing``: see :func:`~simulator.pace.chat_pacing_wait`."""
+        pacing = float(getattr(self.options, "chat_pacing", 0.0) or 0.0)
+        return chat_pacing_wait(pacing, self._chat_started, time.time())
+
     @task
     def chat(self) -> None:
+        self._chat_started = time.time()
         scenario = self.mix().pick(self.rng)
         customer = CustomerSession(self.host or "ws://127.0.0.1:8765", **self.session_kwargs())
         customer.queue = self.rng.choice(self.queues)

@@ -12,9 +12,9 @@ import random
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO, TypeVar
 
 from ..errors import BindError
 from ..fake import ChatFaker
@@ -26,6 +26,8 @@ from .http import HttpSide, make_app
 from .rest_models import RateLimiter
 from .server import Core, ServerConfig, WebchatServer
 from .tokens import TokenIssuer, new_secret
+
+T = TypeVar("T")
 
 __all__ = [
     "BindError",
@@ -150,15 +152,22 @@ def build_core(options: MockOptions) -> Core:
 
 
 async def serve_until_stopped(
-    options: MockOptions, *, out: TextIO = sys.stdout, ready: Callable[[WebchatServer], None] | None = None
+    options: MockOptions,
+    *,
+    out: TextIO = sys.stdout,
+    ready: Callable[[WebchatServer], None] | None = None,
+    stop: asyncio.Event | None = None,
+    before_stop: Callable[[WebchatServer], Awaitable[None]] | None = None,
 ) -> None:
+    """Serve until SIGINT/SIGTERM (or ``stop`` is set); ``ready`` is called
+    once both listeners are up, ``before_stop`` awaited before they close."""
     core = build_core(options)
     door = build_door(options)
     server = WebchatServer(core, options.server, door=door)
     rate = options.rest_rate
     limiter = RateLimiter(rate, max(1, round(2 * rate))) if rate > 0 else None
     web = HttpSide(make_app(server, door, limiter=limiter), options.server.host, options.http_port_or_default)
-    stop = asyncio.Event()
+    stop = stop if stop is not None else asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -197,21 +206,29 @@ async def serve_until_stopped(
     try:
         await stop.wait()
     finally:
-        print("webchat-sim: shutting down (closing connections with 1001)", file=out, flush=True)
-        await web.stop()
-        await server.stop()
+        try:
+            if before_stop is not None:
+                await before_stop(server)
+        finally:
+            print("webchat-sim: shutting down (closing connections with 1001)", file=out, flush=True)
+            await web.stop()
+            await server.stop()
+
+
+def run_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` to completion on uvloop when installed, else asyncio's loop."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def run(options: MockOptions) -> int:
     """Serve in this process until SIGINT/SIGTERM; uvloop when installed.
     0 once stopped; 1, after one line on stderr, if the socket cannot be bound."""
     try:
-        try:
-            import uvloop
-        except ImportError:  # pragma: no cover - platforms without uvloop
-            asyncio.run(serve_until_stopped(options))
-        else:
-            uvloop.run(serve_until_stopped(options))
+        run_loop(serve_until_stopped(options))
     except BindError as exc:
         print(f"webchat-sim: {exc}", file=sys.stderr, flush=True)
         return 1
