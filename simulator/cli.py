@@ -524,7 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--http-port", type=_serve_int(0, 65535), default=None, help="pages, REST and /metrics; default: --port + 1"
     )
-    demo.add_argument("--arrival-rate", type=_positive_float, default=0.1, help="new chats a second, on average")
+    demo.add_argument("--arrival-rate", type=_positive_float, default=0.07, help="new chats a second, on average")
     demo.add_argument("--agents", type=_serve_int(0), default=3, help="autopilot agents")
     demo.add_argument("--seed", type=int, default=0, help="seed of the agents and the customers")
     demo.add_argument(

@@ -55,7 +55,7 @@ class DemoOptions:
     """What ``webchat-sim demo`` can be told."""
 
     mock: MockOptions = field(default_factory=MockOptions)
-    arrival_rate: float = 0.1
+    arrival_rate: float = 0.07
     """New chats a second, on average."""
     languages: tuple[str, ...] = ("en", "fr", "de", "es")
     run_time: float | None = None
