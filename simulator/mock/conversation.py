@@ -170,9 +170,12 @@ class Client:
     """While disconnected: when the reconnect grace period ends."""
     conversations: dict[str, Conversation] = field(default_factory=dict)
     """Open conversations the client is in, plus closed ones it has not been told about."""
-    # Customers
     resume_token: str | None = None
+    """The secret that resumes (or takes over) this participant's session:
+    a customer's from its first chat, an agent's from its first connect."""
     # Agents
+    autopilot: bool = False
+    """The server's own simulated agent: no connection may claim its name."""
     queues: tuple[str, ...] = ()
     ring_key: int = 0
     chats: int = 0
