@@ -44,6 +44,7 @@ class AgentSession(Session):
         self.resume_token: str | None = None
         """The secret the server gave this agent's first connection; presented
         again on a reconnect, while the server still holds the name."""
+        self._refused = False
 
     def connect(self) -> None:
         """Open the connection (after the REST auth with ``--auth rest``: the
@@ -54,12 +55,17 @@ class AgentSession(Session):
             url = self.dialect.agent_url(self.host, name=self.name, queues=self.queues)
         else:
             url = self.dialect.agent_url(self.host, name=self.name, queues=self.queues, resume_token=token)
+        self._refused = False
         self._connect_to(url)
+        if self._refused:  # the refusal came with the handshake's response
+            self.connect_ok = False
 
     def _on_error(self, frame: Frame, error: Error, arrival: Arrival) -> None:
         super()._on_error(frame, error, arrival)
         if error.error_code == ErrorCode.IDENTITY_IN_USE:
-            self.connect_ok = False  # refused (the server closes it): back off before trying again
+            # the name is held and the server closes this connection: back off before trying again
+            self._refused = True
+            self.connect_ok = False
 
     def _on_event(self, frame: Frame, arrived: float) -> bool:
         token = self.dialect.resume_token(frame)
