@@ -1077,6 +1077,42 @@ def test_customer_resumes_without_losing_a_message() -> None:
     assert of(chat.take(A1), FrameType.MESSAGE)
 
 
+def read_frame(conv: str, message_uuid: str | None) -> dict[str, Any]:
+    return event("read message", conv, event_read_message={"conversation_message_uuid": message_uuid})
+
+
+def test_a_read_receipt_made_while_the_author_was_away_is_replayed_on_resume() -> None:
+    chat = Chat()
+    conv = engaged_pair(chat)
+    chat.now += 1
+    chat.say(C1, conv, "my order is late")
+    mine = only(chat.take(C1), FrameType.MESSAGE).message
+    assert mine is not None and mine.message_epoch is not None
+    since = mine.message_epoch  # the last message the customer saw
+    chat.disconnect(C1)
+    chat.send(A1, read_frame(conv, mine.conversation_message_uuid))  # in the same millisecond, while it is away
+    agent_arn = chat.engine._conns[A1].arn
+    chat.clear()
+    frames = chat.connect(C2, resume_token=chat.tokens[C1], resume_since=since)
+    assert kinds(frames) == ["new conversation", "updated message"]
+    updated = frames[1].event_updated_message
+    assert updated is not None and updated.conversation_message_uuid == mine.conversation_message_uuid
+    assert [(s.conversation_participant_arn, s.status) for s in updated.transport_statuses or ()] == [
+        (agent_arn, TransportStatus.READ)
+    ]
+    # Seen after the receipt (a later message): not replayed again; the agent, not its author, gets none.
+    chat.now += 1
+    chat.say(A1, conv, "looking into it")
+    later = only(chat.take(C2), FrameType.MESSAGE).message
+    assert later is not None and later.message_epoch is not None
+    chat.disconnect(C2)
+    frames = chat.connect(C3, resume_token=chat.tokens[C1], resume_since=later.message_epoch)
+    assert kinds(frames) == ["new conversation"]
+    chat.disconnect(A1)
+    frames = chat.agent(A2, name="agent-11", resume_token=chat.tokens[A1], resume_since=since - 1)
+    assert kinds(frames) == ["new conversation", "message", "message", "queue status update"]
+
+
 def test_resume_without_since_replays_everything_and_the_queue_position() -> None:
     chat = Chat(routing=Routing.MANUAL)
     chat.start(C3)

@@ -40,8 +40,10 @@ Policies this dialect adds (documented here, tested in tests/test_engine*.py):
   then); connecting with it (an agent: with its name and its token, or with
   a JWT naming it) within ``reconnect_grace`` rebinds the participant and
   replays, per conversation: ``new conversation``, the
-  messages newer than ``resume_since``, the queue position if still waiting,
-  ``conversation closed`` if it closed meanwhile.
+  messages newer than ``resume_since`` (and ``updated message`` for its own
+  older ones whose transport status changed after it: read while it was away),
+  the queue position if still waiting, ``conversation closed`` if it closed
+  meanwhile.
 * Message epochs are strictly increasing within a conversation (a message
   written in the same millisecond as the previous one gets the next
   millisecond), so "replay messages newer than X" never misses one.

@@ -185,15 +185,23 @@ class SessionsMixin(QueuesMixin):
 
     def _replay(self, client: Client, since: int | None, out: list[Delivery]) -> None:
         """Bring a reconnected client up to date on each of its conversations:
-        ``new conversation``, the messages newer than ``since``, its queue
-        position if waiting, ``conversation closed`` if it closed meanwhile."""
+        ``new conversation``, the messages newer than ``since`` and, for its
+        own older messages whose transport status changed after ``since`` (a
+        read receipt), ``updated message``; its queue position if waiting,
+        ``conversation closed`` if it closed meanwhile. (A scan of the
+        messages, once per resume: nothing is kept per event for it.)"""
         to = self._to(client)
         extra = {"resume_token": client.resume_token} if client.resume_token is not None else {}
         for conv in list(client.conversations.values()):
             out.append(
                 Delivery(to, conv.event(EventType.NEW_CONVERSATION, event_new_conversation=conv.summary(), **extra))
             )
-            out.extend(Delivery(to, m.frame) for m in conv.messages if since is None or m.epoch > since)
+            for m in conv.messages:
+                if since is None or m.epoch > since:
+                    out.append(Delivery(to, m.frame))
+                elif m.status_epoch > since and m.author.client is client:
+                    updated = conv.event(EventType.UPDATED_MESSAGE, event_updated_message=m.model)
+                    out.append(Delivery(to, updated))
             if conv.state is State.QUEUED:
                 out.append(Delivery(to, self._position_frame(conv)))
             elif conv.state is State.CLOSED:
