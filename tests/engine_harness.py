@@ -74,7 +74,13 @@ class Chat:
         return self.take(conn)
 
     def agent(self, conn: int, name: str | None = None, **identity: Any) -> list[Frame]:
-        return self.connect(conn, Role.AGENT, name=name or f"agent-{conn}", **identity)
+        """Connect an agent; the resume token its first frames carry is kept in :attr:`tokens`."""
+        frames = self.connect(conn, Role.AGENT, name=name or f"agent-{conn}", **identity)
+        for frame in frames:
+            token = (frame.model_extra or {}).get("resume_token")
+            if isinstance(token, str):
+                self.tokens[conn] = token
+        return frames
 
     def send(self, conn: int, wire: dict[str, Any]) -> list[Delivery]:
         frame = decode(orjson.dumps(wire))

@@ -573,6 +573,31 @@ def test_hub_rejects_bot_connection_ids_and_duplicate_names() -> None:
     assert hub.status()["autopilot"] == {BOT: {"chats": 0, "closed": 0}}
 
 
+def test_an_autopilot_agent_cannot_be_claimed_nor_lost_from_its_queue() -> None:
+    bot = make_bot(26)
+    sim = Sim([bot], reconnect_grace=5)
+    fake = ChatFaker(126)
+    sim.start(1, fake, fake.customer("en"), Topic.ORDER_STATUS)
+    sim.say(1, fake, "my password reset code is 271828", "en")
+    claims = [
+        Identity(role=Role.AGENT, name=BOT),
+        Identity(role=Role.AGENT, name=BOT, queues=("support",), resume_token="f" * 43),
+        Identity(role=Role.AGENT, name=BOT, authenticated=True),  # even a token naming it
+    ]
+    for identity in claims:
+        sim.deliver(sim.hub.connect(2, identity, sim.now))
+        frames = [f for _, f in sim.inbox.pop(2, [])]
+        assert [f.error.error_code for f in frames if f.error is not None] == ["identity_in_use"]
+        assert len(frames) == 1 and b"271828" not in encode(frames[0])
+        assert [close.conn for close in sim.hub.take_closes()] == [2]
+        sim.deliver(sim.hub.disconnect(2, sim.now))
+    sim.advance(6)  # longer than the reconnect grace
+    assert sim.hub.status()["queues"]["support"]["agents"] == 1
+    sim.start(3, fake, fake.customer("en"), Topic.SHIPPING)
+    assert sim.received(3, EventType.PARTICIPANT_JOIN)  # served at once by the bot
+    sim.wait_for(3, bot_message)
+
+
 # ---------------------------------------------------------------------------
 # Answers repeat what the customer gave
 

@@ -1077,6 +1077,42 @@ def test_customer_resumes_without_losing_a_message() -> None:
     assert of(chat.take(A1), FrameType.MESSAGE)
 
 
+def read_frame(conv: str, message_uuid: str | None) -> dict[str, Any]:
+    return event("read message", conv, event_read_message={"conversation_message_uuid": message_uuid})
+
+
+def test_a_read_receipt_made_while_the_author_was_away_is_replayed_on_resume() -> None:
+    chat = Chat()
+    conv = engaged_pair(chat)
+    chat.now += 1
+    chat.say(C1, conv, "my order is late")
+    mine = only(chat.take(C1), FrameType.MESSAGE).message
+    assert mine is not None and mine.message_epoch is not None
+    since = mine.message_epoch  # the last message the customer saw
+    chat.disconnect(C1)
+    chat.send(A1, read_frame(conv, mine.conversation_message_uuid))  # in the same millisecond, while it is away
+    agent_arn = chat.engine._conns[A1].arn
+    chat.clear()
+    frames = chat.connect(C2, resume_token=chat.tokens[C1], resume_since=since)
+    assert kinds(frames) == ["new conversation", "updated message"]
+    updated = frames[1].event_updated_message
+    assert updated is not None and updated.conversation_message_uuid == mine.conversation_message_uuid
+    assert [(s.conversation_participant_arn, s.status) for s in updated.transport_statuses or ()] == [
+        (agent_arn, TransportStatus.READ)
+    ]
+    # Seen after the receipt (a later message): not replayed again; the agent, not its author, gets none.
+    chat.now += 1
+    chat.say(A1, conv, "looking into it")
+    later = only(chat.take(C2), FrameType.MESSAGE).message
+    assert later is not None and later.message_epoch is not None
+    chat.disconnect(C2)
+    frames = chat.connect(C3, resume_token=chat.tokens[C1], resume_since=later.message_epoch)
+    assert kinds(frames) == ["new conversation"]
+    chat.disconnect(A1)
+    frames = chat.agent(A2, name="agent-11", resume_token=chat.tokens[A1], resume_since=since - 1)
+    assert kinds(frames) == ["new conversation", "message", "message", "queue status update"]
+
+
 def test_resume_without_since_replays_everything_and_the_queue_position() -> None:
     chat = Chat(routing=Routing.MANUAL)
     chat.start(C3)
@@ -1158,7 +1194,7 @@ def test_agent_reconnects_within_grace_and_keeps_its_chats() -> None:
     chat.now += 1
     chat.say(C1, conv, "still there?")
     chat.clear()
-    frames = chat.agent(A2, name="agent-11", resume_since=since)
+    frames = chat.agent(A2, name="agent-11", resume_token=chat.tokens[A1], resume_since=since)
     assert kinds(frames) == ["new conversation", "message", "queue status update"]
     assert frames[0].conversation_uuid == conv
     assert frames[1].message is not None
@@ -1175,7 +1211,7 @@ def test_agent_reconnects_within_grace_and_keeps_its_chats() -> None:
 def test_second_login_takes_the_session_over() -> None:
     chat = Chat()
     conv = engaged_pair(chat)
-    frames = chat.agent(A2, name="agent-11")
+    frames = chat.agent(A2, name="agent-11", resume_token=chat.tokens[A1])
     assert error_of(chat.take(A1)) == "session_replaced"
     assert of(frames, EventType.NEW_CONVERSATION)
     assert chat.take(C1) == []  # no status change to announce
@@ -1189,7 +1225,7 @@ def test_a_takeover_tells_the_shell_to_close_the_old_connection_once() -> None:
     engaged_pair(chat)
     assert chat.closes == []
     assert chat.engine.take_closes() == ()
-    chat.agent(A2, name="agent-11")
+    chat.agent(A2, name="agent-11", resume_token=chat.tokens[A1])
     assert chat.closes == [Close(A1, 1000, "session replaced by a new connection")]
     assert chat.engine.take_closes() == ()  # taken once
     chat.connect(C2, resume_token=chat.tokens[C1])
@@ -1198,10 +1234,11 @@ def test_a_takeover_tells_the_shell_to_close_the_old_connection_once() -> None:
 
 def test_closes_wait_until_taken() -> None:
     engine = Engine(EngineConfig(), rng=random.Random(1))
-    engine.connect(A1, Identity(role=Role.AGENT, name="Ann"), T0)
-    engine.connect(A2, Identity(role=Role.AGENT, name="Ann"), T0)
+    (status,) = engine.connect(A1, Identity(role=Role.AGENT, name="Ann"), T0)
+    ann = Identity(role=Role.AGENT, name="Ann", resume_token=resume_token(status.frame))
+    engine.connect(A2, ann, T0)
     engine.tick(T0 + 5)  # other calls do not drop them
-    engine.connect(A3, Identity(role=Role.AGENT, name="Ann"), T0)
+    engine.connect(A3, ann, T0)
     assert [c.conn for c in engine.take_closes()] == [A1, A2]
     assert engine.take_closes() == ()
 
@@ -1217,6 +1254,51 @@ def test_customer_resume_while_still_connected_takes_over() -> None:
     assert of(chat.take(C2), FrameType.MESSAGE)
     assert chat.take(C1) == []
     assert chat.disconnect(C1) == []  # the replaced socket closing later changes nothing
+
+
+IN_USE = Close(A2, 1008, "agent name held by another session")
+
+
+def test_an_agent_name_held_by_a_session_is_refused_without_its_secret() -> None:
+    chat = Chat()
+    conv = engaged_pair(chat)
+    chat.say(C1, conv, "my password reset code is 314159")
+    chat.clear()
+    guesses: list[dict[str, Any]] = [{}, {"resume_token": "f" * 43}, {"resume_token": chat.tokens[C1]}]
+    for guess in guesses:  # nothing, a guess, a customer's token: refused, and shown nothing
+        frames = chat.agent(A2, name="agent-11", **guess)
+        assert error_of(frames) == "identity_in_use"
+        assert b"314159" not in b"".join(encode(f) for f in frames)
+        assert chat.closes[-1] == IN_USE
+        assert chat.disconnect(A2) == []  # its socket closing changes nothing
+    assert chat.take(A1) == [] and chat.take(C1) == []  # the real agent was not replaced
+    chat.say(A1, conv, "still me")
+    assert of(chat.take(C1), FrameType.MESSAGE)
+    # Within the reconnect grace the name is held as well.
+    chat.disconnect(A1)
+    chat.clear()
+    assert error_of(chat.agent(A2, name="agent-11")) == "identity_in_use"
+    chat.disconnect(A2)
+    chat.tick(60)  # the grace ends: the name is free, a newcomer is a new agent with no chats
+    frames = chat.agent(A2, name="agent-11")
+    assert not of(frames, EventType.NEW_CONVERSATION)
+    assert chat.tokens[A2] != chat.tokens[A1]
+
+
+def test_an_agent_resumes_with_its_secret_or_a_token_vouching_for_its_name() -> None:
+    chat = Chat()
+    conv = engaged_pair(chat)
+    first = chat.tokens[A1]
+    frames = chat.agent(A2, name="agent-11", resume_token=first)  # a takeover
+    assert of(frames, EventType.NEW_CONVERSATION)
+    assert resume_token(of(frames, EventType.NEW_CONVERSATION)[0]) == first
+    assert error_of(chat.take(A1)) == "session_replaced"
+    chat.disconnect(A2)
+    frames = chat.agent(A3, name="agent-11", authenticated=True)  # a JWT naming it: a resume
+    assert of(frames, EventType.NEW_CONVERSATION)
+    assert chat.tokens[A3] == first  # one secret per agent, kept across its connections
+    chat.say(C1, conv, "hello again")
+    assert of(chat.take(A3), FrameType.MESSAGE)
 
 
 def test_agent_grace_expiry_closes_its_chats_and_leaves_the_queue() -> None:

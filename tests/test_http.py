@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -332,6 +333,25 @@ def test_development_mode_still_takes_query_string_identities_and_tokens(dev: Mo
     with connect(f"{dev.websocket_url}?token={agent['jwt']}", proxy=None, open_timeout=10) as ws:
         _frames_until(ws, "queue status update")
     assert _refused(f"{dev.websocket_url}?token={_tamper(agent['jwt'], name='Eve')}")[0] == 401
+
+
+def _arn_in_status(status: dict[str, Any], name: str) -> str:
+    agents = status["event_queue_status_update"]["agents"]
+    (arn,) = [a["conversation_participant_arn"] for a in agents if a["conversation_participant_name"] == name]
+    assert isinstance(arn, str)
+    return arn
+
+
+def test_development_mode_an_agent_keeps_one_arn_by_query_string_token_and_rest(dev: Mock) -> None:
+    auth = _agent_auth(dev, "k-arn")  # development mode: the key names an agent of its own
+    name, arn = auth["conversation_participant_name"], auth["conversation_participant_arn"]
+    query = urllib.parse.urlencode({"role": "agent", "name": name})
+    with connect(f"{dev.websocket_url}?{query}", proxy=None, open_timeout=10) as first:
+        status = _frames_until(first, "queue status update")
+        assert _arn_in_status(status, name) == arn  # the query string names the REST account's agent
+        with connect(f"{dev.websocket_url}?token={auth['jwt']}", proxy=None, open_timeout=10) as second:
+            status = _frames_until(second, "queue status update")  # the token vouches: a takeover
+            assert _arn_in_status(status, name) == arn
 
 
 # ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -407,12 +408,64 @@ def test_flood_is_refused_then_closed_with_1008() -> None:
     run(scenario())
 
 
+async def closed_with(client: Client) -> tuple[int, str]:
+    """Read until the server closes ``client``; its close code and reason."""
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            await client._recv()
+    assert info.value.rcvd is not None
+    return info.value.rcvd.code, info.value.rcvd.reason
+
+
+def secret_of(frame: Frame) -> str:
+    token = (frame.model_extra or {}).get("resume_token")
+    assert isinstance(token, str) and token
+    return token
+
+
+@pytest.mark.parametrize("agents", [0, 1], ids=["engine", "autopilot-hub"])
+def test_a_connection_for_a_held_agent_name_is_refused_without_its_secret(agents: int) -> None:
+    async def scenario() -> None:
+        async with mock(agents=agents) as srv, Client.open(srv.url, "role=agent&name=Ada") as real:
+            await real.expect(event("queue status update"))
+            for query in ("role=agent&name=Ada", "role=agent&name=Ada&token=" + "f" * 43):
+                async with Client.open(srv.url, query) as intruder:
+                    refusal = await intruder.expect(is_error())
+                    assert refusal.error is not None and refusal.error.error_code == "identity_in_use"
+                    assert await closed_with(intruder) == (1008, "agent name held by another session")
+                    assert not [f for f in intruder.frames if f.error is None]  # shown nothing of Ada's
+            await real.send({"type": "ping"})  # the real one is still connected
+            await real.expect(lambda f: f.type is not None and f.type.value == "ping")
+            assert not [f for f in real.frames if f.error is not None]
+
+    run(scenario())
+
+
+def test_an_autopilot_agent_cannot_be_claimed_and_stays_in_its_queue() -> None:
+    async def scenario() -> None:
+        async with mock(agents=1) as srv, Client.open(srv.url, "role=customer&lang=en") as customer:
+            (bot,) = srv.status()["autopilot"]
+            await customer.send(start_frame("My password reset code is 271828, where is my order?"))
+            await customer.expect(event("participant join"))
+            async with Client.open(srv.url, "role=agent&name=" + urllib.parse.quote(bot)) as intruder:
+                await intruder.expect(is_error("identity_in_use"))
+                assert await closed_with(intruder) == (1008, "agent name held by another session")
+                assert len(intruder.frames) == 1
+            await asyncio.sleep(0.3)  # past the reconnect grace (0.2 s): nothing happens, nothing to await
+            assert srv.status()["queues"]["support"]["agents"] == 1
+            async with Client.open(srv.url, "role=customer&lang=en") as newcomer:
+                await newcomer.send(start_frame())
+                await newcomer.expect(event("participant join"), timeout=5)
+
+    run(scenario())
+
+
 @pytest.mark.parametrize("agents", [0, 1], ids=["engine", "autopilot-hub"])
 def test_a_session_taken_over_closes_the_old_socket_with_1000_after_its_error(agents: int) -> None:
     async def scenario() -> None:
         async with mock(agents=agents) as srv, Client.open(srv.url, "role=agent&name=Ada") as old:
-            await old.expect(event("queue status update"))
-            async with Client.open(srv.url, "role=agent&name=Ada") as new:
+            secret = secret_of(await old.expect(event("queue status update")))
+            async with Client.open(srv.url, "role=agent&name=Ada&token=" + secret) as new:
                 await new.expect(event("queue status update"))
                 await old.expect(is_error("session_replaced"))
                 with pytest.raises(ConnectionClosed) as info:

@@ -214,6 +214,51 @@ def test_reconnect_replays_what_was_sent_while_away(manual_mock: MockProcess) ->
     cu.disconnect()
 
 
+def test_an_agent_reconnecting_within_the_grace_presents_its_secret_and_keeps_its_chat(
+    manual_mock: MockProcess,
+) -> None:
+    rec = Recorder()
+    ag, cu, conversation = engaged_pair(manual_mock.url, rec, 9)
+    cu.wait_for_agent()
+    assert ag.resume_token  # from the first frames of its connection
+    ag.disconnect()
+    ag.connect()  # within the reconnect grace: the name is still held, the secret resumes it
+    cu.say("are you back?")
+    got = ag.wait_for_customer_message(conversation)
+    while got is not None and got.message is not None and got.message.body != "are you back?":
+        got = ag.wait_for_customer_message(conversation)  # the chat's earlier messages, replayed first
+    assert got is not None
+    assert not rec.failures, [(f.name, str(f.exception)) for f in rec.failures]
+    intruder_rec = Recorder()
+    intruder = agent(manual_mock.url, intruder_rec, 10, name=ag.name, manual=True)
+    intruder.connect()  # the name without its secret: refused
+    refusal = intruder._wait(KPI.CONNECT, lambda f: f.error is not None, 5.0, "the refusal")
+    assert refusal.error is not None and refusal.error.error_code == "identity_in_use"
+    assert intruder.connect_ok is False  # the Locust user backs off before trying again
+    assert [f.name for f in intruder_rec.failures] == [KPI.SERVER_ERROR]
+    intruder.disconnect()
+    ag.disconnect()
+    cu.disconnect()
+
+
+def test_a_reply_that_arrived_just_before_a_drop_is_still_waited_for_after_the_resume(
+    manual_mock: MockProcess,
+) -> None:
+    rec = Recorder()
+    ag, cu, conversation = engaged_pair(manual_mock.url, rec, 15)  # its own seed: a held agent name is refused
+    cu.wait_for_agent()
+    cu.say("anyone there?")
+    ag.reply(conversation, "just before the drop")  # acknowledged: the server has sent it to the customer too
+    cu.ping()  # answered after the reply on the same connection: the reply is in, nobody took it yet
+    cu.disconnect()
+    cu.reconnect()  # since: the reply's epoch, so the server does not send it again
+    reply = cu.wait_for_reply(timeout=2.0)
+    assert reply is not None and reply.message is not None and reply.message.body == "just before the drop"
+    assert not rec.failures, [(f.name, str(f.exception)) for f in rec.failures]
+    ag.disconnect()
+    cu.disconnect()
+
+
 # Bad backends ------------------------------------------------------------------
 
 SERVER_SCRIPT = Path(__file__).with_name("_ws_server.py")

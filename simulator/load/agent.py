@@ -7,8 +7,8 @@ import time
 from typing import Final, overload
 
 from ..fake import Topic
-from ..protocol import EventType, Frame
-from .meter import KPI
+from ..protocol import Error, ErrorCode, EventType, Frame
+from .meter import KPI, Arrival
 from .session import Session
 
 __all__ = ["AGENT_WAITS_FOR", "AgentSession"]
@@ -41,13 +41,36 @@ class AgentSession(Session):
         self.queues = queues
         self.manual = manual
         self.chats: dict[str, str] = {}  # conversation uuid -> customer language
+        self.resume_token: str | None = None
+        """The secret the server gave this agent's first connection; presented
+        again on a reconnect, while the server still holds the name."""
+        self._refused = False
 
     def connect(self) -> None:
         """Open the connection (after the REST auth with ``--auth rest``: the
-        agent the API key belongs to, logged in to the queues its token names)."""
-        self._connect_to(self.dialect.agent_url(self.host, name=self.name, queues=self.queues))
+        agent the API key belongs to, logged in to the queues its token names;
+        else the name, with its resume token once it has one)."""
+        token = self.resume_token
+        if token is None:
+            url = self.dialect.agent_url(self.host, name=self.name, queues=self.queues)
+        else:
+            url = self.dialect.agent_url(self.host, name=self.name, queues=self.queues, resume_token=token)
+        self._refused = False
+        self._connect_to(url)
+        if self._refused:  # the refusal came with the handshake's response
+            self.connect_ok = False
+
+    def _on_error(self, frame: Frame, error: Error, arrival: Arrival) -> None:
+        super()._on_error(frame, error, arrival)
+        if error.error_code == ErrorCode.IDENTITY_IN_USE:
+            # the name is held and the server closes this connection: back off before trying again
+            self._refused = True
+            self.connect_ok = False
 
     def _on_event(self, frame: Frame, arrived: float) -> bool:
+        token = self.dialect.resume_token(frame)
+        if token is not None:
+            self.resume_token = token
         if frame.event_type is EventType.QUEUE_NEW_MEMBER:
             return self.manual
         return frame.event_type in AGENT_WAITS_FOR

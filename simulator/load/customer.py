@@ -377,6 +377,7 @@ class CustomerSession(Session):
         # The replay is sent right after the summary on this connection; a ping
         # answered after it proves everything replayed has arrived.
         self.ping()
+        self._resumed()  # then what came before the drop and nobody took: still there for the waits
         expected = summary.message_count if summary is not None and summary.message_count is not None else 0
         for _ in range(expected - len(self.messages)):  # one failure per message: counts that group
             self.report_failure(KPI.MESSAGE_LOST, "missing after resume")

@@ -120,8 +120,13 @@ class Dialect:
             params["since"] = str(since)
         return self._url(host, params)
 
-    def agent_url(self, host: str, *, name: str, queues: Sequence[str]) -> str:
-        return self._url(host, {"role": "agent", "name": name, "queues": ",".join(queues)})
+    def agent_url(self, host: str, *, name: str, queues: Sequence[str], resume_token: str | None = None) -> str:
+        """An agent's URL; ``resume_token``: the secret its first connection was
+        given, without which the server refuses a name still held (4.4)."""
+        params = {"role": "agent", "name": name, "queues": ",".join(queues)}
+        if resume_token:
+            params["token"] = resume_token
+        return self._url(host, params)
 
     def headers(self, role: str) -> dict[str, str]:
         """Extra HTTP headers of the opening handshake (e.g. ``Authorization``)."""

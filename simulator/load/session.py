@@ -130,6 +130,9 @@ class Session:
         self.messages: dict[str, Frame] = {}  # every chat message seen, by uuid
         self.last_epoch: int | None = None
         self.errors: list[Frame] = []
+        self._left_behind: list[Frame] = []
+        """What the last connection received that no wait took (chat frames:
+        no pings, no errors), for the waits after a resume."""
 
     @property
     def timeout(self) -> float:
@@ -209,6 +212,7 @@ class Session:
     def _connect_to(self, url: str) -> None:
         """``connect``: the REST auth first when configured (then the
         websocket its answer names, with the JWT), else ``url``."""
+        self._left_behind = []  # a new session, not a resume
         if self.auth_settings is None:
             with self._op(KPI.CONNECT):
                 self._open(url)
@@ -398,10 +402,23 @@ class Session:
             conn.send(self.dialect.read(conversation_uuid, uuid))
 
     def disconnect(self) -> None:
-        """Drop the connection (without closing any chat)."""
-        if self.conn is not None:
-            self.conn.close()
+        """Drop the connection (without closing any chat). The chat frames it
+        received that no wait took are kept for a resume (:meth:`_resumed`):
+        one that came just before the drop moved :attr:`last_epoch`, so the
+        server's replay after ``since`` rightly leaves it out."""
+        conn = self.conn
+        if conn is not None:
+            conn.close()
+            self._left_behind = [f for f in conn.frames(consume=True) if f.type is not _PING and f.error is None]
             self.conn = None
+
+    def _resumed(self) -> None:
+        """The session was resumed on a new connection (and what the server
+        replays has arrived): the frames the old one left untaken go before
+        the new one's, for the waits to come."""
+        frames, self._left_behind = self._left_behind, []
+        if frames and self.conn is not None:
+            self.conn.keep_earlier(frames)
 
     @property
     def connected(self) -> bool:

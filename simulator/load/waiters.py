@@ -76,6 +76,17 @@ class FrameWaiters:
             self._inbox.clear()
         return frames
 
+    def keep_earlier(self, frames: list[Frame]) -> None:
+        """Put ``frames`` (oldest first; e.g. what an earlier connection of the
+        same session received and nobody took) before the inbox's own, for
+        later :meth:`wait_for` calls; beyond ``inbox_limit`` the oldest go."""
+        inbox = self._inbox
+        room = self._inbox_limit - len(inbox)
+        if len(frames) > room:
+            self.dropped += len(frames) - room
+            frames = frames[len(frames) - room :] if room > 0 else []
+        inbox.extendleft(reversed(frames))
+
     # -- Waiting ------------------------------------------------------------
 
     def wait_for(self, predicate: Callable[[Frame], bool], timeout: float, *, description: str = "frame") -> Frame:

@@ -18,7 +18,9 @@ each mapped to one agent account) and the :class:`~.tokens.TokenIssuer`.
   or ``?role=`` contradicting the token). Without a JWT, the query string
   identifies the participant (:func:`parse_identity`) in development mode
   only; otherwise 401. In development mode an ``Authorization`` header that
-  carries no JWT (another backend's credentials) is ignored.
+  carries no JWT (another backend's credentials) is ignored, and an agent
+  named by the query string gets the participant uuid of that name's agent
+  account, so its ARN is the one REST and the account's JWT give.
 
 Participant uuids of accounts and customers authenticated here come from
 ``uuid.uuid4`` (the OS CSPRNG), never from the engine's seeded generator.
@@ -29,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qs
 
 from ..errors import AccessDenied, IdentityError, TokenWrongRole
@@ -206,7 +208,10 @@ class FrontDoor:
         if jwt_text is None:
             if not self.development:
                 raise AccessDenied("token: required (from PUT /rest/v2/conversation/agent/auth or a customer auth)")
-            return parse_identity(query)
+            identity = parse_identity(query)
+            if identity.role is Role.AGENT and identity.name:  # the ARN REST and its JWT give that name
+                identity = replace(identity, participant_uuid=self._account(identity.name).participant_uuid)
+            return identity
         claims = self.issuer.verify(jwt_text, now)
         role_text = params.get("role")
         if role_text is not None and role_text != claims.role.value:
@@ -225,6 +230,7 @@ def _identity(claims: Claims, resume_token: str | None, since: int | None) -> Id
         resume_token=resume_token if claims.role is Role.CUSTOMER else None,
         resume_since=since,
         participant_uuid=claims.participant_uuid,
+        authenticated=True,
     )
 
 

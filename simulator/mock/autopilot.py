@@ -130,7 +130,7 @@ class AutopilotAgent:
             coupon_probability=coupon_probability,
             item_probability=item_probability,
         )
-        self.identity = Identity(role=Role.AGENT, name=name, queues=queues)
+        self.identity = Identity(role=Role.AGENT, name=name, queues=queues, autopilot=True)
         self.arn: str | None = None
         """This agent's participant ARN, once the server has told it."""
         self.chats: dict[str, _Chat] = {}

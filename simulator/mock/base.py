@@ -57,13 +57,20 @@ class Identity:
     queues: tuple[str, ...] = ()
     """Agents: the queues they log in to (empty = all queues)."""
     resume_token: str | None = None
-    """Customers: the token given at start, to resume after a reconnect."""
+    """The resume token the participant was given (customers: at start;
+    agents: at first connect), to resume after a reconnect."""
     resume_since: int | None = None
     """Epoch ms: on resume, replay messages newer than this (``None`` = all)."""
     participant_uuid: str | None = None
-    """Set when a token vouches for the participant (its JWT's): a new
-    participant gets this uuid (and the ARN the token carries); a customer
-    known by it is resumed, as with its resume token."""
+    """A new participant gets this uuid (and the ARN it makes): its JWT's, or
+    for a development-mode agent its REST account's. A customer known by it
+    is resumed, as with its resume token (set for customers by a JWT only)."""
+    authenticated: bool = False
+    """A verified JWT names this participant: an agent may then take over its
+    name's session without its resume token."""
+    autopilot: bool = False
+    """The server's own simulated agent (set by the autopilot hub, never by a
+    handshake): no connection may sign in with its name."""
 
 
 class Delivery(NamedTuple):
@@ -128,7 +135,7 @@ class EngineConfig:
 
 
 def new_resume_token() -> str:
-    """A customer's resume token: 256 bits from the CSPRNG (``secrets``), never
+    """A resume token (a customer's, an agent's): 256 bits from the CSPRNG (``secrets``), never
     from the engine's seeded ``random.Random``, whose state an observer can
     rebuild from the uuids it sees. URL-safe base64: no dot, so it is never
     taken for a JWT."""

@@ -170,9 +170,12 @@ class Client:
     """While disconnected: when the reconnect grace period ends."""
     conversations: dict[str, Conversation] = field(default_factory=dict)
     """Open conversations the client is in, plus closed ones it has not been told about."""
-    # Customers
     resume_token: str | None = None
+    """The secret that resumes (or takes over) this participant's session:
+    a customer's from its first chat, an agent's from its first connect."""
     # Agents
+    autopilot: bool = False
+    """The server's own simulated agent: no connection may claim its name."""
     queues: tuple[str, ...] = ()
     ring_key: int = 0
     chats: int = 0
@@ -248,6 +251,10 @@ class StoredMessage:
     conversation_arn: str
     readers: set[str] | None = None
     """ARNs of the participants who reported reading it (``None``: nobody yet)."""
+    status_epoch: int = 0
+    """When its transport statuses last changed (a read receipt; 0: never), on
+    the scale of message epochs: a resume after ``since`` replays it to its
+    author as ``updated message`` if this is newer."""
 
     @property
     def frame(self) -> Frame:
@@ -378,10 +385,11 @@ class Conversation:
             self.first_unresponded_ms = None
         return stored
 
-    def mark_read(self, stored: StoredMessage, reader: Member) -> bool:
-        """``reader`` read ``stored`` (and everything before it); False if it
-        had already said so or wrote it. The stored message gets the reader's
-        transport status ``read``."""
+    def mark_read(self, stored: StoredMessage, reader: Member, now_ms: int) -> bool:
+        """``reader`` read ``stored`` (and everything before it) at ``now_ms``;
+        False if it had already said so or wrote it. The stored message gets
+        the reader's transport status ``read``, stamped after every message
+        epoch so far (:attr:`StoredMessage.status_epoch`)."""
         arn = reader.client.arn
         if stored.author is reader or (stored.readers is not None and arn in stored.readers):
             return False
@@ -394,6 +402,7 @@ class Conversation:
             ConversationMessageTransportStatus(conversation_participant_arn=arn, status=TransportStatus.READ)
         )
         stored.model = stored.model.model_copy(update={"transport_statuses": statuses})
+        stored.status_epoch = max(now_ms, self.last_epoch + 1)
         return True
 
     def summary(self) -> ConversationSummary:

@@ -35,11 +35,15 @@ Policies this dialect adds (documented here, tested in tests/test_engine*.py):
   ``history_replay_limit``), the held ``webchat context`` and the held rrweb
   recording (since the latest ``init``, up to ``rrweb_hold_bytes``).
 * Resume: a customer gets a resume token (additional property
-  ``resume_token`` of its ``new conversation``); connecting with it, or as an
-  agent with the same name, within ``reconnect_grace`` rebinds the
-  participant and replays, per conversation: ``new conversation``, the
-  messages newer than ``resume_since``, the queue position if still waiting,
-  ``conversation closed`` if it closed meanwhile.
+  ``resume_token`` of its ``new conversation``), an agent one at its first
+  connect (``resume_token`` of the ``queue status update`` frames it gets
+  then); connecting with it (an agent: with its name and its token, or with
+  a JWT naming it) within ``reconnect_grace`` rebinds the participant and
+  replays, per conversation: ``new conversation``, the
+  messages newer than ``resume_since`` (and ``updated message`` for its own
+  older ones whose transport status changed after it: read while it was away),
+  the queue position if still waiting, ``conversation closed`` if it closed
+  meanwhile.
 * Message epochs are strictly increasing within a conversation (a message
   written in the same millisecond as the previous one gets the next
   millisecond), so "replay messages newer than X" never misses one.
@@ -52,10 +56,15 @@ Policies this dialect adds (documented here, tested in tests/test_engine*.py):
   when a participant's connection drops or comes back (participant
   ``status`` ``disconnected`` / ``active``) and when a participant writes in
   another language than before (``language_iso_code``).
-* A second connection with the same agent name, or with the resume token of a
-  customer who is still connected, takes the session over; the old
-  connection gets an error frame ``session_replaced``, is forgotten, and is
-  to be closed with 1000 (a :class:`Close` from :meth:`Engine.take_closes`).
+* A second connection with the resume token of a customer or agent who is
+  still connected (an agent: or a JWT naming it) takes the session over; the
+  old connection gets an error frame ``session_replaced``, is forgotten, and
+  is to be closed with 1000 (a :class:`Close` from :meth:`Engine.take_closes`).
+* A connection for an agent name that is held (connected or in its grace)
+  without its resume token or a JWT naming it, or for an autopilot agent's
+  name (``Identity.autopilot``, set by the hub alone), is refused: an error
+  frame ``identity_in_use`` and a :class:`Close` with 1008; nothing changes
+  for the session that holds the name.
 * Agents are ``available`` when connected and below ``max_chats_per_agent``,
   ``busy`` at the limit and ``unavailable`` while disconnected (grace).
   ``next_round_robin`` marks the available agent whose turn is next (none
@@ -65,7 +74,7 @@ Error codes (:class:`~simulator.protocol.ErrorCode`; those the engine sends,
 with their ``user_message``, in :data:`ERROR_CODES`), sent to the offender
 alone in an envelope ``{"type": "event", "error": {...}}``:
 
-``not_connected``, ``session_replaced``, ``resume_failed``,
+``not_connected``, ``session_replaced``, ``resume_failed``, ``identity_in_use``,
 ``unsupported_frame``, ``forbidden_for_role``, ``missing_field``,
 ``unknown_queue``, ``not_a_participant`` (also for a conversation that does
 not exist: outsiders cannot tell), ``conversation_closed``,

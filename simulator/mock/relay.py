@@ -111,7 +111,7 @@ class RelayMixin(EngineBase):
         if stored is None:
             reason = f"no message {clip(message_uuid)} in this conversation"
             raise Refused(ErrorCode.MESSAGE_NOT_FOUND, reason, object_id=message_uuid[:200])
-        if not conv.mark_read(stored, member):
+        if not conv.mark_read(stored, member, epoch_ms(now)):
             return []  # own message, or read before: nothing changes
         receipt = ConversationEventReadMessage(
             conversation_message_uuid=message_uuid, message_dts=stored.model.message_dts, message_epoch=stored.epoch

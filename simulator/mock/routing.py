@@ -361,8 +361,8 @@ class QueuesMixin(EngineBase):
             queue.ring.served(key)
             self._engage(head[1], agent, now, out)
 
-    def _status_frame(self, queue: WebchatQueue) -> Frame:
-        """The ``queue status update`` of ``queue`` as of now."""
+    def _status_frame(self, queue: WebchatQueue, **extra: str) -> Frame:
+        """The ``queue status update`` of ``queue`` as of now (``extra``: additional properties)."""
         cfg = self.config
         turn = queue.ring.peek() if cfg.routing is Routing.ROUND_ROBIN else None
         status = queue.status(
@@ -370,4 +370,6 @@ class QueuesMixin(EngineBase):
             next_agent=turn[1] if turn is not None else None,
             entries_limit=cfg.status_entries_limit,
         )
-        return Frame(type=FrameType.EVENT, event_type=EventType.QUEUE_STATUS_UPDATE, event_queue_status_update=status)
+        return Frame(
+            type=FrameType.EVENT, event_type=EventType.QUEUE_STATUS_UPDATE, event_queue_status_update=status, **extra
+        )

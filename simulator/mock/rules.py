@@ -55,6 +55,7 @@ ERROR_CODES: Mapping[ErrorCode, str] = {
     ErrorCode.NOT_CONNECTED: "This connection is not signed in any more.",
     ErrorCode.SESSION_REPLACED: "You signed in from another connection.",
     ErrorCode.RESUME_FAILED: "Your previous chat could not be resumed.",
+    ErrorCode.IDENTITY_IN_USE: "That agent is signed in from another session.",
     ErrorCode.UNSUPPORTED_FRAME: "That action is not supported.",
     ErrorCode.FORBIDDEN_FOR_ROLE: "That action is not allowed for you.",
     ErrorCode.MISSING_FIELD: "Something required is missing.",

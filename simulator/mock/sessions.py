@@ -7,12 +7,16 @@ participant is kept for the reconnect grace (4.2) and the others are told
 (row 12); a participant who comes back in time is rebound and brought up to
 date (4.3); one who does not leaves everything (row 11). A second connection
 for a participant who is still connected takes the session over (4.4): the
-old connection gets ``session_replaced`` and a :class:`~.base.Close`.
+old connection gets ``session_replaced`` and a :class:`~.base.Close`. An
+agent's name, while held, goes only to a connection with that agent's resume
+token (issued at its first connect) or a JWT naming it, and an autopilot
+agent's to none: others get ``identity_in_use`` and a ``Close`` (4.4).
 """
 
 from __future__ import annotations
 
 import heapq
+import hmac
 import math
 
 from ..protocol import ErrorCode, EventType
@@ -28,13 +32,17 @@ class SessionsMixin(QueuesMixin):
     """Connecting, resuming, taking over and expiring participants."""
 
     def _connect_agent(self, conn: ConnId, identity: Identity, now: float, out: list[Delivery]) -> None:
+        name = identity.name
+        agent = self._agents_by_name.get(name) if name else None
+        if agent is not None and (refusal := self._claim_refusal(agent, identity)) is not None:
+            out.append(Delivery((conn,), error_frame(ErrorCode.IDENTITY_IN_USE, refusal)))
+            self._closes.append(Close(conn, 1008, "agent name held by another session"))  # docs/protocol.md, 4.4
+            return
         queues = tuple(dict.fromkeys(identity.queues or self.config.queues))
         if unknown := [q for q in queues if q not in self._queues]:
             reason = f"queues: {', '.join(map(clip, unknown))} not configured; ignored"
             out.append(Delivery((conn,), error_frame(ErrorCode.UNKNOWN_QUEUE, reason, object_id=unknown[0][:200])))
             queues = tuple(q for q in queues if q in self._queues)
-        name = identity.name
-        agent = self._agents_by_name.get(name) if name else None
         if agent is None:
             agent_uuid = identity.participant_uuid or self._uuid()
             agent = Client(
@@ -45,9 +53,12 @@ class SessionsMixin(QueuesMixin):
                 email=identity.email,
                 language=identity.language_iso_code,
                 ring_key=next(self._seq),
+                autopilot=identity.autopilot,
             )
             if name:
                 self._agents_by_name[name] = agent
+                if not identity.autopilot:
+                    agent.resume_token = self._new_token()
             self._bind(agent, conn, out)
             self._set_queues(agent, queues, now)
         else:
@@ -67,9 +78,34 @@ class SessionsMixin(QueuesMixin):
             if was_offline:
                 self._announce_status(agent, out)
         self._refresh_availability(agent, now)
-        for queue_name in agent.queues:  # the agent sees its queues at once
-            out.append(Delivery((conn,), self._status_frame(self._queues[queue_name])))
+        # The agent sees its queues at once; these frames carry its resume token.
+        extra = {"resume_token": agent.resume_token} if agent.resume_token is not None else {}
+        for queue_name in agent.queues:
+            out.append(Delivery((conn,), self._status_frame(self._queues[queue_name], **extra)))
         self._dispatch_for(agent, now, out)
+
+    @staticmethod
+    def _claim_refusal(agent: Client, identity: Identity) -> str | None:
+        """Why a new connection may not take the session of ``agent``, whose
+        name it gives (``None``: it may). An autopilot agent's name is never
+        given to a connection; anyone else's needs its resume token or a JWT
+        naming it (4.4)."""
+        if identity.autopilot:
+            return None
+        name = clip(agent.name)
+        if agent.autopilot:
+            return f"name: {name} is an autopilot agent of this server; no connection may sign in as it"
+        if identity.authenticated:
+            return None
+        token, secret = identity.resume_token, agent.resume_token
+        if token is not None and secret is not None and hmac.compare_digest(token.encode(), secret.encode()):
+            return None
+        held = "connected" if agent.conn is not None else "within its reconnect grace"
+        given = "is not its resume token" if token is not None else "is missing"
+        return (
+            f"name: agent {name} is {held}; token {given} (to resume it, give token=<the resume_token "
+            f"of its first frames> or a JWT naming it)"
+        )
 
     def _connect_customer(self, conn: ConnId, identity: Identity, now: float, out: list[Delivery]) -> None:
         token = identity.resume_token
@@ -149,15 +185,23 @@ class SessionsMixin(QueuesMixin):
 
     def _replay(self, client: Client, since: int | None, out: list[Delivery]) -> None:
         """Bring a reconnected client up to date on each of its conversations:
-        ``new conversation``, the messages newer than ``since``, its queue
-        position if waiting, ``conversation closed`` if it closed meanwhile."""
+        ``new conversation``, the messages newer than ``since`` and, for its
+        own older messages whose transport status changed after ``since`` (a
+        read receipt), ``updated message``; its queue position if waiting,
+        ``conversation closed`` if it closed meanwhile. (A scan of the
+        messages, once per resume: nothing is kept per event for it.)"""
         to = self._to(client)
-        extra = {"resume_token": client.resume_token} if client.role is Role.CUSTOMER else {}
+        extra = {"resume_token": client.resume_token} if client.resume_token is not None else {}
         for conv in list(client.conversations.values()):
             out.append(
                 Delivery(to, conv.event(EventType.NEW_CONVERSATION, event_new_conversation=conv.summary(), **extra))
             )
-            out.extend(Delivery(to, m.frame) for m in conv.messages if since is None or m.epoch > since)
+            for m in conv.messages:
+                if since is None or m.epoch > since:
+                    out.append(Delivery(to, m.frame))
+                elif m.status_epoch > since and m.author.client is client:
+                    updated = conv.event(EventType.UPDATED_MESSAGE, event_updated_message=m.model)
+                    out.append(Delivery(to, updated))
             if conv.state is State.QUEUED:
                 out.append(Delivery(to, self._position_frame(conv)))
             elif conv.state is State.CLOSED:

@@ -143,6 +143,7 @@ class ErrorCode(StrEnum):
     NOT_CONNECTED = "not_connected"
     SESSION_REPLACED = "session_replaced"
     RESUME_FAILED = "resume_failed"
+    IDENTITY_IN_USE = "identity_in_use"
     # The engine: the accept rules
     UNSUPPORTED_FRAME = "unsupported_frame"
     FORBIDDEN_FOR_ROLE = "forbidden_for_role"
