@@ -139,7 +139,6 @@ def test_another_customers_conversation_arn_is_404_and_changes_nothing() -> None
 
 def test_search_filters_by_text_email_language_and_dates_and_pages() -> None:
     chat = Chat()
-    chat.agent(A1)
     engaged_pair(chat)
     chat.start(C2, question="Ma commande est en retard", email="zoe@example.com", participant_language_iso_code="fr")
 
@@ -237,7 +236,6 @@ def test_bad_bodies_of_the_new_endpoints(op: str, body: Any, params: dict[str, s
 def test_a_second_agent_joins_within_its_chat_limit_and_the_chat_goes_on_when_one_leaves() -> None:
     chat = Chat(max_chats_per_agent=1)
     conv = engaged_pair(chat)  # A1 took it
-    chat.agent(A2)
     other = engaged_pair(chat, customer=C2, agent=A2)  # A2 is at its limit
     assert other
     full = run(chat, "join_conversation", agent(A2), conversation_uuid=conv)
