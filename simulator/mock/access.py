@@ -19,6 +19,9 @@ each mapped to one agent account) and the :class:`~.tokens.TokenIssuer`.
   identifies the participant (:func:`parse_identity`) in development mode
   only; otherwise 401. In development mode an ``Authorization`` header that
   carries no JWT (another backend's credentials) is ignored.
+* **Lengths**: a query-string ``name``, ``email`` or ``lang`` over its
+  :data:`~.rules.LIMITS` is refused (400, :class:`~simulator.errors.IdentityError`),
+  as is a ``since`` that is not a 64-bit number of milliseconds.
 
 Participant uuids of accounts and customers authenticated here come from
 ``uuid.uuid4`` (the OS CSPRNG), never from the engine's seeded generator.
@@ -35,6 +38,7 @@ from urllib.parse import parse_qs
 from ..errors import AccessDenied, IdentityError, TokenWrongRole
 from .base import Identity
 from .conversation import Role, participant_arn
+from .rules import LIMITS, length_error
 from .tokens import Claims, TokenIssuer, looks_like_jwt
 
 __all__ = ["AgentAccount", "FrontDoor", "parse_api_key", "parse_identity"]
@@ -67,6 +71,9 @@ def parse_identity(query: str) -> Identity:
     queues = tuple(q for q in params.get("queues", "").split(",") if q)
     if role is Role.AGENT and not params.get("name"):
         raise IdentityError("name: required for role=agent")
+    for key, limit in (("name", LIMITS.name), ("email", LIMITS.email), ("lang", LIMITS.language)):
+        if reason := length_error(key, params.get(key), limit):
+            raise IdentityError(reason)
     return Identity(
         role=role,
         name=params.get("name"),
@@ -82,7 +89,7 @@ def _since(params: Mapping[str, str]) -> int | None:
     since_text = params.get("since")
     if since_text is None:
         return None
-    if not since_text.isdigit():
+    if not since_text.isdigit() or len(since_text) > 19 or int(since_text) >= 2**63:
         raise IdentityError(f'since: expected epoch milliseconds, got "{since_text[:40]}"')
     return int(since_text)
 

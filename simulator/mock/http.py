@@ -21,7 +21,8 @@ false}`` — with its HTTP status, never a traceback):
   (``ConversationAgentTestSessionRequest``) → ``ConversationAgentTestSessionResponse``
   with a ``customer_auth`` (the calling agent's own ``user_id`` only);
 * ``POST /rest/v2/webchat-sim/customer_auth`` (mock only, for storefront
-  widgets; optional body ``{"name", "email", "language_iso_code"}``) →
+  widgets; optional body ``{"name", "email", "language_iso_code"}``, each
+  within its :data:`~.rules.LIMITS`, else 400) →
   ``{"customer_auth": ConversationCustomerAuth, "success": true, ...}``; no
   credentials needed without ``--api-key``, an API key otherwise;
 * the conversation API of :mod:`.rest` (its ``routes``), each call
@@ -46,6 +47,7 @@ from .access import AgentAccount, FrontDoor
 from .conversation import Role, participant_arn
 from .rest import routes as rest_routes
 from .rest_models import Caller, RestError
+from .rules import LIMITS, length_error
 from .server import WebchatServer
 from .tokens import looks_like_jwt
 
@@ -212,6 +214,9 @@ async def _mock_customer_auth(request: web.Request) -> web.Response:
     data = await _body(request, optional=True)
     if unknown := set(data) - {"name", "email", "language_iso_code"}:
         raise web.HTTPBadRequest(reason=f"{sorted(unknown)[0][:40]}: unknown field")
+    for key, limit in (("name", LIMITS.name), ("email", LIMITS.email), ("language_iso_code", LIMITS.language)):
+        if reason := length_error(key, _string(data, key), limit):
+            raise web.HTTPBadRequest(reason=reason)
     auth = _customer_auth(
         request, _string(data, "name") or "Customer", _string(data, "email"), _string(data, "language_iso_code")
     )

@@ -59,7 +59,7 @@ from .rest_models import (
     parse_body,
     wire,
 )
-from .rules import Refused
+from .rules import LIMITS, Refused
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -73,7 +73,11 @@ Params = Mapping[str, str]
 Handler = Callable[[Any, Caller, Params, "bytes | None", float], RestResult]
 
 _NO_CONTENT = RestResult(204, None)
-_STR = Field((str,))
+_STR = Field((str,), max_length=LIMITS.text)
+_NAME = Field((str,), max_length=LIMITS.name)
+_ID = Field((str,), max_length=LIMITS.identifier)
+_URL = Field((str,), max_length=LIMITS.url)
+_LANGUAGE = Field((str,), max_length=LIMITS.language)
 
 
 # ---------------------------------------------------------------------------
@@ -207,7 +211,7 @@ def get_conversation_messages(core: Any, caller: Caller, params: Params, body: b
     )
 
 
-JOIN_REQUEST: BodySpec = {"participant_language_iso_code": _STR}
+JOIN_REQUEST: BodySpec = {"participant_language_iso_code": _LANGUAGE}
 
 
 def join_conversation(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
@@ -272,7 +276,7 @@ def mark_read_conversation(core: Any, caller: Caller, params: Params, body: byte
     return RestResult(204, None, _act(core, client, frame, now))
 
 
-CONTEXT_REQUEST: BodySpec = {"url": _STR, "cart_id": _STR, "ucacid": _STR}
+CONTEXT_REQUEST: BodySpec = {"url": _URL, "cart_id": _ID, "ucacid": _ID}
 
 
 def get_conversation_context(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
@@ -320,8 +324,8 @@ def get_queue_statuses(core: Any, caller: Caller, params: Params, body: bytes | 
 
 STATUS_REQUEST: BodySpec = {
     "agent_status": Field((str,), frozenset(AgentStatus)),
-    "custom_status_name": _STR,
-    "custom_status_uuid": _STR,
+    "custom_status_name": _NAME,
+    "custom_status_uuid": _ID,
 }
 
 
@@ -356,7 +360,7 @@ def get_canned_messages(core: Any, caller: Caller, params: Params, body: bytes |
     return RestResult(200, ok({"conversation_canned_messages": list(canned_messages())}))
 
 
-CANNED_SEARCH: BodySpec = {"max_results": Field((int,), bounds=(1, 10_000)), "short_code": _STR}
+CANNED_SEARCH: BodySpec = {"max_results": Field((int,), bounds=(1, 10_000)), "short_code": _NAME}
 
 
 def search_canned_messages(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
@@ -376,7 +380,7 @@ def get_agent_keep_alive(core: Any, caller: Caller, params: Params, body: bytes 
     return _NO_CONTENT
 
 
-_LIST_OF_STR = Field((list,), items=str)
+_LIST_OF_STR = Field((list,), items=str, max_length=LIMITS.name)
 PROFILE_REQUEST: BodySpec = {
     "ai": Field((bool,)),
     "ai_capabilities": Field((dict,)),
@@ -387,12 +391,12 @@ PROFILE_REQUEST: BodySpec = {
     "ai_voice_instructions": _STR,
     "ai_voice_personality": Field((str,), frozenset({"Ara", "Rex", "Sal", "Eve", "Leo"})),
     "chat_limit": Field((int,), bounds=(1, 100)),
-    "default_language_iso_code": _STR,
+    "default_language_iso_code": _LANGUAGE,
     "default_status": Field((str,), frozenset(AgentStatus)),
-    "display_name": _STR,
-    "name": _STR,
-    "profile_image_upload_key": _STR,
-    "profile_image_url": _STR,
+    "display_name": _NAME,
+    "name": _NAME,
+    "profile_image_upload_key": _ID,
+    "profile_image_url": _URL,
     "user_id": Field((int,)),
     "zohodesk_classifications": _LIST_OF_STR,
     "zohodesk_departments": _LIST_OF_STR,

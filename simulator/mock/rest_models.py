@@ -10,10 +10,11 @@ the response envelopes of UltraCart's SDK (used by :mod:`.rest`).
 * :func:`parse_body`: a request body checked against a small field table
   (:data:`BodySpec`). Policy: the body must be a JSON object of at most
   :data:`MAX_BODY_BYTES` (else 413), fields of the model's types (``null``
-  counts as absent), enum values from the model's allowed values; **unknown
-  fields are refused** (400 ``unknown_field``) although UltraCart's models
-  admit additional properties: the SDK never sends any, so an unknown field
-  is a typo the mock should point out rather than ignore.
+  counts as absent), enum values from the model's allowed values, strings
+  within their length limit (400 ``field_too_long``); **unknown fields are
+  refused** (400 ``unknown_field``) although UltraCart's models admit
+  additional properties: the SDK never sends any, so an unknown field is a
+  typo the mock should point out rather than ignore.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ def error_body(status: int, code: str, message: str, *, object_id: str | None = 
 
 _REFUSAL_STATUS: Mapping[str, int] = {
     ErrorCode.MISSING_FIELD: 400,
+    ErrorCode.FIELD_TOO_LONG: 400,
     ErrorCode.EMPTY_MESSAGE: 400,
     ErrorCode.MESSAGE_TOO_LONG: 400,
     ErrorCode.FORBIDDEN_FOR_ROLE: 403,
@@ -164,6 +166,8 @@ class Field:
     """For lists: the type of the items."""
     bounds: tuple[int, int] | None = None
     """For integers: inclusive bounds."""
+    max_length: int | None = None
+    """For strings (and lists of strings: each item, and the number of items): the longest accepted."""
 
 
 BodySpec = Mapping[str, Field]
@@ -193,6 +197,16 @@ def _check(name: str, spec: Field, value: Any) -> None:
         for index, item in enumerate(value):
             if not isinstance(item, spec.items) or isinstance(item, bool):
                 raise RestError(400, "invalid_type", f"{name}[{index}]: must be {_TYPE_NAMES[spec.items]}")
+    if spec.max_length is not None:
+        limit = spec.max_length
+        if isinstance(value, str) and len(value) > limit:
+            raise RestError(400, "field_too_long", f"{name}: {len(value)} characters, limit {limit}")
+        if isinstance(value, list):
+            if len(value) > limit:
+                raise RestError(400, "field_too_long", f"{name}: {len(value)} entries, limit {limit}")
+            for index, item in enumerate(value):
+                if isinstance(item, str) and len(item) > limit:
+                    raise RestError(400, "field_too_long", f"{name}[{index}]: {len(item)} characters, limit {limit}")
 
 
 def parse_body(raw: bytes | None, spec: BodySpec) -> dict[str, Any]:
