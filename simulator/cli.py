@@ -29,7 +29,7 @@ from .pace import (
 
 _T = TypeVar("_T")
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "parse_size"]
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -99,10 +99,46 @@ def _serve_exchanges(text: str) -> tuple[int, int]:
 
 def _serve_queues(text: str) -> tuple[str, ...]:
     """An argparse type: comma-separated queue names (at least one; blanks dropped)."""
+    from .mock.rules import LIMITS
+
     queues = tuple(dict.fromkeys(q.strip() for q in text.split(",") if q.strip()))
     if not queues:
         raise argparse.ArgumentTypeError(f"expected one or more comma-separated queue names, got {text!r}")
+    if long := [q for q in queues if len(q) > LIMITS.queue_name]:
+        raise argparse.ArgumentTypeError(
+            f"a queue name of {len(long[0])} characters, limit {LIMITS.queue_name}: {long[0][:40]!r}..."
+        )
     return queues
+
+
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(?:i?b)?|b)?\s*", re.IGNORECASE)
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """A size in bytes: ``1048576``, ``512k``, ``256MB``, ``256MiB``, ``1.5G``
+    (units are powers of 1024, whether written ``MB`` or ``MiB``); ValueError
+    with a one-line reason otherwise."""
+    match = _SIZE.fullmatch(text)
+    if match is None:
+        raise ValueError(f"expected a size such as 256MB, 1GiB or 1048576, got {text!r}")
+    number, unit = match.groups()
+    return int(float(number) * _UNITS[(unit or "").lower()])
+
+
+def _serve_size(low: int, low_text: str) -> Callable[[str], int]:
+    """An argparse type: a size (:func:`parse_size`) of at least ``low`` bytes."""
+
+    def parse(text: str) -> int:
+        try:
+            value = parse_size(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low_text}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _serve_api_key(text: str) -> tuple[str, str | None]:
@@ -168,6 +204,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             position_interval=args.position_interval,
             status_interval=args.status_interval,
             reconnect_grace=args.reconnect_grace,
+            retain_bytes=args.retain_bytes,
             merchant_id=args.merchant_id,
         ),
         agents=args.agents,
@@ -421,6 +458,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--reconnect-grace", type=seconds, default=10.0, help="seconds a dropped participant may resume")
     serve.add_argument(
         "--idle-timeout", type=seconds, default=600.0, help="close connections silent this long (0: never)"
+    )
+    serve.add_argument(
+        "--retain-bytes",
+        type=_serve_size(2**20, "1MiB"),
+        default=256 * 2**20,
+        metavar="SIZE",
+        help="memory budget of the conversations held (messages, recordings): the oldest closed ones are "
+        "forgotten first, then old messages of idle open ones (e.g. 64MB, 1GiB; powers of 1024; default 256MiB)",
     )
     serve.add_argument("--ping-interval", type=seconds, default=20.0, help="websocket keepalive pings (0: off)")
     serve.add_argument("--max-frame-bytes", type=_serve_int(1), default=64 * 1024, help="larger frames close with 1009")

@@ -993,11 +993,14 @@ def test_queue_statistics_from_controlled_time() -> None:
     assert agents["agent-12"].last_chat_dts is None
     assert agents["agent-13"].agent_status is AgentStatus.UNAVAILABLE
     assert [e.conversation_participant_name for e in status.queue_entries or ()] == ["Customer 4"]
-    assert chat.engine.status() == {
+    status_json = chat.engine.status()
+    held = status_json.pop("held")
+    assert status_json == {
         "connections": 6,
         "queues": {"support": {"waiting": 1, "agents": 3, "chatting": 1, "abandoned": 1}},
         "conversations": {"open": 2, "closed": 2},
     }
+    assert (held["conversations_open"], held["conversations_closed"], held["evicted_conversations"]) == (2, 2, 0)
 
 
 def test_status_updates_are_coalesced_per_queue() -> None:

@@ -120,8 +120,8 @@ AUTH_BAD_BODIES: list[tuple[str, bytes, int, str]] = [
     ("test_session", b'{"queue_name": 5}', 400, "invalid_type"),
     ("test_session", b'{"customer_profile_oid": "7"}', 400, "invalid_type"),
     ("customer_auth", b'{"name": ["Ann"]}', 400, "invalid_type"),
-    ("customer_auth", json.dumps({"name": "A" * 201}).encode(), 400, "invalid_value"),
-    ("customer_auth", json.dumps({"email": "e" * 300}).encode(), 400, "invalid_value"),
+    ("customer_auth", json.dumps({"name": "A" * 201}).encode(), 400, "field_too_long"),
+    ("customer_auth", json.dumps({"email": "e" * 300}).encode(), 400, "field_too_long"),
     ("test_session_join", b'{"conversation_webchat_queue_uuid": 1}', 400, "invalid_type"),
 ]
 

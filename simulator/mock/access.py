@@ -21,6 +21,9 @@ each mapped to one agent account) and the :class:`~.tokens.TokenIssuer`.
   carries no JWT (another backend's credentials) is ignored, and an agent
   named by the query string gets the participant uuid of that name's agent
   account, so its ARN is the one REST and the account's JWT give.
+* **Lengths**: a query-string ``name``, ``email`` or ``lang`` over its
+  :data:`~.rules.LIMITS` is refused (400, :class:`~simulator.errors.IdentityError`),
+  as is a ``since`` that is not a 64-bit number of milliseconds.
 
 Participant uuids of accounts and customers authenticated here come from
 ``uuid.uuid4`` (the OS CSPRNG), never from the engine's seeded generator.
@@ -38,6 +41,7 @@ from ..errors import AccessDenied, IdentityError, TokenWrongRole
 from .base import Identity
 from .conversation import Role, participant_arn
 from .rest_models import strict_int
+from .rules import LIMITS, length_error
 from .tokens import Claims, TokenIssuer, looks_like_jwt
 
 __all__ = ["AgentAccount", "FrontDoor", "parse_api_key", "parse_identity"]
@@ -70,6 +74,9 @@ def parse_identity(query: str) -> Identity:
     queues = tuple(q for q in params.get("queues", "").split(",") if q)
     if role is Role.AGENT and not params.get("name"):
         raise IdentityError("name: required for role=agent")
+    for key, limit in (("name", LIMITS.name), ("email", LIMITS.email), ("lang", LIMITS.language)):
+        if reason := length_error(key, params.get(key), limit):
+            raise IdentityError(reason)
     return Identity(
         role=role,
         name=params.get("name"),
@@ -86,7 +93,7 @@ def _since(params: Mapping[str, str]) -> int | None:
     if since_text is None:
         return None
     since = strict_int(since_text)
-    if since is None or since < 0:
+    if since is None or not 0 <= since < 2**63:
         raise IdentityError(f"since: expected epoch milliseconds in ASCII digits, got {since_text[:40]!r}")
     return since
 

@@ -28,8 +28,10 @@ from typing import NamedTuple
 
 from ..pace import DEFAULT_MAX_CHATS
 from ..protocol import Frame, FrameType
+from .account import Held
 from .conversation import Client, ConnId, Conversation, Role
 from .queues import PositionPushes, WebchatQueue
+from .retention import Retention
 
 __all__ = ["Close", "Delivery", "EngineBase", "EngineConfig", "Identity", "Routing", "new_resume_token"]
 
@@ -108,6 +110,9 @@ class EngineConfig:
     """How long a disconnected participant may reconnect before it leaves."""
     # Limits
     status_entries_limit: int = 50
+    """Queue entries listed in a ``queue status update`` (the oldest), at most."""
+    status_max_bytes: int = 128 * 1024
+    """Largest encoded ``queue status update``: agents and entries are listed within it (counts stay whole)."""
     max_body_length: int = 10_000
     max_media_urls: int = 10
     max_messages_per_conversation: int = 10_000
@@ -121,6 +126,10 @@ class EngineConfig:
     """rrweb ``data`` held per conversation for agents who join later."""
     closed_conversations_kept: int = 10_000
     """Closed conversations remembered (to answer ``conversation_closed``)."""
+    retain_bytes: int = 256 * 1024 * 1024
+    """Budget of the byte account of what the engine holds (see :mod:`.retention`)."""
+    history_hold_bytes: int = 4 * 1024 * 1024
+    """One open conversation's messages held in memory, at most (the oldest are dropped)."""
     # Identity
     merchant_id: str = "DEMO"
 
@@ -129,9 +138,11 @@ class EngineConfig:
             raise ValueError(f"queues: need one or more distinct names, got {self.queues!r}")
         if self.max_chats_per_agent < 1:
             raise ValueError(f"max_chats_per_agent: must be >= 1, got {self.max_chats_per_agent}")
-        for name in ("position_interval", "status_interval", "reconnect_grace"):
+        for name in ("position_interval", "status_interval", "reconnect_grace", "retain_bytes", "history_hold_bytes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be >= 0, got {getattr(self, name)}")
+        if self.status_max_bytes < 4096:
+            raise ValueError(f"status_max_bytes: must be >= 4096, got {self.status_max_bytes}")
 
 
 def new_resume_token() -> str:
@@ -156,7 +167,14 @@ class EngineBase:
         self._customers_by_token: dict[str, Client] = {}
         self._customers_by_uuid: dict[str, Client] = {}  # customers a token vouched for
         self._conversations: dict[str, Conversation] = {}  # open ones and the last closed ones
-        self._closed: dict[str, None] = {}  # retained closed conversations, oldest first
+        self._held = Held()  # the byte account every conversation keeps up to date
+        self._retention = Retention(
+            self._held,
+            self._conversations,
+            budget=config.retain_bytes,
+            history_bytes=config.history_hold_bytes,
+            closed_kept=config.closed_conversations_kept,
+        )
         self._entries: dict[str, Conversation] = {}  # queue uuid -> queued or engaged conversation
         self._queues = {name: WebchatQueue(name, PositionPushes(config.position_interval)) for name in config.queues}
         self._graces: list[tuple[float, int, Client]] = []  # heap; stale entries skipped

@@ -15,6 +15,13 @@ summaries; :mod:`simulator.mock.engine` decides what happens and when.
   incremental hashing (O(1) memory per recording whatever its size) and a
   bounded buffer of the latest recording for agents who join later.
 
+Every conversation keeps its share of the engine's byte account
+(:class:`~.account.Held`) up to date as it stores messages and holds
+recordings; :mod:`.retention` keeps the account within its budget by
+dropping messages (:meth:`Conversation.forget_history`), recordings
+(:meth:`Conversation.drop_recording`) and closed conversations
+(:meth:`Conversation.release`).
+
 ARNs follow Amazon Connect's layout (see :func:`conversation_arn` and
 :func:`participant_arn`), under the merchant id as instance id.
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,6 +57,7 @@ from ..protocol import (
     WireModel,
     dts,
 )
+from .account import CONVERSATION_BYTES, MESSAGE_BYTES, RRWEB_FRAME_BYTES, SEQ_BYTES, STATUS_BYTES, Held, text_bytes
 
 __all__ = [
     "ARN_PREFIX",
@@ -200,8 +209,8 @@ class Member:
     last_message_ms: int | None = None
     last_read_seq: int = 0
     """Messages 1..last_read_seq count as read by this member."""
-    own_seqs: list[int] = field(default_factory=list)
-    """Sequence numbers of the messages this member wrote (ascending)."""
+    own_seqs: array[int] = field(default_factory=lambda: array("q"))
+    """Sequence numbers of the messages this member wrote (ascending; 8 bytes each)."""
 
     @property
     def present(self) -> bool:
@@ -255,6 +264,8 @@ class StoredMessage:
     """When its transport statuses last changed (a read receipt; 0: never), on
     the scale of message epochs: a resume after ``since`` replays it to its
     author as ``updated message`` if this is newer."""
+    size: int = 0
+    """Its share of the byte account (see :class:`Held`)."""
 
     @property
     def frame(self) -> Frame:
@@ -285,10 +296,21 @@ class Conversation:
     joined_at: float
     customer: Client
     entry: ConversationWebchatQueueStatusQueueEntry
+    entry_bytes: int = 0
+    """The encoded length of :attr:`entry` (for the byte bound of ``queue status update``)."""
+    held: Held = field(default_factory=Held)
+    """The engine's byte account, which this conversation keeps up to date."""
+    held_bytes: int = 0
+    """This conversation's share of :attr:`held`."""
+    history_bytes: int = 0
+    """The share of the messages held in :attr:`messages`."""
+    dropped: int = 0
+    """Messages dropped from memory, oldest first (:meth:`forget_history`): counted, no longer held."""
     state: State = State.QUEUED
     engaged_at: float | None = None
     members: dict[Client, Member] = field(default_factory=dict)
     messages: list[StoredMessage] = field(default_factory=list)
+    """The messages held, oldest first: the last :attr:`message_count` minus :attr:`dropped`."""
     by_uuid: dict[str, StoredMessage] = field(default_factory=dict)
     by_client_id: dict[tuple[Member, str], StoredMessage] = field(default_factory=dict)
     """Messages by (author, ``client_message_id``): a sender's resend is recognised,
@@ -301,9 +323,21 @@ class Conversation:
     told_position: tuple[int, bool] | None = None
     pushed_at: float = -math.inf
 
+    def __post_init__(self) -> None:
+        self._charge(CONVERSATION_BYTES)
+
     def present(self) -> Iterator[Member]:
         """Members currently joined."""
         return (m for m in self.members.values() if m.left_ms is None)
+
+    @property
+    def message_count(self) -> int:
+        """Messages ever stored in this conversation, held or dropped."""
+        return self.dropped + len(self.messages)
+
+    def _charge(self, delta: int) -> None:
+        self.held_bytes += delta
+        self.held.bytes += delta
 
     def next_epoch(self, now_ms: int) -> int:
         """A message epoch for ``now_ms``, strictly after every earlier one, so
@@ -367,11 +401,27 @@ class Conversation:
             transport_statuses=statuses,
             type=MessageType.MESSAGE,
         )
-        seq = len(self.messages) + 1
+        seq = self.dropped + len(self.messages) + 1
+        size = MESSAGE_BYTES + STATUS_BYTES * len(statuses) + text_bytes(message_uuid)
+        if body is not None:
+            size += text_bytes(body)
+        if client_message_id is not None:
+            size += text_bytes(client_message_id)
+        if media_urls:
+            size += sum(map(text_bytes, media_urls))
         stored = StoredMessage(
-            seq=seq, author=author, epoch=epoch, model=model, conversation_uuid=self.uuid, conversation_arn=self.arn
+            seq=seq,
+            author=author,
+            epoch=epoch,
+            model=model,
+            conversation_uuid=self.uuid,
+            conversation_arn=self.arn,
+            size=size,
         )
         self.messages.append(stored)
+        self.history_bytes += size
+        self._charge(size + SEQ_BYTES)
+        self.held.messages += 1
         self.by_uuid[message_uuid] = stored
         if client_message_id is not None:
             self.by_client_id[author, client_message_id] = stored
@@ -384,6 +434,55 @@ class Conversation:
         else:
             self.first_unresponded_ms = None
         return stored
+
+    def forget_history(self, limit: int) -> int:
+        """Drop the oldest messages from memory until those held take at most
+        ``limit`` bytes of the account, always keeping the latest one; return
+        how many were dropped. They still count (:attr:`message_count`,
+        unread counts) but are no longer replayed, found by read receipts or
+        recognised as resends."""
+        messages = self.messages
+        last = len(messages) - 1
+        excess = self.history_bytes - limit
+        count = freed = 0
+        while count < last and freed < excess:
+            stored = messages[count]
+            freed += stored.size
+            del self.by_uuid[stored.model.conversation_message_uuid or ""]
+            client_id = stored.model.client_message_id
+            if client_id is not None and self.by_client_id.get((stored.author, client_id)) is stored:
+                del self.by_client_id[stored.author, client_id]
+            count += 1
+        if count:
+            del messages[:count]
+            self.dropped += count
+            self.history_bytes -= freed
+            self._charge(-freed)
+            self.held.messages -= count
+        return count
+
+    def drop_recording(self) -> bool:
+        """Let go of the held rrweb recording (agents who join later get none
+        until the next ``init``); False if none was held."""
+        freed = self.rrweb.release()
+        self._charge(-freed)
+        return freed > 0
+
+    def hold_rrweb(self, part: ConversationEventRRWeb, frame: Frame, *, limit: int) -> None:
+        """:meth:`RRWebStream.hold`, on the account."""
+        self._charge(self.rrweb.hold(part, frame, limit=limit))
+
+    def release(self) -> None:
+        """The engine forgets this (closed) conversation: its messages and its
+        share of the account go (a participant still in its reconnect grace
+        is told it closed, without the messages)."""
+        self.held.messages -= len(self.messages)
+        self.dropped += len(self.messages)
+        self.messages = []
+        self.by_uuid.clear()
+        self.by_client_id.clear()
+        self.history_bytes = 0
+        self._charge(-self.held_bytes)
 
     def mark_read(self, stored: StoredMessage, reader: Member, now_ms: int) -> bool:
         """``reader`` read ``stored`` (and everything before it) at ``now_ms``;
@@ -411,7 +510,7 @@ class Conversation:
         ``unread_messages`` is true when any joined participant has unread
         messages (the summary is built once for every recipient).
         """
-        total = len(self.messages)
+        total = self.dropped + len(self.messages)
         last = self.messages[-1] if self.messages else None
         participants = []
         unread = False
@@ -467,7 +566,8 @@ class RRWebStream:
 
     Accepted frames since the latest ``init`` part 1 are held (up to
     ``hold_bytes`` of ``data``) for agents who join later; beyond that the
-    recording is no longer held until the next ``init``.
+    recording is no longer held until the next ``init``. :attr:`cost` is the
+    held frames' share of the byte account (see :class:`Held`).
     """
 
     __slots__ = (
@@ -476,6 +576,7 @@ class RRWebStream:
         "_next_part",
         "_size",
         "_total_parts",
+        "cost",
         "held",
         "held_bytes",
         "holding",
@@ -490,6 +591,7 @@ class RRWebStream:
         self.held: list[Frame] = []
         self.held_bytes = 0
         self.holding = False
+        self.cost = 0
 
     def check(self, part: ConversationEventRRWeb, *, max_parts: int, max_bytes: int) -> RRWebRefusal | None:
         """Accept ``part`` (and advance) or say why not (and change nothing,
@@ -559,19 +661,29 @@ class RRWebStream:
         self._next_part = number + 1
         return None
 
-    def hold(self, part: ConversationEventRRWeb, frame: Frame, *, limit: int) -> None:
-        """Remember an accepted, relayed ``frame`` for agents who join later."""
+    def hold(self, part: ConversationEventRRWeb, frame: Frame, *, limit: int) -> int:
+        """Remember an accepted, relayed ``frame`` for agents who join later;
+        return the change of :attr:`cost`."""
+        before = self.cost
         if part.type is RRWebType.INIT and part.data_part == 1:
-            self.held = []
-            self.held_bytes = 0
+            self.release()
             self.holding = True
         if not self.holding:
-            return
-        size = len(part.data or "")
-        if self.held_bytes + size > limit:
-            self.held = []
-            self.held_bytes = 0
-            self.holding = False
-            return
+            return self.cost - before
+        data = part.data or ""
+        if self.held_bytes + len(data) > limit:
+            self.release()
+            return self.cost - before
         self.held.append(frame)
-        self.held_bytes += size
+        self.held_bytes += len(data)
+        self.cost += text_bytes(data) + RRWEB_FRAME_BYTES
+        return self.cost - before
+
+    def release(self) -> int:
+        """Stop holding the recording (until the next ``init``); return the cost freed."""
+        freed = self.cost
+        self.held = []
+        self.held_bytes = 0
+        self.holding = False
+        self.cost = 0
+        return freed

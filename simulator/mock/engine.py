@@ -65,6 +65,14 @@ Policies this dialect adds (documented here, tested in tests/test_engine*.py):
   name (``Identity.autopilot``, set by the hub alone), is refused: an error
   frame ``identity_in_use`` and a :class:`Close` with 1008; nothing changes
   for the session that holds the name.
+* What the engine holds is on a byte account kept within ``retain_bytes``
+  (:mod:`.retention`): the oldest closed conversations are forgotten first,
+  then the least recently active open conversations are cut to their latest
+  message; one open conversation holds at most ``history_hold_bytes`` of
+  messages. Dropped messages still count but are no longer replayed.
+* Every field a client names has a length limit (:data:`.rules.LIMITS`),
+  and a ``queue status update`` lists agents and entries within
+  ``status_max_bytes`` (its counts always cover everyone).
 * Agents are ``available`` when connected and below ``max_chats_per_agent``,
   ``busy`` at the limit and ``unavailable`` while disconnected (grace).
   ``next_round_robin`` marks the available agent whose turn is next (none
@@ -76,6 +84,7 @@ alone in an envelope ``{"type": "event", "error": {...}}``:
 
 ``not_connected``, ``session_replaced``, ``resume_failed``, ``identity_in_use``,
 ``unsupported_frame``, ``forbidden_for_role``, ``missing_field``,
+``field_too_long`` (a field a client names over its :data:`.rules.LIMITS`),
 ``unknown_queue``, ``not_a_participant`` (also for a conversation that does
 not exist: outsiders cannot tell), ``conversation_closed``,
 ``too_many_conversations``, ``queue_entry_not_found``, ``already_engaged``,
@@ -138,6 +147,7 @@ class _Route(NamedTuple):
 
 
 _STATE_ORDER = (State.ENGAGED, State.QUEUED, State.CLOSED)
+_ECHO_LIMIT = 200  # a refused frame's conversation_uuid is echoed only if it could be one
 _NO_CLOSES: Sequence[Close] = ()
 
 
@@ -185,9 +195,9 @@ class Engine(SessionsMixin, RelayMixin, QueriesMixin):
                 raise Refused(ErrorCode.NOT_CONNECTED, f"connection {conn} is not connected to the engine")
             return self.act(client, frame, now)
         except Refused as refusal:
-            error = error_frame(
-                refusal.code, refusal.reason, conversation_uuid=frame.conversation_uuid, object_id=refusal.object_id
-            )
+            conv_uuid = frame.conversation_uuid
+            echoed = conv_uuid if conv_uuid is None or len(conv_uuid) <= _ECHO_LIMIT else None
+            error = error_frame(refusal.code, refusal.reason, conversation_uuid=echoed, object_id=refusal.object_id)
             return [Delivery((conn,), error)]
 
     def act(self, client: Client, frame: Frame, now: float) -> list[Delivery]:
@@ -286,4 +296,5 @@ class Engine(SessionsMixin, RelayMixin, QueriesMixin):
                 for name, q in self._queues.items()
             },
             "conversations": {"open": self._open_count, "closed": self._closed_count},
+            "held": self._retention.status(self._open_count),
         }

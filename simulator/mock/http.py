@@ -23,7 +23,8 @@ false}`` — with its HTTP status, never a traceback):
 * ``PUT /rest/v2/conversation/agent/profiles/{user_id}/test_session/{conversation_uuid}/join``
   (``ConversationAgentTestSessionJoinRequest``): as ``join``, 204;
 * ``POST /rest/v2/webchat-sim/customer_auth`` (mock only, for storefront
-  widgets; optional body ``{"name", "email", "language_iso_code"}``) →
+  widgets; optional body ``{"name", "email", "language_iso_code"}``, each
+  within its :data:`~.rules.LIMITS`, else 400) →
   ``{"customer_auth": ConversationCustomerAuth, "success": true, ...}``; no
   credentials needed without ``--api-key``, an API key otherwise;
 * the conversation API of :mod:`.rest` (its ``routes``), each call
@@ -49,6 +50,7 @@ from .conversation import Role, participant_arn
 from .rest import ENDPOINTS, call
 from .rest import routes as rest_routes
 from .rest_models import BodySpec, Caller, Field, RateLimiter, RestError, parse_body, strict_int
+from .rules import LIMITS
 from .server import WebchatServer
 from .tokens import looks_like_jwt
 
@@ -100,27 +102,21 @@ async def _errors(request: web.Request, handler: _Handler) -> web.StreamResponse
 
 TEST_SESSION_REQUEST: BodySpec = {
     "customer_profile_oid": Field((int,)),
-    "question": Field((str,)),
-    "queue_name": Field((str,)),
-    "storefront_host_name": Field((str,)),
+    "question": Field((str,), max_length=LIMITS.text),
+    "queue_name": Field((str,), max_length=LIMITS.queue_name),
+    "storefront_host_name": Field((str,), max_length=LIMITS.url),
 }
 CUSTOMER_AUTH_REQUEST: BodySpec = {
-    "name": Field((str,)),
-    "email": Field((str,)),
-    "language_iso_code": Field((str,)),
+    "name": Field((str,), max_length=LIMITS.name),
+    "email": Field((str,), max_length=LIMITS.email),
+    "language_iso_code": Field((str,), max_length=LIMITS.language),
 }
-TEST_SESSION_JOIN_REQUEST: BodySpec = {"conversation_webchat_queue_uuid": Field((str,))}
-_MAX_NAME = 200
-"""Longest customer name, email or language code the customer-auth endpoints take."""
+TEST_SESSION_JOIN_REQUEST: BodySpec = {"conversation_webchat_queue_uuid": Field((str,), max_length=LIMITS.identifier)}
 
 
 async def _body(request: web.Request, spec: BodySpec) -> dict[str, Any]:
     """The request body checked as :func:`.rest_models.parse_body` does (400/413 ``ErrorResponse``)."""
-    fields = parse_body(await request.read() if request.body_exists else None, spec)
-    for name, value in fields.items():
-        if isinstance(value, str) and len(value) > _MAX_NAME and name != "question":
-            raise RestError(400, "invalid_value", f"{name}: {len(value)} characters, limit {_MAX_NAME}")
-    return fields
+    return parse_body(await request.read() if request.body_exists else None, spec)
 
 
 def _agent(request: web.Request) -> AgentAccount:

@@ -18,6 +18,15 @@ blocks, each O(log n) per operation:
 Sequence numbers are plain increasing integers handed in by the caller (the
 engine uses one counter for every queue, so heads of two queues compare by
 age).
+
+:meth:`WebchatQueue.status` builds the ``queue status update`` within a byte
+bound (``max_bytes``, the engine's ``status_max_bytes``, 128 KiB by default,
+far below the 1 MiB frame limit of common clients): the agents, in login
+order, take at most half of it, the oldest waiting entries (at most
+``entries_limit`` of them) what is left; the counts (``agent_count``,
+``customer_waiting_count``, …) always cover everyone. Sizes are the encoded
+lengths (a queue entry's is measured once, when it joins), so the bound holds
+whatever characters the fields hold.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, Generic, TypeVar
 
+import orjson
 from sortedcontainers import SortedList  # type: ignore[import-untyped, unused-ignore]
 
 from ..protocol import (
@@ -41,6 +51,11 @@ from .stats import QueueStats
 __all__ = ["PositionPushes", "RoundRobin", "WaitingLine", "WebchatQueue"]
 
 T = TypeVar("T")
+
+_STATUS_BYTES = 1024
+"""The envelope of a ``queue status update`` and its counts, at most (plus the queue name, twice)."""
+_AGENT_BYTES = 192
+"""One listed agent's keys and fixed-size values, at most (plus its ARN and name)."""
 
 
 class WaitingLine(Generic[T]):
@@ -226,11 +241,15 @@ class WebchatQueue:
             self.status_due = max(now, self.status_sent_at + interval)
 
     def status(
-        self, *, max_chats: int, next_agent: Client | None, entries_limit: int
+        self, *, max_chats: int, next_agent: Client | None, entries_limit: int, max_bytes: int
     ) -> ConversationWebchatQueueStatus:
-        """The ``ConversationWebchatQueueStatus`` as of now (O(agents + entries_limit))."""
+        """The ``ConversationWebchatQueueStatus`` as of now, encoding to at
+        most ``max_bytes`` (see the module documentation); O(agents + entries_limit)."""
         counts = dict.fromkeys(AgentStatus, 0)
         agents = []
+        budget = max_bytes - _STATUS_BYTES - 2 * len(orjson.dumps(self.name))
+        agents_budget = budget // 2  # what listing agents may still take
+        listing = True
         for agent in self.agents:
             if agent.conn is None:
                 agent_status = AgentStatus.UNAVAILABLE
@@ -239,6 +258,13 @@ class WebchatQueue:
             else:
                 agent_status = AgentStatus.AVAILABLE
             counts[agent_status] += 1
+            if not listing:
+                continue
+            size = _AGENT_BYTES + len(orjson.dumps(agent.arn)) + len(orjson.dumps(agent.name))
+            if size > agents_budget:
+                listing = False  # the agents after it are counted, not listed
+                continue
+            agents_budget -= size
             agents.append(
                 ConversationWebchatQueueStatusAgent(
                     agent_status=agent_status,
@@ -248,12 +274,19 @@ class WebchatQueue:
                     next_round_robin=agent is next_agent,
                 )
             )
+        budget -= budget // 2 - agents_budget  # what the listed agents took
+        entries = []
+        for conv in self.line.first(entries_limit):
+            budget -= conv.entry_bytes + 1
+            if budget < 0:
+                break
+            entries.append(conv.entry)
         stats = self.stats
         head = self.line.head()
         return ConversationWebchatQueueStatus(
             agent_available_count=counts[AgentStatus.AVAILABLE],
             agent_busy_count=counts[AgentStatus.BUSY],
-            agent_count=len(agents),
+            agent_count=len(self.agents),
             agent_unavailable_count=counts[AgentStatus.UNAVAILABLE],
             agents=agents,
             customer_abandon_count=stats.abandoned,
@@ -264,7 +297,7 @@ class WebchatQueue:
             customer_chat_count=stats.engaged,
             customer_waiting_count=len(self.line),
             customer_waiting_join_dts=head[1].entry.join_dts if head is not None else None,
-            queue_entries=[conv.entry for conv in self.line.first(entries_limit)],
+            queue_entries=entries,
             queue_name=self.name,
         )
 

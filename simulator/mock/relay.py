@@ -6,7 +6,10 @@ an agent's coupons and cart items, the customer's page context and rrweb
 recording, and ``ping``. Every handler but ``ping`` gets the conversation the
 frame names and the sender's membership in it, already checked against
 :data:`~.rules.RULES` by ``Engine.receive``; payloads the server relays are
-rebuilt from the fields it knows.
+rebuilt from the fields it knows, and every field the sender names is
+checked against :data:`~.rules.LIMITS` first (``field_too_long``). What a
+handler holds (messages, recordings) goes on the byte account, which
+:class:`~.retention.Retention` keeps within its budget.
 
 :meth:`RelayMixin._on_message` is the hot path of a chat (and of the relay
 benchmark): keep it free of extra calls and allocations.
@@ -14,7 +17,10 @@ benchmark): keep it free of extra calls and allocations.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..protocol import (
+    CartItem,
     ConversationEventAddCoupon,
     ConversationEventAddItem,
     ConversationEventReadMessage,
@@ -28,7 +34,11 @@ from ..protocol import (
 )
 from .base import Delivery, EngineBase
 from .conversation import Client, Conversation, Member, Role
-from .rules import Refused, clip
+from .rules import LIMITS, Refused, check_length, clip
+
+_ID_LIMIT = LIMITS.identifier
+_LANGUAGE_LIMIT = LIMITS.language
+_URL_LIMIT = LIMITS.url
 
 __all__ = ["RelayMixin"]
 
@@ -50,8 +60,11 @@ class RelayMixin(EngineBase):
         if message is None:
             raise Refused(ErrorCode.MISSING_FIELD, 'message: required when type is "message"')
         client_id = message.client_message_id
-        if client_id is not None and (earlier := conv.by_client_id.get((member, client_id))) is not None:
-            return [Delivery(self._to(client), earlier.frame)]  # idempotent: the stored one again
+        if client_id is not None:
+            if len(client_id) > _ID_LIMIT:
+                check_length("message.client_message_id", client_id, _ID_LIMIT)
+            if (earlier := conv.by_client_id.get((member, client_id))) is not None:
+                return [Delivery(self._to(client), earlier.frame)]  # idempotent: the stored one again
         body, media = message.body, message.media_urls
         if not body and not media:
             reason = "message.body: empty, and no message.media_urls"
@@ -59,13 +72,18 @@ class RelayMixin(EngineBase):
         if body is not None and len(body) > cfg.max_body_length:
             reason = f"message.body: {len(body)} characters, limit {cfg.max_body_length}"
             raise Refused(ErrorCode.MESSAGE_TOO_LONG, reason, object_id=client_id)
-        if media is not None and len(media) > cfg.max_media_urls:
-            reason = f"message.media_urls: {len(media)} urls, limit {cfg.max_media_urls}"
-            raise Refused(ErrorCode.TOO_MANY_MEDIA_URLS, reason, object_id=client_id)
-        if len(conv.messages) >= cfg.max_messages_per_conversation:
+        if media is not None:
+            if len(media) > cfg.max_media_urls:
+                reason = f"message.media_urls: {len(media)} urls, limit {cfg.max_media_urls}"
+                raise Refused(ErrorCode.TOO_MANY_MEDIA_URLS, reason, object_id=client_id)
+            for index, url in enumerate(media):
+                check_length(f"message.media_urls[{index}]", url, _URL_LIMIT, object_id=client_id)
+        if conv.dropped + len(conv.messages) >= cfg.max_messages_per_conversation:
             reason = f"the conversation has reached {cfg.max_messages_per_conversation} messages"
             raise Refused(ErrorCode.CONVERSATION_FULL, reason, object_id=client_id)
         language = message.language_iso_code
+        if language is not None and len(language) > _LANGUAGE_LIMIT:
+            check_length("message.language_iso_code", language, _LANGUAGE_LIMIT, object_id=client_id)
         language_changed = language is not None and language != member.language
         if language_changed:
             member.language = client.language = language
@@ -77,6 +95,7 @@ class RelayMixin(EngineBase):
             client_message_id=client_id,
             media_urls=media,
         )
+        self._retention.wrote(conv)
         out: list[Delivery] = []
         present = list(conv.present())
         self._send(out, (m.client for m in present), stored.frame)
@@ -91,10 +110,12 @@ class RelayMixin(EngineBase):
     def _on_typing(self, conv: Conversation, member: Member, frame: Frame, now: float) -> list[Delivery]:
         """Row 5: relay typing to the other participants, stamped with the author."""
         client = member.client
+        value = frame.event_typing.value if frame.event_typing is not None else None
+        check_length("event_typing.value", value, LIMITS.text)
         typing = ConversationEventTyping(
             author_conversation_participant_arn=client.arn,
             author_conversation_participant_name=client.name,
-            value=frame.event_typing.value if frame.event_typing is not None else None,
+            value=value,
         )
         out: list[Delivery] = []
         others = (m.client for m in conv.present() if m is not member)
@@ -129,6 +150,7 @@ class RelayMixin(EngineBase):
         code = frame.event_add_coupon.coupon_code if frame.event_add_coupon is not None else None
         if not code:
             raise Refused(ErrorCode.MISSING_FIELD, "event_add_coupon.coupon_code: required")
+        check_length("event_add_coupon.coupon_code", code, LIMITS.code)
         agent = member.client
         payload = ConversationEventAddCoupon(agent_arn=agent.arn, agent_name=agent.name, coupon_code=code)
         return self._to_customers(conv, conv.event(EventType.ADD_COUPON, event_add_coupon=payload))
@@ -138,6 +160,9 @@ class RelayMixin(EngineBase):
         items = frame.event_add_item.items if frame.event_add_item is not None else None
         if not items:
             raise Refused(ErrorCode.MISSING_FIELD, "event_add_item.items: required, at least one item")
+        _check_entries("event_add_item.items", items)
+        for index, item in enumerate(items):
+            _check_item(item, f"event_add_item.items[{index}]")
         agent = member.client
         payload = ConversationEventAddItem(agent_arn=agent.arn, agent_name=agent.name, items=items)
         return self._to_customers(conv, conv.event(EventType.ADD_ITEM, event_add_item=payload))
@@ -147,6 +172,9 @@ class RelayMixin(EngineBase):
         context = frame.event_webchat_context
         if context is None:
             raise Refused(ErrorCode.MISSING_FIELD, "event_webchat_context: required")
+        check_length("event_webchat_context.url", context.url, _URL_LIMIT)
+        check_length("event_webchat_context.cart_id", context.cart_id, _ID_LIMIT)
+        check_length("event_webchat_context.ucacid", context.ucacid, _ID_LIMIT)
         conv.context = ConversationEventWebchatContext(cart_id=context.cart_id, ucacid=context.ucacid, url=context.url)
         out: list[Delivery] = []
         relayed = conv.event(EventType.WEBCHAT_CONTEXT, event_webchat_context=conv.context)
@@ -159,6 +187,12 @@ class RelayMixin(EngineBase):
         part = frame.event_rrweb
         if part is None:
             raise Refused(ErrorCode.MISSING_FIELD, "event_rrweb: required")
+        total_sha256 = part.data_total_sha256
+        if total_sha256 is not None and len(total_sha256) > LIMITS.digest:
+            index = str(part.event_index) if part.event_index is not None else None
+            length, limit = len(total_sha256), LIMITS.digest
+            reason = f"event_rrweb.data_total_sha256: {length} characters, limit {limit} (a hex SHA-256)"
+            raise Refused(ErrorCode.INVALID_RRWEB, reason, object_id=index)
         refusal = conv.rrweb.check(part, max_parts=cfg.max_rrweb_parts, max_bytes=cfg.max_rrweb_bytes)
         if refusal is not None:
             index = str(part.event_index) if part.event_index is not None else None
@@ -175,7 +209,38 @@ class RelayMixin(EngineBase):
                 type=part.type,
             ),
         )
-        conv.rrweb.hold(part, relayed, limit=cfg.rrweb_hold_bytes)
+        conv.hold_rrweb(part, relayed, limit=cfg.rrweb_hold_bytes)
+        self._retention.wrote(conv)
         out: list[Delivery] = []
         self._send(out, self._agents_in(conv), relayed)
         return out
+
+
+# ---------------------------------------------------------------------------
+# Cart items: relayed as received, so every string and list in them is checked
+
+
+def _check_entries(path: str, entries: list[Any]) -> None:
+    if len(entries) > LIMITS.entries:
+        raise Refused(ErrorCode.FIELD_TOO_LONG, f"{path}: {len(entries)} entries, limit {LIMITS.entries}")
+
+
+def _check_item(item: CartItem, path: str) -> None:
+    """Every string of a cart item (its extra properties included) within its
+    limit: ``item_id`` a code, ``*_url`` a url, anything else free text;
+    every list within ``LIMITS.entries``."""
+    _check_value(item.model_dump(exclude_none=True), path, "")
+
+
+def _check_value(value: Any, path: str, key: str) -> None:
+    if isinstance(value, str):
+        limit = LIMITS.code if key == "item_id" else _URL_LIMIT if key.endswith("_url") else LIMITS.text
+        check_length(path, value, limit)
+    elif isinstance(value, list):
+        _check_entries(path, value)
+        for index, entry in enumerate(value):
+            _check_value(entry, f"{path}[{index}]", key)
+    elif isinstance(value, dict):
+        for name, entry in value.items():
+            check_length(f"{path} (a key)", name, LIMITS.name)
+            _check_value(entry, f"{path}.{name}", name)

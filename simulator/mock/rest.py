@@ -34,13 +34,12 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
 from ..errors import AccessDenied
-from ..protocol import AgentStatus, EventType, Frame, FrameType, Medium, epoch_ms
+from ..protocol import AgentStatus, EventType, Frame, FrameType, Medium
 from .base import Delivery
 from .conversation import Client, Conversation, Role, State
 from .engine import Engine
@@ -60,13 +59,15 @@ from .rest_models import (
     RestError,
     RestResult,
     agent_only,
+    epoch_param,
     from_refusal,
     int_param,
     ok,
     parse_body,
     wire,
 )
-from .rules import Refused
+from .rest_search import search_conversations
+from .rules import LIMITS, Refused
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -80,7 +81,11 @@ Params = Mapping[str, str]
 Handler = Callable[[Any, Caller, Params, "bytes | None", float], RestResult]
 
 _NO_CONTENT = RestResult(204, None)
-_STR = Field((str,))
+_STR = Field((str,), max_length=LIMITS.text)
+_NAME = Field((str,), max_length=LIMITS.name)
+_ID = Field((str,), max_length=LIMITS.identifier)
+_URL = Field((str,), max_length=LIMITS.url)
+_LANGUAGE = Field((str,), max_length=LIMITS.language)
 
 
 # ---------------------------------------------------------------------------
@@ -156,14 +161,6 @@ def _page(total: int, offset: int, limit: int, count: int) -> dict[str, Any]:
 # Conversations
 
 
-def _epoch_of(name: str, text: str) -> int:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise RestError(400, "invalid_value", f"{name}: not an ISO-8601 date and time: {text[:40]!r}") from None
-    return epoch_ms((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
-
-
 def get_conversations(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
     """``GET /conversation/conversations`` → ``ConversationsResponse``, newest activity first."""
     engine = engine_of(core)
@@ -174,7 +171,7 @@ def get_conversations(core: Any, caller: Caller, params: Params, body: bytes | N
     offset = int_param("offset", params.get("offset"), default=0, low=0, high=10**9)
     before_ms: int | None = None
     if before := params.get("before"):
-        before_ms = _epoch_of("before", before)
+        before_ms = epoch_param("before", before)
     client = _client(engine, caller)
     arn = caller.participant_arn or (client.arn if client is not None else None)
     found = (
@@ -213,7 +210,7 @@ def get_conversation_messages(core: Any, caller: Caller, params: Params, body: b
     )
 
 
-JOIN_REQUEST: BodySpec = {"participant_language_iso_code": _STR}
+JOIN_REQUEST: BodySpec = {"participant_language_iso_code": _LANGUAGE}
 
 
 def join_conversation(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
@@ -284,7 +281,7 @@ def mark_read_conversation(core: Any, caller: Caller, params: Params, body: byte
     return RestResult(204, None, _act(core, client, frame, now))
 
 
-CONTEXT_REQUEST: BodySpec = {"url": _STR, "cart_id": _STR, "ucacid": _STR}
+CONTEXT_REQUEST: BodySpec = {"url": _URL, "cart_id": _ID, "ucacid": _ID}
 
 
 def get_conversation_context(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
@@ -319,12 +316,12 @@ def get_conversation_context(core: Any, caller: Caller, params: Params, body: by
 
 
 START_REQUEST: BodySpec = {
-    "add_conversation_participant_arns": Field((list,), items=str),
-    "conversation_arn": _STR,
-    "conversation_webchat_queue_uuid": _STR,
+    "add_conversation_participant_arns": Field((list,), items=str, max_length=LIMITS.identifier),
+    "conversation_arn": _ID,
+    "conversation_webchat_queue_uuid": _ID,
     "resolve_only": Field((bool,)),
     # mock extensions (a customer starting a chat; the SDK sends neither)
-    "queue_name": _STR,
+    "queue_name": Field((str,), max_length=LIMITS.queue_name),
     "question": _STR,
 }
 
@@ -405,70 +402,6 @@ def start_conversation(core: Any, caller: Caller, params: Params, body: bytes | 
     return RestResult(200, {"conversation": _conversation_json(conv, 200)}, deliveries)
 
 
-SEARCH_REQUEST: BodySpec = {
-    "date_end": _STR,
-    "date_start": _STR,
-    "email_filter": _STR,
-    "language_filter": _STR,
-    "medium_filter": _STR,
-    "order_by_newest": Field((bool,)),
-    "order_by_oldest": Field((bool,)),
-    "range_begin": Field((int,), bounds=(0, 10**9)),
-    "range_end": Field((int,), bounds=(0, 10**9)),
-    "sms_phone_number_filter": _STR,
-    "text_search": _STR,
-    "visible_filter": Field((bool,)),
-}
-
-
-def search_conversations(core: Any, caller: Caller, params: Params, body: bytes | None, now: float) -> RestResult:
-    """``POST /conversation/conversations/search`` (``ConversationSearchRequest``)
-    → ``ConversationSearchResponse`` (``records`` ``range_begin``..``range_end``
-    of ``total``): the conversations the caller may see, filtered by customer
-    email (substring, any case), language, started within ``date_start`` ..
-    ``date_end``, ``text_search`` in a message body or the customer's name
-    (any case); newest first unless ``order_by_oldest``. SMS filters match nothing."""
-    request = parse_body(body, SEARCH_REQUEST)
-    engine = engine_of(core)
-    client = _client(engine, caller)
-    arn = caller.participant_arn or (client.arn if client is not None else None)
-    found = engine.visible_conversations(caller.role, arn=arn, name=caller.name, queues=caller.queues)
-    if request.get("medium_filter", Medium.WEBSOCKET.value) != Medium.WEBSOCKET.value or request.get(
-        "sms_phone_number_filter"
-    ):
-        found = []
-    if email := str(request.get("email_filter", "")).lower():
-        found = [c for c in found if email in (c.customer.email or "").lower()]
-    if language := request.get("language_filter"):
-        found = [c for c in found if (c.customer.language or "") == language]
-    if start := request.get("date_start"):
-        low = _epoch_of("date_start", start)
-        found = [c for c in found if c.start_ms >= low]
-    if end := request.get("date_end"):
-        high = _epoch_of("date_end", end)
-        found = [c for c in found if c.start_ms <= high]
-    if text := str(request.get("text_search", "")).lower():
-        found = [
-            c
-            for c in found
-            if text in c.customer.name.lower() or any(text in (m.model.body or "").lower() for m in c.messages)
-        ]
-    if request.get("order_by_oldest") and not request.get("order_by_newest"):
-        found.reverse()
-    begin = request.get("range_begin", 0)
-    end_index = request.get("range_end", begin + 25)
-    if end_index < begin:
-        raise RestError(400, "invalid_value", f"range_end: must be >= range_begin ({begin}), got {end_index}")
-    page = found[begin : min(end_index, begin + 200)]
-    result = {
-        "range_begin": begin,
-        "range_end": begin + len(page),
-        "records": [wire(c.summary()) for c in page],
-        "total": len(found),
-    }
-    return RestResult(200, result)
-
-
 # ---------------------------------------------------------------------------
 # Queues
 
@@ -483,8 +416,8 @@ def get_queue_statuses(core: Any, caller: Caller, params: Params, body: bytes | 
 
 STATUS_REQUEST: BodySpec = {
     "agent_status": Field((str,), frozenset(AgentStatus)),
-    "custom_status_name": _STR,
-    "custom_status_uuid": _STR,
+    "custom_status_name": _NAME,
+    "custom_status_uuid": _ID,
 }
 
 
@@ -520,7 +453,7 @@ def get_agent_keep_alive(core: Any, caller: Caller, params: Params, body: bytes 
     return _NO_CONTENT
 
 
-_LIST_OF_STR = Field((list,), items=str)
+_LIST_OF_STR = Field((list,), items=str, max_length=LIMITS.name)
 PROFILE_REQUEST: BodySpec = {
     "ai": Field((bool,)),
     "ai_capabilities": Field((dict,)),
@@ -531,12 +464,12 @@ PROFILE_REQUEST: BodySpec = {
     "ai_voice_instructions": _STR,
     "ai_voice_personality": Field((str,), frozenset({"Ara", "Rex", "Sal", "Eve", "Leo"})),
     "chat_limit": Field((int,), bounds=(1, 100)),
-    "default_language_iso_code": _STR,
+    "default_language_iso_code": _LANGUAGE,
     "default_status": Field((str,), frozenset(AgentStatus)),
-    "display_name": _STR,
-    "name": _STR,
-    "profile_image_upload_key": _STR,
-    "profile_image_url": _STR,
+    "display_name": _NAME,
+    "name": _NAME,
+    "profile_image_upload_key": _ID,
+    "profile_image_url": _URL,
     "user_id": Field((int,)),
     "zohodesk_classifications": _LIST_OF_STR,
     "zohodesk_departments": _LIST_OF_STR,

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..fake import PHRASEBOOKS, ChatFaker, Topic
 from .rest_models import BodySpec, Caller, Field, RestError, RestResult, agent_only, int_param, ok, parse_body
+from .rules import LIMITS
 
 __all__ = [
     "CannedStore",
@@ -93,10 +94,13 @@ def store_of(engine: Any) -> CannedStore:
 CANNED_MESSAGE: BodySpec = {
     "canned_message": Field((str,)),
     "conversation_canned_message_oid": Field((int,)),
-    "conversation_department_oids": Field((list,), items=int),
+    "conversation_department_oids": Field((list,), items=int, max_length=LIMITS.entries),
     "short_code": Field((str,)),
 }
-CANNED_SEARCH: BodySpec = {"max_results": Field((int,), bounds=(1, 10_000)), "short_code": Field((str,))}
+CANNED_SEARCH: BodySpec = {
+    "max_results": Field((int,), bounds=(1, 10_000)),
+    "short_code": Field((str,), max_length=LIMITS.name),
+}
 
 
 def _checked(body: bytes | None, *, partial: bool) -> dict[str, Any]:

@@ -10,10 +10,11 @@ the response envelopes of UltraCart's SDK (used by :mod:`.rest`).
 * :func:`parse_body`: a request body checked against a small field table
   (:data:`BodySpec`). Policy: the body must be a JSON object of at most
   :data:`MAX_BODY_BYTES` (else 413), fields of the model's types (``null``
-  counts as absent), enum values from the model's allowed values; **unknown
-  fields are refused** (400 ``unknown_field``) although UltraCart's models
-  admit additional properties: the SDK never sends any, so an unknown field
-  is a typo the mock should point out rather than ignore.
+  counts as absent), enum values from the model's allowed values, strings
+  within their length limit (400 ``field_too_long``); **unknown fields are
+  refused** (400 ``unknown_field``) although UltraCart's models admit
+  additional properties: the SDK never sends any, so an unknown field is a
+  typo the mock should point out rather than ignore.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import orjson
 
 from ..errors import Refused
-from ..protocol import ErrorCode, WireModel
+from ..protocol import ErrorCode, WireModel, epoch_ms
 from .base import Delivery
 from .conversation import Role
 
@@ -39,6 +41,7 @@ __all__ = [
     "RestError",
     "RestResult",
     "agent_only",
+    "epoch_param",
     "error_body",
     "from_refusal",
     "int_param",
@@ -122,6 +125,7 @@ def error_body(status: int, code: str, message: str, *, object_id: str | None = 
 
 _REFUSAL_STATUS: Mapping[str, int] = {
     ErrorCode.MISSING_FIELD: 400,
+    ErrorCode.FIELD_TOO_LONG: 400,
     ErrorCode.EMPTY_MESSAGE: 400,
     ErrorCode.MESSAGE_TOO_LONG: 400,
     ErrorCode.FORBIDDEN_FOR_ROLE: 403,
@@ -173,6 +177,8 @@ class Field:
     """For lists: the type of the items."""
     bounds: tuple[int, int] | None = None
     """For integers: inclusive bounds."""
+    max_length: int | None = None
+    """For strings (and lists of strings: each item, and the number of items): the longest accepted."""
 
 
 BodySpec = Mapping[str, Field]
@@ -202,6 +208,16 @@ def _check(name: str, spec: Field, value: Any) -> None:
         for index, item in enumerate(value):
             if not isinstance(item, spec.items) or isinstance(item, bool):
                 raise RestError(400, "invalid_type", f"{name}[{index}]: must be {_TYPE_NAMES[spec.items]}")
+    if spec.max_length is not None:
+        limit = spec.max_length
+        if isinstance(value, str) and len(value) > limit:
+            raise RestError(400, "field_too_long", f"{name}: {len(value)} characters, limit {limit}")
+        if isinstance(value, list):
+            if len(value) > limit:
+                raise RestError(400, "field_too_long", f"{name}: {len(value)} entries, limit {limit}")
+            for index, item in enumerate(value):
+                if isinstance(item, str) and len(item) > limit:
+                    raise RestError(400, "field_too_long", f"{name}[{index}]: {len(item)} characters, limit {limit}")
 
 
 def parse_body(raw: bytes | None, spec: BodySpec) -> dict[str, Any]:
@@ -241,6 +257,15 @@ def strict_int(text: str) -> int | None:
     ``str.isdigit`` accepts it, and refuses more than 4,300 digits with a
     ``ValueError``: query strings are parsed with this instead."""
     return int(text) if _INT_TEXT.fullmatch(text) else None
+
+
+def epoch_param(name: str, text: str) -> int:
+    """An ISO-8601 date and time (UTC unless it says otherwise) as epoch milliseconds (400 otherwise)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise RestError(400, "invalid_value", f"{name}: not an ISO-8601 date and time: {text[:40]!r}") from None
+    return epoch_ms((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
 def int_param(name: str, text: str | None, *, default: int, low: int, high: int) -> int:

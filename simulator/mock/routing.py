@@ -22,6 +22,7 @@ from ..protocol import (
     EventType,
     Frame,
     FrameType,
+    encoded_length,
     epoch_ms,
 )
 from .base import Delivery, EngineBase, Routing
@@ -36,7 +37,7 @@ from .conversation import (
     conversation_arn,
 )
 from .queues import WebchatQueue
-from .rules import Refused, clip
+from .rules import LIMITS, Refused, check_length, clip
 
 __all__ = ["QueuesMixin"]
 
@@ -53,6 +54,16 @@ class QueuesMixin(EngineBase):
         request = frame.event_engage_customer
         if request is None:
             raise Refused(ErrorCode.MISSING_FIELD, "event_engage_customer: required to start a conversation")
+        check_length(
+            "event_engage_customer.conversation_participant_name", request.conversation_participant_name, LIMITS.name
+        )
+        check_length("event_engage_customer.email", request.email, LIMITS.email)
+        check_length(
+            "event_engage_customer.participant_language_iso_code",
+            request.participant_language_iso_code,
+            LIMITS.language,
+        )
+        check_length("event_engage_customer.queue_name", request.queue_name, LIMITS.queue_name)
         queue_name = request.queue_name or cfg.queues[0]
         queue = self._queues.get(queue_name)
         if queue is None:
@@ -96,6 +107,8 @@ class QueuesMixin(EngineBase):
             joined_at=now,
             customer=client,
             entry=entry,
+            entry_bytes=encoded_length(entry),
+            held=self._held,
         )
         member = Member(client=client, joined_ms=now_ms, language=client.language)
         conv.members[client] = member
@@ -104,6 +117,7 @@ class QueuesMixin(EngineBase):
         self._entries[queue_uuid] = conv
         self._open_count += 1
         stored = conv.store(member, message_uuid=self._uuid(), now_ms=now_ms, body=question) if question else None
+        self._retention.wrote(conv)
         queue.line.push(conv.seq, conv)
         queue.status_changed(now, cfg.status_interval)
         conv.pushed_at = now
@@ -209,7 +223,7 @@ class QueuesMixin(EngineBase):
         joined = conv.event(
             EventType.PARTICIPANT_JOIN,
             event_participant_join=summary,
-            event_participant_join_participant=member.participant(len(conv.messages)),
+            event_participant_join_participant=member.participant(conv.message_count),
         )
         self._send(out, (m.client for m in conv.present()), joined)
         out.extend(Delivery(to, m.frame) for m in conv.messages[-self.config.history_replay_limit :])
@@ -249,7 +263,7 @@ class QueuesMixin(EngineBase):
         left = conv.event(
             EventType.PARTICIPANT_LEFT,
             event_participant_left=conv.summary(),
-            event_participant_left_participant=member.participant(len(conv.messages)),
+            event_participant_left_participant=member.participant(conv.message_count),
         )
         self._send(out, itertools.chain((m.client for m in conv.present()), (client,)), left)
         roles = {m.client.role for m in conv.present()}
@@ -285,15 +299,13 @@ class QueuesMixin(EngineBase):
                 participant.chats -= 1
                 freed.append(participant)
         # A closed conversation keeps what a resume replays (summary, messages)
-        # and drops the rest: the held recording, context, dedup and read indexes.
+        # and drops the rest: the held recording, context, dedup and read
+        # indexes. It is retained until the byte budget or the count evicts it.
+        conv.drop_recording()
         conv.rrweb = RRWebStream()
         conv.context = None
         conv.by_client_id.clear()
-        self._closed[conv.uuid] = None
-        if len(self._closed) > self.config.closed_conversations_kept:
-            oldest = next(iter(self._closed))
-            del self._closed[oldest]
-            self._conversations.pop(oldest, None)
+        self._retention.closed(conv)
         for agent in freed:
             self._refresh_availability(agent, now)
             self._dispatch_for(agent, now, out)
@@ -369,6 +381,7 @@ class QueuesMixin(EngineBase):
             max_chats=cfg.max_chats_per_agent,
             next_agent=turn[1] if turn is not None else None,
             entries_limit=cfg.status_entries_limit,
+            max_bytes=cfg.status_max_bytes,
         )
         return Frame(
             type=FrameType.EVENT, event_type=EventType.QUEUE_STATUS_UPDATE, event_queue_status_update=status, **extra

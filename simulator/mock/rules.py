@@ -22,12 +22,20 @@ it and refuses, with **one** error frame, whatever breaks it:
 Everything after that (payload fields, limits, queue rules) is the handler's.
 This module also holds the refusal plumbing every part of the engine shares:
 :data:`ERROR_CODES` (the engine's codes and their ``user_message``),
-:class:`Refused` and :func:`error_frame`.
+:class:`Refused` and :func:`error_frame`; and :data:`LIMITS`, the longest
+value of each kind of field a client names (names, emails, language codes,
+ids, urls, coupon codes, …), with :func:`check_length`, which refuses a
+longer one with ``field_too_long``. The engine checks them on the frames it
+handles, the front door on identities (the handshake's query string, customer
+tokens) and the REST side on request bodies, so nothing a client names is
+stored or forwarded longer than its limit (message bodies and questions keep
+their own limit, ``max_body_length``, and code ``message_too_long``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from ..errors import Refused
@@ -37,15 +45,19 @@ from .conversation import Role, State
 __all__ = [
     "DEFAULT_USER_MESSAGE",
     "ERROR_CODES",
+    "LIMITS",
     "RULES",
     "STATE_REFUSALS",
+    "FieldLimits",
     "Kind",
     "Refused",
     "Rule",
+    "check_length",
     "clip",
     "describe",
     "error_frame",
     "forbidden",
+    "length_error",
     "not_in_state",
     "unsupported",
 ]
@@ -58,6 +70,7 @@ ERROR_CODES: Mapping[ErrorCode, str] = {
     ErrorCode.IDENTITY_IN_USE: "That agent is signed in from another session.",
     ErrorCode.UNSUPPORTED_FRAME: "That action is not supported.",
     ErrorCode.FORBIDDEN_FOR_ROLE: "That action is not allowed for you.",
+    ErrorCode.FIELD_TOO_LONG: "Something you sent is too long.",
     ErrorCode.MISSING_FIELD: "Something required is missing.",
     ErrorCode.UNKNOWN_QUEUE: "That chat queue does not exist.",
     ErrorCode.NOT_A_PARTICIPANT: "You are not in that conversation.",
@@ -96,6 +109,55 @@ def error_frame(code: str, reason: str, *, conversation_uuid: str | None = None,
 def clip(text: str) -> str:
     """A client-chosen string, shortened for an error message."""
     return repr(text if len(text) <= 80 else text[:77] + "...")
+
+
+# ---------------------------------------------------------------------------
+# Field limits
+
+
+@dataclass(frozen=True, slots=True)
+class FieldLimits:
+    """The longest value, in characters (``entries``: list entries), of each
+    kind of field a client names. docs/protocol.md, section 4.5."""
+
+    name: int = 200
+    """Participant names (start entry, handshake ``name``, tokens), custom status names."""
+    email: int = 254
+    """Email addresses (RFC 5321's longest path)."""
+    language: int = 35
+    """Language codes (RFC 5646's recommended buffer for a language tag)."""
+    queue_name: int = 200
+    """Queue names (``queue_name``, ``serve --queues``)."""
+    identifier: int = 200
+    """Client-chosen ids: ``client_message_id``, ``cart_id``, ``ucacid``, custom status uuids, upload keys."""
+    code: int = 100
+    """Coupon codes and cart item ids."""
+    url: int = 2048
+    """URLs: ``media_urls`` entries, the webchat context ``url``, a cart item's ``*_url``."""
+    text: int = 10_000
+    """Other free text: ``typing`` values, cart item descriptions and attributes, profile texts."""
+    entries: int = 100
+    """Entries of a list a client sends: ``add item`` items, lists inside a cart item, profile lists."""
+    digest: int = 64
+    """A SHA-256 in hex (rrweb ``data_total_sha256``; refused with ``invalid_rrweb``)."""
+
+
+LIMITS = FieldLimits()
+"""The limits the engine, the front door and the REST side apply."""
+
+
+def length_error(path: str, value: str | None, limit: int) -> str | None:
+    """Why ``value`` is too long for the field at ``path`` (``None``: it is not)."""
+    if value is not None and len(value) > limit:
+        return f"{path}: {len(value)} characters, limit {limit}"
+    return None
+
+
+def check_length(path: str, value: str | None, limit: int, *, object_id: str | None = None) -> None:
+    """Refuse (``field_too_long``) a ``value`` longer than ``limit`` characters."""
+    if value is not None and len(value) > limit:
+        reason = f"{path}: {len(value)} characters, limit {limit}"
+        raise Refused(ErrorCode.FIELD_TOO_LONG, reason, object_id=object_id)
 
 
 # ---------------------------------------------------------------------------

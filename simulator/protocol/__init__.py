@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from .codec import CONVERSATION_EVENTS, EVENT_PAYLOADS, check_context, decode, dts, encode, epoch_ms
+from .codec import (
+    CONVERSATION_EVENTS,
+    EVENT_PAYLOADS,
+    check_context,
+    decode,
+    dts,
+    encode,
+    encoded_length,
+    epoch_ms,
+)
 from .enums import (
     AgentStatus,
     CartItemOptionType,
@@ -36,6 +45,7 @@ __all__ = [
     "decode",
     "dts",
     "encode",
+    "encoded_length",
     "epoch_ms",
     "json_schema",
     *_models_all,

@@ -23,7 +23,7 @@ from pydantic_core import ErrorDetails
 
 from ..errors import FrameError
 from .enums import ErrorCode, EventType, FrameType
-from .models import ConversationWebsocketMessage, Frame
+from .models import ConversationWebsocketMessage, Frame, WireModel
 
 __all__ = [
     "CONVERSATION_EVENTS",
@@ -32,6 +32,7 @@ __all__ = [
     "decode",
     "dts",
     "encode",
+    "encoded_length",
     "epoch_ms",
 ]
 
@@ -89,6 +90,11 @@ _validate_json = ConversationWebsocketMessage.__pydantic_validator__.validate_js
 def encode(frame: Frame) -> bytes:
     """Serialize ``frame`` to the bytes of one websocket text frame."""
     return _dumps(_serialize(frame, exclude_none=True))
+
+
+def encoded_length(model: WireModel) -> int:
+    """How many bytes ``model`` takes inside a frame :func:`encode` writes."""
+    return len(_dumps(model.__pydantic_serializer__.to_python(model, exclude_none=True)))
 
 
 def decode(data: bytes | str, *, context: bool = True) -> Frame:

@@ -147,6 +147,8 @@ class ErrorCode(StrEnum):
     # The engine: the accept rules
     UNSUPPORTED_FRAME = "unsupported_frame"
     FORBIDDEN_FOR_ROLE = "forbidden_for_role"
+    # The engine: any field a client names (names, emails, ids, urls, ...)
+    FIELD_TOO_LONG = "field_too_long"
     # The engine: queues and conversations
     UNKNOWN_QUEUE = "unknown_queue"
     NOT_A_PARTICIPANT = "not_a_participant"
