@@ -301,6 +301,7 @@ BAD_FRAMES: list[tuple[str, str | bytes, str]] = [
     ("unknown event", '{"type": "event", "event_type": "dance"}', "invalid_enum"),
     ("wrong type", '{"type": "check queue position", "conversation_uuid": 42}', "invalid_type"),
     ("missing payload", '{"type": "event", "event_type": "typing", "conversation_uuid": "c"}', "missing_field"),
+    ("NaN in an additional property", '{"type": "ping", "x": [NaN]}', "invalid_json"),
 ]
 
 
