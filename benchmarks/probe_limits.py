@@ -146,16 +146,18 @@ async def slow_consumer(config: ServerConfig, cap: float) -> dict[str, float | N
 
 async def flood(config: ServerConfig, cap: float, *, raw: bool) -> dict[str, float | None]:
     """A ``websockets`` client sending as fast as it can (``raw``: a bare socket writing 100,000 frames at once)."""
-    parsed = [0]
+    parsed = [0, 0]  # all, after the decision
     process_event = ServerConnection.process_event
+    decisions: dict[str, float] = {}
 
     def counting(self: ServerConnection, event: Any) -> None:
         parsed[0] += 1
+        if decisions:
+            parsed[1] += 1
         process_event(self, event)
 
     ServerConnection.process_event = counting  # type: ignore[method-assign]
     srv = WebchatServer(Engine(EngineConfig(), rng=random.Random(1)), config)
-    decisions: dict[str, float] = {}
     watch_closes(srv, decisions)
     try:
         async with srv:
@@ -189,6 +191,7 @@ async def flood(config: ServerConfig, cap: float, *, raw: bool) -> dict[str, flo
                     "close_seen_s": closed_after,
                     "ended_s": closed_after,
                     "parsed_not_processed": parsed[0] - srv.frames_in,
+                    "parsed_after_decision": parsed[1],
                     "sends_after_decision": sent[1],
                 }
     finally:
@@ -218,6 +221,7 @@ async def raw_flood(
         "close_seen_s": close_seen,
         "ended_s": ended,
         "parsed_not_processed": parsed[0] - srv.frames_in,
+        "parsed_after_decision": parsed[1],
         "sends_after_decision": None,
     }
 
@@ -233,7 +237,8 @@ async def main(args: argparse.Namespace) -> None:
     flooded = await flood(config, args.cap, raw=False)
     print(
         f"flood (websockets client): it saw the 1008 close after {shown(flooded['close_seen_s'], args.cap)};"
-        f" {flooded['parsed_not_processed']} frames parsed and never processed;"
+        f" {flooded['parsed_not_processed']} frames parsed and never processed"
+        f" ({flooded['parsed_after_decision']} after the decision);"
         f" {flooded['sends_after_decision']} sends accepted after the decision"
     )
     flooded = await flood(config, args.cap, raw=True)
@@ -241,6 +246,7 @@ async def main(args: argparse.Namespace) -> None:
         f"flood (100,000 frames at once): the close frame came after {shown(flooded['close_seen_s'], args.cap)},"
         f" the end of the stream after {shown(flooded['ended_s'], args.cap)};"
         f" {flooded['parsed_not_processed']} frames parsed and never processed"
+        f" ({flooded['parsed_after_decision']} after the decision)"
     )
 
 
