@@ -259,8 +259,14 @@ INVALID: list[tuple[bytes, str, str]] = [
     (
         b'{"type": "event", "event_type": "add item", "conversation_uuid": "c",'
         b' "event_add_item": {"items": [{"quantity": NaN}]}}',
-        "invalid_value",
-        "event_add_item.items[0].quantity: expected a finite number, got NaN or Infinity",
+        "invalid_json",
+        "event_add_item.items[0].quantity: not valid JSON (NaN, Infinity or a number beyond the float range)",
+    ),
+    (
+        b'{"type": "event", "event_type": "add item", "conversation_uuid": "c",'
+        b' "event_add_item": {"items": [{"quantity": 1e400}]}}',
+        "invalid_json",
+        "event_add_item.items[0].quantity: not valid JSON (NaN, Infinity or a number beyond the float range)",
     ),
     (
         b'{"type": "event", "event_type": "queue position", "event_queue_position": {"position": 1e400}}',
@@ -366,6 +372,48 @@ def test_invalid_inputs_give_precise_reasons(raw: bytes, code: str, reason: str)
         decode(raw)
     assert info.value.code == code
     assert str(info.value).startswith(reason), str(info.value)
+
+
+NON_JSON_NUMBERS = ["NaN", "Infinity", "-Infinity", "1e400", "-1e400"]
+
+
+@pytest.mark.parametrize("literal", NON_JSON_NUMBERS)
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ('{{"type": "ping", "x": {}}}', "x"),
+        ('{{"type": "ping", "x": {{"deep": [1, {{"deeper": {}}}]}}}}', "x"),
+        ('{{"type": "message", "conversation_uuid": "c", "message": {{"body": "hi", "x": [{}]}}}}', "message.x"),
+        (
+            '{{"type": "message", "conversation_uuid": "c",'
+            ' "message": {{"transport_statuses": [{{"status": "sent", "x": {}}}]}}}}',
+            "message.transport_statuses[0].x",
+        ),
+    ],
+    ids=["top", "nested", "in-a-model", "in-a-list-of-models"],
+)
+def test_nan_and_infinity_are_not_json_in_additional_properties_either(literal: str, template: str, path: str) -> None:
+    raw = template.format(literal)
+    with pytest.raises(FrameError) as info:
+        decode(raw)
+    assert info.value.code == "invalid_json"
+    assert str(info.value) == f"{path}: not valid JSON (NaN, Infinity or a number beyond the float range)"
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(raw)  # the same verdict as a strict JSON parser's
+
+
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 2**64, 10**30])
+def test_additional_integers_are_64_bit_too(number: int) -> None:
+    # Beyond 64 bits, orjson could not write the frame back (it would be dropped, not answered).
+    with pytest.raises(FrameError) as info:
+        decode(f'{{"type": "ping", "x": [{number}]}}')
+    assert info.value.code == "invalid_value"
+    assert str(info.value) == f"x: integer {number} is outside the 64-bit integer range"
+
+
+def test_finite_additional_numbers_and_strings_that_say_nan_are_kept() -> None:
+    raw = b'{"type":"ping","x":{"n":[1.5,-0.0,9223372036854775807,-9223372036854775808,"NaN",true,null]}}'
+    assert encode(decode(raw)) == raw
 
 
 def test_error_counts_further_problems() -> None:

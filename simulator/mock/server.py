@@ -99,7 +99,10 @@ class ServerConfig:
 class _Bucket:
     """Token bucket of one connection: ``rate`` frames per second, ``burst`` deep.
     Tokens may go below zero while frames are refused; at ``-burst`` the peer
-    has ignored ``burst`` refusals and is disconnected."""
+    has ignored ``burst`` refusals and is disconnected. ``last`` is when the
+    peer last sent a frame (for the idle timeout); :meth:`stop` empties the
+    bucket for good: the connection is gone for the core, none of its frames
+    may reach it any more (at no cost per frame: the next one is refused)."""
 
     __slots__ = ("burst", "last", "rate", "tokens")
 
@@ -119,6 +122,9 @@ class _Bucket:
     def exhausted(self) -> bool:
         return self.tokens <= -self.burst
 
+    def stop(self) -> None:
+        self.tokens = -math.inf
+
 
 _JSON = Headers([("Content-Type", "application/json")])
 
@@ -133,7 +139,7 @@ class WebchatServer:
         self.links: dict[str, str] = {}
         """URLs /healthz reports besides ``websocket_url`` (``rest_url``, ``web_url``)."""
         self._conns: dict[ConnId, ServerConnection] = {}
-        self._last_seen: dict[ConnId, float] = {}
+        self._buckets: dict[ConnId, _Bucket] = {}  # of the connections in _conns
         self._next_conn: ConnId = 1
         self._server: Server | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -142,7 +148,6 @@ class WebchatServer:
         # Identities parsed by _process_request, taken by _handler (an entry
         # whose handshake fails goes with its connection object).
         self._identities: weakref.WeakKeyDictionary[ServerConnection, Identity] = weakref.WeakKeyDictionary()
-        self._closing: set[asyncio.Task[None]] = set()  # ws.close() tasks in flight (kept from the GC)
         self.started = time.time()
         self.frames_in = 0
         self.frames_out = 0
@@ -184,7 +189,8 @@ class WebchatServer:
         return f"ws://{host}:{self.port}{self.config.path}"
 
     async def stop(self) -> None:
-        """Close every connection with 1001 (going away) and stop listening."""
+        """Close every connection with 1001 (going away) and stop listening,
+        within the close timeout even for peers that stopped reading."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -192,11 +198,11 @@ class WebchatServer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        for ws in list(self._conns.values()):  # bounded by the close timeout (see _close), not by ws.close()
+            self._close(ws, 1001, "server shutting down")
         if self._server is not None:
-            self._server.close(close_connections=True, reason="server shutting down")
+            self._server.close(close_connections=True, reason="server shutting down")  # handshakes in progress
             await self._server.wait_closed()
-        if self._closing:
-            await asyncio.gather(*self._closing, return_exceptions=True)
 
     async def __aenter__(self) -> WebchatServer:
         await self.start()
@@ -258,16 +264,15 @@ class WebchatServer:
         self._next_conn += 1
         self._conns[conn] = ws
         now = time.time()
-        self._last_seen[conn] = now
         cfg = self.config
-        bucket = _Bucket(cfg.frames_per_second, cfg.burst, now)
-        core = self.core
+        bucket = self._buckets[conn] = _Bucket(cfg.frames_per_second, cfg.burst, now)
         try:
-            self._apply(core.connect(conn, self._identities.pop(ws), now))  # parsed by _process_request
+            self._apply(self.core.connect(conn, self._identities.pop(ws), now))  # parsed by _process_request
             self._reschedule()
             async for data in ws:
                 if not self._receive(conn, data, bucket):
-                    await ws.close(1008, "frame rate limit exceeded")  # docs/protocol.md, section 6
+                    # A flood (or a connection already dropped): closed at once, the rest of it unread.
+                    self._close(ws, 1008, "frame rate limit exceeded", fail=True)  # docs/protocol.md, section 6
                     break
                 del data  # not kept (nor its decoded frame) while waiting for the next one
         except ConnectionClosed:
@@ -275,21 +280,26 @@ class WebchatServer:
         except Exception:  # a bug in the core must not take the server down
             log.exception("internal error on connection %d", conn)
             with contextlib.suppress(Exception):
-                await ws.close(1011, "internal error")
+                self._close(ws, 1011, "internal error", fail=True)
         finally:
-            del self._conns[conn]
-            del self._last_seen[conn]
-            try:
-                self._apply(core.disconnect(conn, time.time()))
-            except Exception:
-                log.exception("internal error while disconnecting %d", conn)
-            self._reschedule()
+            self._gone(conn)
+
+    def _gone(self, conn: ConnId) -> None:
+        """Tell the core that ``conn`` is gone (once: when its socket ends, or
+        as soon as the server drops it, whichever comes first)."""
+        if self._conns.pop(conn, None) is None:
+            return
+        self._buckets.pop(conn).stop()  # any frame of it still queued is refused, not handed to the core
+        try:
+            self._apply(self.core.disconnect(conn, time.time()))
+        except Exception:
+            log.exception("internal error while disconnecting %d", conn)
+        self._reschedule()
 
     def _receive(self, conn: ConnId, data: str | bytes, bucket: _Bucket) -> bool:
         """Handle one frame from ``conn``; False: the peer ignored the rate
         limit for too long and the connection must be closed."""
         now = time.time()
-        self._last_seen[conn] = now
         self.frames_in += 1
         if self.config.debug:
             log.debug("conn %d <- %r", conn, data[:200])
@@ -320,7 +330,6 @@ class WebchatServer:
         self._reschedule()
 
     def _refuse(self, conn: ConnId, error: FrameError) -> None:
-        self.errors_sent += 1
         self._deliver([Delivery((conn,), self.core.error_frame(error))])
 
     def _apply(self, deliveries: Iterable[Delivery]) -> None:
@@ -332,18 +341,39 @@ class WebchatServer:
             conns = self._conns
             for conn, code, reason in closes:
                 if (ws := conns.get(conn)) is not None:
-                    self._close_later(ws, code, reason)
+                    self._close(ws, code, reason)
 
-    def _close_later(self, ws: ServerConnection, code: int, reason: str) -> None:
-        """Close ``ws`` in a task of its own, kept until it is done."""
-        task = asyncio.get_running_loop().create_task(ws.close(code, reason))
-        self._closing.add(task)
-        task.add_done_callback(self._closed)
+    def _close(self, ws: ServerConnection, code: int, reason: str, *, fail: bool = False) -> None:
+        """Send ``ws`` its close frame now and abort its transport when the
+        close timeout has passed, whatever the keepalive settings, unless the
+        connection ended before.
 
-    def _closed(self, task: asyncio.Task[None]) -> None:
-        self._closing.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.warning("closing a connection failed: %r", exc)
+        ``ws.close()`` would not do: it queues the close frame behind the
+        unsent data and first waits for the peer to read that (forever, for
+        a peer that stopped reading; the keepalive is no help without pings),
+        and only then starts the close timeout. A graceful close waits for
+        the peer's half of the handshake; with ``fail`` (a peer that broke a
+        limit: *Fail the WebSocket Connection*, RFC 6455 section 7.1.7) the
+        server reads nothing more from it (the rest is discarded unparsed)
+        and ends its side of the TCP stream after the close frame. A
+        connection that is closing already keeps its own deadline."""
+        if ws.protocol.state is not OPEN:
+            return
+        if fail:
+            ws.protocol.fail(code, reason)
+        else:
+            ws.protocol.send_close(code, reason)
+        loop = asyncio.get_running_loop()
+        deadline = ws.close_deadline = loop.time() + self.config.close_timeout  # websockets' own waits, too
+        transport = ws.transport
+        try:
+            ws.send_data()  # on the transport at once, behind what it holds already
+        except Exception as exc:  # the connection is broken: nothing to wait for
+            log.debug("connection %s: failed to send its close frame: %r", ws.id, exc)
+            transport.abort()
+            return
+        abort = loop.call_at(deadline, transport.abort)
+        ws.connection_lost_waiter.add_done_callback(lambda _: abort.cancel())
 
     def _deliver(self, deliveries: Iterable[Delivery]) -> None:
         """Encode each frame once, whatever the number of recipients, and queue
@@ -352,10 +382,13 @@ class WebchatServer:
         syscall for the ``message`` and its ``new message`` summary, not two).
         Connections that are not open are skipped; one whose unsent data grows
         past ``max_write_buffer`` (a peer that stopped reading) is closed with
-        1008 rather than buffered without limit."""
+        1008 rather than buffered without limit, and is gone for the core at
+        once (its partners are told now, not when its socket ends). Every
+        error frame sent counts in ``errors_sent``, whoever refused."""
         conns = self._conns
         limit = self.config.max_write_buffer
-        touched: dict[ServerConnection, None] = {}
+        touched: dict[ServerConnection, ConnId] = {}
+        slow: list[ConnId] = []
         try:
             for recipients, frame in deliveries:
                 try:
@@ -363,24 +396,31 @@ class WebchatServer:
                 except Exception:  # a bug must cost one frame, not the connection or the batch
                     log.exception("cannot encode a %s frame; dropped", frame.event_type or frame.type)
                     continue
-                targets = [ws for r in recipients if (ws := conns.get(r)) is not None]
-                if not targets:
-                    continue
-                for ws in targets:
-                    if ws.protocol.state is OPEN and ws.send_in_progress is None:
-                        ws.protocol.send_text(data)
-                        touched[ws] = None
-                self.frames_out += len(targets)
+                sent = 0
+                for conn in recipients:
+                    if (ws := conns.get(conn)) is not None:
+                        sent += 1
+                        if ws.protocol.state is OPEN and ws.send_in_progress is None:
+                            ws.protocol.send_text(data)
+                            touched[ws] = conn
+                self.frames_out += sent
+                if frame.error is not None:
+                    self.errors_sent += sent
         finally:  # what was queued goes out, even if encoding a later frame failed
-            for ws in touched:
+            for ws, conn in touched.items():
                 # Only text frames were queued on open protocols: no end-of-stream marker among them.
                 data = b"".join(ws.protocol.data_to_send())
                 try:
                     ws.transport.write(data)
                     if ws.transport.get_write_buffer_size() > limit:  # a peer that does not read
-                        self._close_later(ws, 1008, f"slow consumer: more than {limit} bytes unsent")
+                        self._close(ws, 1008, f"slow consumer: more than {limit} bytes unsent", fail=True)
+                        slow.append(conn)
                 except Exception as exc:  # as broadcast(): one broken connection must not stop the others
                     log.warning("connection %s: failed to write %d bytes: %r", ws.id, len(data), exc)
+            # The core hears of each in a callback of its own, right after this batch: not from
+            # within it, nor one level deeper each time its partners' frames find another one slow.
+            for conn in slow:
+                asyncio.get_running_loop().call_soon(self._gone, conn)
 
     # Timers
 
@@ -409,6 +449,6 @@ class WebchatServer:
         while True:
             await asyncio.sleep(max(0.05, idle_timeout / 4))
             cutoff = time.time() - idle_timeout
-            for conn, seen in list(self._last_seen.items()):
-                if seen < cutoff and (ws := self._conns.get(conn)) is not None:
-                    self._close_later(ws, 1000, "idle timeout")
+            for conn, bucket in list(self._buckets.items()):
+                if bucket.last < cutoff and (ws := self._conns.get(conn)) is not None:
+                    self._close(ws, 1000, "idle timeout")

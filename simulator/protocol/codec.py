@@ -207,8 +207,10 @@ def _reason(err: ErrorDetails) -> tuple[ErrorCode, str]:
         return ErrorCode.INVALID_TYPE, f"expected {_TYPE_NAMES[kind]}, got {_describe_value(err['input'])}"
     if kind in ("less_than_equal", "greater_than_equal"):
         return ErrorCode.INVALID_VALUE, f"{_describe_value(err['input'])} is outside the 64-bit integer range"
-    if kind == "finite_number":
-        return ErrorCode.INVALID_VALUE, "expected a finite number, got NaN or Infinity"
+    if kind == "int64":  # in an additional property
+        return ErrorCode.INVALID_VALUE, f"integer {err.get('ctx', {}).get('value')} is outside the 64-bit integer range"
+    if kind == "finite_number":  # pydantic's JSON parser reads these literals; JSON has no such numbers
+        return ErrorCode.INVALID_JSON, "not valid JSON (NaN, Infinity or a number beyond the float range)"
     return ErrorCode.INVALID_VALUE, err["msg"]
 
 

@@ -12,9 +12,10 @@ these same definitions); see :mod:`simulator.protocol.codec` for the wire codec.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from .enums import (
     AgentStatus,
@@ -62,11 +63,43 @@ Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 """JSON integers are 64-bit for UltraCart's SDKs (and for orjson)."""
 
 
+def _json_only(value: Any) -> Any:
+    """An additional property holds JSON: pydantic's JSON parser reads ``NaN``,
+    ``Infinity`` and ``-Infinity`` (and ``1e400`` as infinity) into untyped
+    values, and its integers have no bound; refuse what is not a finite
+    number or a 64-bit integer (orjson could not write it back)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    pending = [value]
+    pop = pending.pop
+    while pending:
+        item = pop()
+        kind = type(item)  # the parser's own types: exact, no subclasses (bool is not int here)
+        if kind is float:
+            if item - item != 0.0:  # NaN or an infinity
+                raise PydanticCustomError("finite_number", "Input should be a finite number")
+        elif kind is int:
+            if not -(2**63) <= item <= 2**63 - 1:
+                raise PydanticCustomError("int64", "Input should be a 64-bit integer", {"value": item})
+        elif kind is dict:
+            pending.extend(item.values())
+        elif kind is list:
+            pending.extend(item)
+    return value
+
+
+JsonExtra = Annotated[Any, AfterValidator(_json_only)]
+"""The value of an additional property (validated only when a frame has some)."""
+
+
 class WireModel(BaseModel):
     """Base of every protocol model: unknown keys are allowed and kept;
-    numbers must be finite (no ``NaN``/``Infinity``) and integers 64-bit."""
+    numbers must be finite (no ``NaN``/``Infinity``) and integers 64-bit,
+    additional properties included."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    __pydantic_extra__: dict[str, JsonExtra] = Field(init=False)
 
 
 # ---------------------------------------------------------------------------

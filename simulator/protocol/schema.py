@@ -21,6 +21,15 @@ class _WireSchema(GenerateJsonSchema):
     def nullable_schema(self, schema: core_schema.NullableSchema) -> JsonSchemaValue:
         return self.generate_inner(schema["schema"])
 
+    def model_fields_schema(self, schema: core_schema.ModelFieldsSchema) -> JsonSchemaValue:
+        """Additional properties may hold any JSON value: ``true`` (the models
+        type them only to refuse NaN and Infinity, which JSON has not)."""
+        json_schema = super().model_fields_schema(schema)
+        target = self.resolve_ref_schema(json_schema)
+        if target.get("additionalProperties") == {}:
+            target["additionalProperties"] = True
+        return json_schema
+
     def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
         inner = self.generate_inner(schema["schema"])
         if schema.get("default", ...) is not None:
