@@ -11,6 +11,7 @@ Routes (bodies are UltraCart's models as the SDK sends and reads them; every
 error is an ``ErrorResponse`` — ``{"error": {...}, "metadata": {}, "success":
 false}`` — with its HTTP status, never a traceback):
 
+* ``GET /metrics``: Prometheus metrics (:mod:`.metrics`);
 * ``GET /healthz``: the server's status with ``websocket_url``, ``rest_url``
   and ``web_url`` (as on the websocket port);
 * ``GET /``: a small page listing the URLs;
@@ -47,7 +48,9 @@ from aiohttp import web
 from ..errors import AccessDenied
 from .access import AgentAccount, FrontDoor
 from .conversation import Role, participant_arn
-from .rest import ENDPOINTS, call
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from .metrics import MockCollector, registry_for, render
+from .rest import ENDPOINTS, call, engine_of
 from .rest import routes as rest_routes
 from .rest_models import BodySpec, Caller, Field, RateLimiter, RestError, parse_body, strict_int
 from .rules import LIMITS
@@ -164,6 +167,14 @@ def rest_caller(door: FrontDoor, headers: Mapping[str, str], now: float) -> Call
     )
 
 
+def _roles(server: WebchatServer) -> dict[str, int]:
+    """Connections the engine knows, by role (0 for a role with none)."""
+    counts = dict.fromkeys((role.value for role in Role), 0)
+    for client in engine_of(server.core).connected_clients():
+        counts[client.role.value] += 1
+    return counts
+
+
 async def _healthz(request: web.Request) -> web.Response:
     return _json(request.app[_SERVER].status())
 
@@ -256,6 +267,12 @@ def make_app(server: WebchatServer, door: FrontDoor, *, limiter: RateLimiter | N
     app[_SERVER] = server
     app[_DOOR] = door
     app.router.add_get("/healthz", _healthz)
+    registry = registry_for(MockCollector(server.counters, server.status, lambda: _roles(server)))
+
+    async def _metrics(request: web.Request) -> web.Response:
+        return web.Response(body=render(registry), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/", _index)
     rest = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
     rest[_SERVER] = server

@@ -53,9 +53,9 @@ class Counters:
     __slots__ = ("errors", "latency_buckets", "latency_count", "latency_sum", "received", "sent")
 
     def __init__(self) -> None:
-        self.received: dict[str, int] = {}
+        self.received: dict[Any, int] = {}
         """Frames received by kind (``event_type``, else ``type``), decoded or not (``invalid``)."""
-        self.sent: dict[str, int] = {}
+        self.sent: dict[Any, int] = {}
         """Frames sent by kind, once per recipient."""
         self.errors: dict[str, int] = {}
         """Error frames sent by ``error_code``."""
@@ -71,10 +71,10 @@ class Counters:
 
 
 def _per_label(
-    name: str, doc: str, label: str, values: Mapping[str, int | float], kind: type[Any] = CounterMetricFamily
+    name: str, doc: str, label: str, values: Mapping[Any, int | float], kind: type[Any] = CounterMetricFamily
 ) -> Metric:
     family = kind(name, doc, labels=[label])
-    for key, value in sorted(values.items()):
+    for key, value in sorted((str(k), v) for k, v in values.items()):
         family.add_metric([key], value)
     metric: Metric = family
     return metric

@@ -47,6 +47,10 @@ class QueriesMixin(QueuesMixin):
         """The agent known by ``name`` (connected or within its reconnect grace)."""
         return self._agents_by_name.get(name)
 
+    def connected_clients(self) -> list[Client]:
+        """Every participant with an open connection (one entry per connection)."""
+        return list(self._conns.values())
+
     def customer_with_arn(self, arn: str) -> Client | None:
         """The customer whose participant ARN is ``arn``, connected or resumable."""
         for client in self._conns.values():

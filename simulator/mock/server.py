@@ -43,9 +43,10 @@ from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 
 from ..errors import AccessDenied, FrameError, IdentityError
-from ..protocol import ErrorCode, Frame, decode, encode
+from ..protocol import ErrorCode, Frame, FrameType, decode, encode
 from .access import FrontDoor, parse_identity
 from .engine import Close, ConnId, Delivery, Identity
+from .metrics import Counters
 
 __all__ = ["Core", "IdentityError", "ServerConfig", "WebchatServer", "parse_identity"]  # parse_identity: .access
 
@@ -152,6 +153,8 @@ class WebchatServer:
         self.frames_in = 0
         self.frames_out = 0
         self.errors_sent = 0
+        self.counters = Counters()
+        """Frames by kind, errors by code, relay latency: what ``/metrics`` reports."""
 
     # Life cycle
 
@@ -300,6 +303,7 @@ class WebchatServer:
         """Handle one frame from ``conn``; False: the peer ignored the rate
         limit for too long and the connection must be closed."""
         now = time.time()
+        started = time.perf_counter()
         self.frames_in += 1
         if self.config.debug:
             log.debug("conn %d <- %r", conn, data[:200])
@@ -314,12 +318,18 @@ class WebchatServer:
             reason = "binary frames are not accepted; send JSON text frames"
             self._refuse(conn, FrameError(reason, code=ErrorCode.BINARY_FRAME))
             return True
+        received = self.counters.received
         try:
             frame = decode(data)
         except FrameError as exc:
+            received["invalid"] = received.get("invalid", 0) + 1
             self._refuse(conn, exc)
             return True
+        kind = frame.event_type or frame.type
+        received[kind] = received.get(kind, 0) + 1
         self._apply(self.core.receive(conn, frame, now))
+        if kind is FrameType.MESSAGE:
+            self.counters.observe_relay(time.perf_counter() - started)
         self._reschedule()
         return True
 
@@ -389,6 +399,7 @@ class WebchatServer:
         limit = self.config.max_write_buffer
         touched: dict[ServerConnection, ConnId] = {}
         slow: list[ConnId] = []
+        counted = self.counters.sent
         try:
             for recipients, frame in deliveries:
                 try:
@@ -404,8 +415,13 @@ class WebchatServer:
                             ws.protocol.send_text(data)
                             touched[ws] = conn
                 self.frames_out += sent
+                kind = frame.event_type or frame.type
+                counted[kind] = counted.get(kind, 0) + sent
                 if frame.error is not None:
                     self.errors_sent += sent
+                    errors = self.counters.errors
+                    code = frame.error.error_code or "unknown"
+                    errors[code] = errors.get(code, 0) + sent
         finally:  # what was queued goes out, even if encoding a later frame failed
             for ws, conn in touched.items():
                 # Only text frames were queued on open protocols: no end-of-stream marker among them.
