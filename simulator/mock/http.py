@@ -13,7 +13,8 @@ false}`` — with its HTTP status, never a traceback):
 
 * ``GET /healthz``: the server's status with ``websocket_url``, ``rest_url``
   and ``web_url`` (as on the websocket port);
-* ``GET /``: a small page listing the URLs;
+* ``GET /`` (the dashboard, listing the URLs), ``/widget``, ``/console``,
+  ``/static/…`` and the dashboard's data: :mod:`.pages`;
 * ``PUT /rest/v2/conversation/agent/auth`` → ``ConversationAgentAuthResponse``
   (agent credentials: ``x-ultracart-simple-key``, ``x-ultracart-browser-key``
   or ``Authorization: Bearer``);
@@ -34,7 +35,6 @@ false}`` — with its HTTP status, never a traceback):
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -46,6 +46,7 @@ from aiohttp import web
 from ..errors import AccessDenied
 from .access import AgentAccount, FrontDoor
 from .conversation import Role, participant_arn
+from .pages import add_pages
 from .rest import ENDPOINTS, call
 from .rest import routes as rest_routes
 from .rest_models import BodySpec, Caller, Field, RateLimiter, RestError, parse_body, strict_int
@@ -172,14 +173,6 @@ async def _healthz(request: web.Request) -> web.Response:
     return _json(request.app[_SERVER].status())
 
 
-async def _index(request: web.Request) -> web.Response:
-    server = request.app[_SERVER]
-    links = {"websocket_url": server.url, **server.links}
-    items = "".join(f"<li>{html.escape(k)}: <code>{html.escape(v)}</code></li>" for k, v in links.items())
-    page = f"<!doctype html><title>webchat-sim</title><h1>webchat-sim</h1><ul>{items}</ul>"
-    return web.Response(text=page, content_type="text/html")
-
-
 async def _agent_auth(request: web.Request) -> web.Response:
     account = _agent(request)
     door = request.app[_DOOR]
@@ -260,7 +253,7 @@ def make_app(server: WebchatServer, door: FrontDoor, *, limiter: RateLimiter | N
     app[_SERVER] = server
     app[_DOOR] = door
     app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/", _index)
+    add_pages(app, server, door)  # /, /widget, /console, /static, /dashboard
     rest = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
     rest[_SERVER] = server
     rest[_DOOR] = door

@@ -30,7 +30,7 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -47,9 +47,22 @@ from ..protocol import ErrorCode, Frame, decode, encode
 from .access import FrontDoor, parse_identity
 from .engine import Close, ConnId, Delivery, Identity
 
-__all__ = ["Core", "IdentityError", "ServerConfig", "WebchatServer", "parse_identity"]  # parse_identity: .access
+__all__ = ["Core", "IdentityError", "ServerConfig", "Tap", "WebchatServer", "parse_identity"]  # parse_identity: .access
 
 log = logging.getLogger("webchat_sim.server")
+
+Tap = Callable[[str, bytes], None]
+"""A watcher of one conversation's frames (:attr:`WebchatServer.taps`): called
+with ``"in"`` and the raw frame a client sent, or ``"out"`` and the encoded
+frame the server sent (once per frame, whatever the number of recipients)."""
+
+
+def _tap(watchers: set[Tap], direction: str, data: bytes) -> None:
+    for watcher in tuple(watchers):
+        try:
+            watcher(direction, data)
+        except Exception:  # a watcher's bug must not cost the frame
+            log.exception("a frame watcher failed")
 
 
 class Core(Protocol):
@@ -132,6 +145,8 @@ class WebchatServer:
         self.door = door
         self.links: dict[str, str] = {}
         """URLs /healthz reports besides ``websocket_url`` (``rest_url``, ``web_url``)."""
+        self.taps: dict[str, set[Tap]] = {}
+        """Watchers by conversation uuid (the dashboard's watch feed); empty: one truthiness check per frame."""
         self._conns: dict[ConnId, ServerConnection] = {}
         self._last_seen: dict[ConnId, float] = {}
         self._next_conn: ConnId = 1
@@ -309,6 +324,8 @@ class WebchatServer:
         except FrameError as exc:
             self._refuse(conn, exc)
             return True
+        if self.taps and (watchers := self.taps.get(frame.conversation_uuid or "")):
+            _tap(watchers, "in", data.encode())
         self._apply(self.core.receive(conn, frame, now))
         self._reschedule()
         return True
@@ -354,6 +371,7 @@ class WebchatServer:
         past ``max_write_buffer`` (a peer that stopped reading) is closed with
         1008 rather than buffered without limit."""
         conns = self._conns
+        taps = self.taps
         limit = self.config.max_write_buffer
         touched: dict[ServerConnection, None] = {}
         try:
@@ -366,6 +384,8 @@ class WebchatServer:
                 targets = [ws for r in recipients if (ws := conns.get(r)) is not None]
                 if not targets:
                     continue
+                if taps and (watchers := taps.get(frame.conversation_uuid or "")):
+                    _tap(watchers, "out", data)
                 for ws in targets:
                     if ws.protocol.state is OPEN and ws.send_in_progress is None:
                         ws.protocol.send_text(data)
