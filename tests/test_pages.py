@@ -339,3 +339,33 @@ def test_the_customer_role_cannot_read_the_dashboard_with_api_keys_even_via_the_
                 assert response.status == 401  # the query token is only for the watch feed's websocket
 
     run(main())
+
+
+# ---------------------------------------------------------------------------
+# Found while building the console
+
+
+def test_an_agent_set_busy_over_rest_sees_it_in_the_next_queue_status_update() -> None:
+    """The REST side re-arms the server's tick timer even when a call sends no
+    frame at once: a status change is only a coalesced ``queue status update``
+    due later, and it was never sent until some other event came along."""
+
+    async def main() -> None:
+        async with mock() as m:
+            account = m.door.agent_for_key(KEY)
+            jwt = m.door.agent_token(account, time.time())
+            agent = await connect(f"{m.server.url}?token={jwt}", proxy=None, open_timeout=10)
+            async with agent:
+                first = (await _until(agent, "queue status update"))["event_queue_status_update"]
+                assert first["agents"][0]["agent_status"] == "available"
+                url = m.base + "/rest/v2/conversation/conversations/queues/support/status"
+                headers = {"Authorization": f"Bearer {jwt}"}
+                async with m.http.put(url, json={"agent_status": "busy"}, headers=headers) as response:
+                    assert response.status == 204
+                async with asyncio.timeout(5):
+                    while True:
+                        status = (await _until(agent, "queue status update"))["event_queue_status_update"]
+                        if status["agents"][0]["agent_status"] == "busy":
+                            break
+
+    run(main(), timeout=20)
