@@ -9,6 +9,7 @@ import { Socket, withQuery } from "./socket.js";
 
 const STORE = "webchat-sim.console";
 const TYPING_EVERY_MS = 800;
+const READ_DELAY_MS = 300;
 
 const ui = Object.fromEntries(
   [
@@ -278,7 +279,7 @@ function openChat(summary) {
   }, h("h3", {}, name), who, context, recording, list);
   chat = {
     uuid, name, tab, badge, panel, list, who, context, recording, shown: new Map(), unread: 0, closed: false,
-    lastCustomer: null, lastReadSent: null, draft: "", typingText: "", typingTimer: 0,
+    lastCustomer: null, lastReadSent: null, readTimer: 0, draft: "", typingText: "", typingTimer: 0,
     rrweb: { payloads: 0, events: 0, href: "", parts: [], size: 0 },
   };
   chats.set(uuid, chat);
@@ -382,13 +383,21 @@ function setTick(li, statuses) {
   tick.textContent = { read: "✓✓ Read", sent: "✓ Sent", queued: "✓ Queued", stored: "✓" }[status];
 }
 
+/** A read receipt for the chat's latest customer message: at once with the button
+ * (`force`), else a moment after it shows in the active chat (one for a burst). */
 function maybeRead(chat, force = false) {
-  if (!chat || chat.closed || !chat.lastCustomer) return;
-  if (!force && (chat.uuid !== active || document.visibilityState !== "visible")) return;
-  if (chat.lastCustomer.uuid === chat.lastReadSent && !force) return;
-  chat.lastReadSent = chat.lastCustomer.uuid;
-  socket.send(P.readFrame(chat.uuid, chat.lastCustomer.uuid));
-  setUnread(chat, 0);
+  if (!chat) return;
+  clearTimeout(chat.readTimer);
+  const send = () => {
+    if (chat.closed || !chat.lastCustomer) return;
+    if (!force && (chat.uuid !== active || document.visibilityState !== "visible")) return;
+    if (chat.lastCustomer.uuid === chat.lastReadSent && !force) return;
+    chat.lastReadSent = chat.lastCustomer.uuid;
+    socket.send(P.readFrame(chat.uuid, chat.lastCustomer.uuid));
+    setUnread(chat, 0);
+  };
+  if (force) send();
+  else chat.readTimer = setTimeout(send, READ_DELAY_MS);
 }
 
 function onRead(chat, read) {

@@ -10,6 +10,7 @@ import { Socket, withQuery } from "./socket.js";
 const STORE = "webchat-sim.widget";
 const TYPING_EVERY_MS = 800;
 const RECORD_FLUSH_MS = 5000;
+const READ_DELAY_MS = 300;
 
 const ui = Object.fromEntries(
   [
@@ -62,6 +63,12 @@ function showChat() {
 
 function resetTranscript() {
   clear(ui.messages);
+  lastShown = null;
+  pendingCards = [];
+  if (session && session.cards) {
+    session.cards = [];
+    persist();
+  }
   shown = new Map();
   lastAgentMessage = null;
   lastReadSent = null;
@@ -170,8 +177,8 @@ function onFrame(frame) {
     case "typing": return onTyping(frame.event_typing || {});
     case "read message": return onRead(frame.event_read_message || {});
     case "updated message": return showMessage(frame.event_updated_message || {});
-    case "add coupon": return showCoupon(frame.event_add_coupon || {});
-    case "add item": return showItems(frame.event_add_item || {});
+    case "add coupon": return keepCard("coupon", frame.event_add_coupon || {});
+    case "add item": return keepCard("item", frame.event_add_item || {});
     case "conversation closed": return onClosed();
     default: return undefined;
   }
@@ -199,6 +206,7 @@ function onNewConversation(frame) {
     if (p.conversation_participant_arn !== session.arn && p.status !== "left") setAgent(p.conversation_participant_name, p.status);
   }
   if (summary.closed) return onClosed();
+  showPendingCards(null);
   if (pageInfoSent !== uuid) {
     pageInfoSent = uuid;
     sendPageInfo(uuid);
@@ -273,6 +281,8 @@ function showMessage(m) {
     );
     shown.set(uuid, li);
     insertByEpoch(li, m.message_epoch);
+    lastShown = uuid;
+    showPendingCards(uuid);
   }
   if (mine) setTick(li, m.transport_statuses || []);
   else {
@@ -301,10 +311,17 @@ function onRead(read) {
   }
 }
 
+let readTimer = 0;
+
+/** A read receipt for the latest agent message, a moment after it shows (one for a burst,
+ * and none for a goodbye whose "conversation closed" is right behind it). */
 function maybeRead() {
-  if (document.visibilityState !== "visible" || !lastAgentMessage || lastAgentMessage === lastReadSent || closed) return;
-  lastReadSent = lastAgentMessage;
-  socket.send(P.readFrame(conversation(), lastAgentMessage));
+  clearTimeout(readTimer);
+  readTimer = setTimeout(() => {
+    if (document.visibilityState !== "visible" || !lastAgentMessage || lastAgentMessage === lastReadSent || closed) return;
+    lastReadSent = lastAgentMessage;
+    socket.send(P.readFrame(conversation(), lastAgentMessage));
+  }, READ_DELAY_MS);
 }
 
 function onTyping(event) {
@@ -317,6 +334,32 @@ function onTyping(event) {
   ui.typing.textContent = `${event.author_conversation_participant_name || "The agent"} is typing…`;
   ui.typing.hidden = false;
   agentTypingTimer = setTimeout(() => { ui.typing.hidden = true; }, 8000);
+}
+
+// Coupons and items are not replayed by the server on a resume: the widget keeps them in
+// sessionStorage, each after the message it followed, and shows them again after a reload.
+const MAX_CARDS = 50;
+let lastShown = null; // uuid of the latest message shown
+let pendingCards = []; // kept cards of a resumed chat, not shown yet
+
+function keepCard(kind, payload) {
+  if (session) {
+    session.cards = [...(session.cards || []), { kind, payload, after: lastShown }].slice(-MAX_CARDS);
+    persist();
+  }
+  showCard({ kind, payload });
+}
+
+function showCard(card) {
+  if (card.kind === "coupon") showCoupon(card.payload);
+  else showItems(card.payload);
+}
+
+function showPendingCards(after) {
+  const now = pendingCards.filter((c) => c.after === after);
+  if (!now.length) return;
+  pendingCards = pendingCards.filter((c) => c.after !== after);
+  now.forEach(showCard);
 }
 
 function showCoupon(coupon) {
@@ -439,6 +482,7 @@ ui["new-chat"].addEventListener("click", () => {
 document.addEventListener("visibilitychange", maybeRead);
 
 if (session && session.jwt && session.conversation_uuid) { // a reload: resume the chat
+  pendingCards = [...(session.cards || [])];
   showChat();
   openSocket();
 } else {
