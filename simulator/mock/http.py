@@ -14,7 +14,8 @@ false}`` — with its HTTP status, never a traceback):
 * ``GET /metrics``: Prometheus metrics (:mod:`.metrics`);
 * ``GET /healthz``: the server's status with ``websocket_url``, ``rest_url``
   and ``web_url`` (as on the websocket port);
-* ``GET /``: a small page listing the URLs;
+* ``GET /`` (the dashboard, listing the URLs), ``/widget``, ``/console``,
+  ``/static/…`` and the dashboard's data: :mod:`.pages`;
 * ``PUT /rest/v2/conversation/agent/auth`` → ``ConversationAgentAuthResponse``
   (agent credentials: ``x-ultracart-simple-key``, ``x-ultracart-browser-key``
   or ``Authorization: Bearer``);
@@ -36,7 +37,6 @@ false}`` — with its HTTP status, never a traceback):
 
 from __future__ import annotations
 
-import html
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -50,6 +50,7 @@ from .access import AgentAccount, FrontDoor
 from .conversation import Role, participant_arn
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import MockCollector, registry_for, render
+from .pages import add_pages
 from .rest import ENDPOINTS, call, engine_of
 from .rest import routes as rest_routes
 from .rest_models import BodySpec, Caller, Field, RateLimiter, RestError, parse_body, strict_int
@@ -179,14 +180,6 @@ async def _healthz(request: web.Request) -> web.Response:
     return _json(request.app[_SERVER].status())
 
 
-async def _index(request: web.Request) -> web.Response:
-    server = request.app[_SERVER]
-    links = {"websocket_url": server.url, **server.links}
-    items = "".join(f"<li>{html.escape(k)}: <code>{html.escape(v)}</code></li>" for k, v in links.items())
-    page = f"<!doctype html><title>webchat-sim</title><h1>webchat-sim</h1><ul>{items}</ul>"
-    return web.Response(text=page, content_type="text/html")
-
-
 async def _agent_auth(request: web.Request) -> web.Response:
     account = _agent(request)
     door = request.app[_DOOR]
@@ -273,7 +266,7 @@ def make_app(server: WebchatServer, door: FrontDoor, *, limiter: RateLimiter | N
         return web.Response(body=render(registry), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/", _index)
+    add_pages(app, server, door)  # /, /widget, /console, /static, /dashboard
     rest = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
     rest[_SERVER] = server
     rest[_DOOR] = door

@@ -22,6 +22,7 @@ adds, without changing how frames are handled:
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from ..protocol import AgentStatus, ConversationWebchatQueueStatus, ErrorCode
@@ -31,6 +32,11 @@ from .routing import QueuesMixin
 from .rules import Refused, clip
 
 __all__ = ["QueriesMixin"]
+
+
+def _activity(conv: Conversation) -> tuple[int, int]:
+    """Newest activity first: the latest message (or the start), then the join order."""
+    return (conv.last_epoch or conv.start_ms, conv.seq)
 
 
 class QueriesMixin(QueuesMixin):
@@ -98,6 +104,11 @@ class QueriesMixin(QueuesMixin):
         found = [c for c in self._conversations.values() if self.may_see(c, role, arn=arn, name=name, queues=queues)]
         found.sort(key=lambda c: (c.last_epoch or c.start_ms, c.seq), reverse=True)
         return found
+
+    def recent_conversations(self, limit: int) -> list[Conversation]:
+        """The ``limit`` conversations (open or retained closed) with the newest
+        activity, newest first, whoever may see them (O(n), not a sort of all)."""
+        return heapq.nlargest(limit, self._conversations.values(), key=_activity)
 
     # ------------------------------------------------------------------
     # Acting on behalf of a participant

@@ -633,7 +633,7 @@ def routes(
                 )
             params = {**request.query, **request.match_info}
             result = call(endpoint, core_provider(), caller, params, raw, clock())
-            if result.deliveries and deliver is not None:
+            if deliver is not None:  # also without deliveries: a coalesced update may be due (the timer re-arms)
                 deliver(result.deliveries)
             return respond(result)
 

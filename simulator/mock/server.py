@@ -30,7 +30,7 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -48,9 +48,22 @@ from .access import FrontDoor, parse_identity
 from .engine import Close, ConnId, Delivery, Identity
 from .metrics import Counters
 
-__all__ = ["Core", "IdentityError", "ServerConfig", "WebchatServer", "parse_identity"]  # parse_identity: .access
+__all__ = ["Core", "IdentityError", "ServerConfig", "Tap", "WebchatServer", "parse_identity"]  # parse_identity: .access
 
 log = logging.getLogger("webchat_sim.server")
+
+Tap = Callable[[str, bytes], None]
+"""A watcher of one conversation's frames (:attr:`WebchatServer.taps`): called
+with ``"in"`` and the raw frame a client sent, or ``"out"`` and the encoded
+frame the server sent (once per frame, whatever the number of recipients)."""
+
+
+def _tap(watchers: set[Tap], direction: str, data: bytes) -> None:
+    for watcher in tuple(watchers):
+        try:
+            watcher(direction, data)
+        except Exception:  # a watcher's bug must not cost the frame
+            log.exception("a frame watcher failed")
 
 
 class Core(Protocol):
@@ -139,6 +152,8 @@ class WebchatServer:
         self.door = door
         self.links: dict[str, str] = {}
         """URLs /healthz reports besides ``websocket_url`` (``rest_url``, ``web_url``)."""
+        self.taps: dict[str, set[Tap]] = {}
+        """Watchers by conversation uuid (the dashboard's watch feed); empty: one truthiness check per frame."""
         self._conns: dict[ConnId, ServerConnection] = {}
         self._buckets: dict[ConnId, _Bucket] = {}  # of the connections in _conns
         self._next_conn: ConnId = 1
@@ -327,6 +342,8 @@ class WebchatServer:
             return True
         kind = frame.event_type or frame.type
         received[kind] = received.get(kind, 0) + 1
+        if self.taps and (watchers := self.taps.get(frame.conversation_uuid or "")):
+            _tap(watchers, "in", data.encode())
         self._apply(self.core.receive(conn, frame, now))
         if kind is FrameType.MESSAGE:
             self.counters.observe_relay(time.perf_counter() - started)
@@ -396,6 +413,7 @@ class WebchatServer:
         once (its partners are told now, not when its socket ends). Every
         error frame sent counts in ``errors_sent``, whoever refused."""
         conns = self._conns
+        taps = self.taps
         limit = self.config.max_write_buffer
         touched: dict[ServerConnection, ConnId] = {}
         slow: list[ConnId] = []
@@ -407,6 +425,8 @@ class WebchatServer:
                 except Exception:  # a bug must cost one frame, not the connection or the batch
                     log.exception("cannot encode a %s frame; dropped", frame.event_type or frame.type)
                     continue
+                if taps and (watchers := taps.get(frame.conversation_uuid or "")):
+                    _tap(watchers, "out", data)
                 sent = 0
                 for conn in recipients:
                     if (ws := conns.get(conn)) is not None:

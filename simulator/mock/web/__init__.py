@@ -1,0 +1,1 @@
+"""The web pages of the mock (package data, served by :mod:`simulator.mock.pages`)."""
