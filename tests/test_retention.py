@@ -370,3 +370,29 @@ def test_the_rss_of_a_real_server_stays_under_a_ceiling() -> None:
     # (75 MB here); with it, by the budget plus the interpreter's own churn.
     growth = figures["rss_peak_mib"] - figures["rss_before_mib"]
     assert growth <= 40, figures
+
+
+def test_an_agent_who_joins_gets_the_latest_messages_within_the_replay_byte_budget() -> None:
+    """A long chat of large messages must not make a join replay bigger than
+    the slow-consumer limit: the replay keeps the latest messages within
+    ``history_replay_bytes`` (and always the latest one)."""
+    from simulator.mock.conversation import Role
+    from simulator.mock.rest import ENDPOINTS, Caller, call
+    from simulator.protocol import EventType
+    from tests.engine_harness import A2, C1, Chat, engaged_pair, of
+
+    chat = Chat(history_replay_bytes=100_000)
+    conv = engaged_pair(chat)
+    for i in range(60):
+        chat.say(C1, conv, f"{i:02d}" + "x" * 9_000)
+    chat.agent(A2)
+    chat.clear()
+    join = next(e for e in ENDPOINTS if e.operation_id == "join_conversation")
+    second = Caller(role=Role.AGENT, name=f"agent-{A2}")
+    result = call(join, chat.engine, second, {"conversation_uuid": conv}, None, chat.now)
+    assert result.status == 204
+    chat.deliver(result.deliveries)
+    replayed = [f.message.body for f in chat.take(A2) if f.message is not None and f.message.body]
+    assert 5 <= len(replayed) <= 11  # ~9 KB each within 100 KB, not all 61
+    assert replayed[-1].startswith("59")  # the latest ones
+    assert of(chat.take(C1), EventType.PARTICIPANT_JOIN)

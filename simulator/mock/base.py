@@ -119,6 +119,10 @@ class EngineConfig:
     max_open_conversations_per_customer: int = 3
     history_replay_limit: int = 200
     """Messages replayed to an agent who joins a conversation."""
+    history_replay_bytes: int = 1024 * 1024
+    """An agent who joins gets the latest messages within this many bytes of
+    the account too (so a long chat of large messages never makes a replay
+    that closes the agent as a slow consumer)."""
     max_rrweb_parts: int = 1_000
     max_rrweb_bytes: int = 16 * 1024 * 1024
     """Largest rrweb payload (sum of its parts' ``data``)."""

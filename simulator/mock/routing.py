@@ -33,6 +33,7 @@ from .conversation import (
     Role,
     RRWebStream,
     State,
+    StoredMessage,
     cached_dts,
     conversation_arn,
 )
@@ -183,6 +184,21 @@ class QueuesMixin(EngineBase):
         self._engage(conv, client, now, out)
         return out
 
+    def _replayable(self, conv: Conversation) -> list[StoredMessage]:
+        """The latest messages an agent who joins is sent: at most
+        ``history_replay_limit`` of them, within ``history_replay_bytes``
+        (always the latest one)."""
+        cfg = self.config
+        chosen: list[StoredMessage] = []
+        budget = cfg.history_replay_bytes
+        for stored in reversed(conv.messages[-cfg.history_replay_limit :]):
+            budget -= stored.size
+            if budget < 0 and chosen:
+                break
+            chosen.append(stored)
+        chosen.reverse()
+        return chosen
+
     def _chat_limit(self, agent: Client) -> int:
         """How many chats ``agent`` may be in: its own limit, else the server's."""
         return self.config.max_chats_per_agent
@@ -226,7 +242,7 @@ class QueuesMixin(EngineBase):
             event_participant_join_participant=member.participant(conv.message_count),
         )
         self._send(out, (m.client for m in conv.present()), joined)
-        out.extend(Delivery(to, m.frame) for m in conv.messages[-self.config.history_replay_limit :])
+        out.extend(Delivery(to, m.frame) for m in self._replayable(conv))
         if conv.context is not None:
             out.append(Delivery(to, conv.event(EventType.WEBCHAT_CONTEXT, event_webchat_context=conv.context)))
         out.extend(Delivery(to, held) for held in conv.rrweb.held)
