@@ -139,6 +139,17 @@ def _customer_auth(request: web.Request, name: str, email: str | None, language:
     }
 
 
+def agent_caller(account: AgentAccount) -> Caller:
+    """The REST caller an agent account is."""
+    return Caller(
+        role=Role.AGENT,
+        name=account.name,
+        participant_arn=account.participant_arn,
+        user_id=account.user_id,
+        merchant_id=account.merchant_id,
+    )
+
+
 def rest_caller(door: FrontDoor, headers: Mapping[str, str], now: float) -> Caller:
     """Who calls the conversation API: a customer presenting its JWT as
     ``Authorization: Bearer``, else an agent (:meth:`.FrontDoor.rest_agent`);
@@ -159,13 +170,7 @@ def rest_caller(door: FrontDoor, headers: Mapping[str, str], now: float) -> Call
         account = door.rest_agent(headers, now)
     except AccessDenied as exc:
         raise RestError(exc.status, "unauthorized" if exc.status == 401 else "forbidden", str(exc)) from None
-    return Caller(
-        role=Role.AGENT,
-        name=account.name,
-        participant_arn=account.participant_arn,
-        user_id=account.user_id,
-        merchant_id=account.merchant_id,
-    )
+    return agent_caller(account)
 
 
 def _roles(server: WebchatServer) -> dict[str, int]:
@@ -223,13 +228,7 @@ async def _join_test_session(request: web.Request) -> web.Response:
     account = _agent(request)
     _own_user_id(request, account)
     await _body(request, TEST_SESSION_JOIN_REQUEST)
-    caller = Caller(
-        role=Role.AGENT,
-        name=account.name,
-        participant_arn=account.participant_arn,
-        user_id=account.user_id,
-        merchant_id=account.merchant_id,
-    )
+    caller = agent_caller(account)
     server = request.app[_SERVER]
     params = {"conversation_uuid": request.match_info["conversation_uuid"]}
     result = call(JOIN, server.core, caller, params, None, time.time())
