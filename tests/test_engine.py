@@ -692,6 +692,26 @@ def test_role_rules(sender: int, wire_event: str, payload: dict[str, Any]) -> No
     assert chat.take(other) == []
 
 
+def test_a_read_receipt_after_the_close_is_still_recorded_and_relayed() -> None:
+    """The customer reads the agent's goodbye as (or after) the chat closes:
+    the receipt races the close and must not be refused."""
+    chat = Chat()
+    conv = engaged_pair(chat)
+    chat.say(A1, conv, "Goodbye!")
+    goodbye = only(chat.take(C1), FrameType.MESSAGE).message
+    assert goodbye is not None
+    chat.close(A1, conv)
+    chat.clear()
+    chat.send(
+        C1,
+        event(
+            "read message", conv, event_read_message={"conversation_message_uuid": goodbye.conversation_message_uuid}
+        ),
+    )
+    assert not [f for f in chat.take(C1) if f.error]
+    assert kinds(chat.take(A1)) == ["read message", "updated message"]
+
+
 def test_a_frame_refused_by_its_conversation_state_names_frame_role_and_state() -> None:
     chat = Chat()
     conv = engaged_pair(chat)

@@ -196,7 +196,8 @@ RULES: Mapping[Kind, Rule] = {
     (FrameType.EVENT, EventType.ENGAGE_CUSTOMER): Rule(_AGENT, None, "_on_engage", 3),
     (FrameType.MESSAGE, None): Rule(_BOTH, _OPEN, "_on_message", 4),
     (FrameType.EVENT, EventType.TYPING): Rule(_BOTH, _OPEN, "_on_typing", 5),
-    (FrameType.EVENT, EventType.READ_MESSAGE): Rule(_BOTH, _OPEN, "_on_read", 6),
+    # a receipt may race the close (the goodbye read as the chat ends) or come after it: still recorded
+    (FrameType.EVENT, EventType.READ_MESSAGE): Rule(_BOTH, _ANY, "_on_read", 6),
     (FrameType.EVENT, EventType.ADD_COUPON): Rule(_AGENT, _OPEN, "_on_add_coupon", 7),
     (FrameType.EVENT, EventType.ADD_ITEM): Rule(_AGENT, _OPEN, "_on_add_item", 7),
     (FrameType.EVENT, EventType.WEBCHAT_CONTEXT): Rule(_CUSTOMER, _OPEN, "_on_webchat_context", 8),
