@@ -18,6 +18,7 @@ the host cannot be reached (one line, at once), 2 for usage errors.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import time
@@ -30,7 +31,7 @@ import gevent
 from ..errors import ConnectError, OperationFailed, TransportError, UsageError
 from .dialect import Dialect
 from .handshake import open_websocket
-from .probe_kit import ProbeFailed, ProbeSkipped, Run
+from .probe_kit import WAITING, ProbeFailed, ProbeSkipped, Run
 from .probes import PROBES, Probe
 from .runner import MockProcess
 
@@ -83,6 +84,8 @@ def check_options(opts: CheckOptions) -> list[Probe]:
         raise UsageError(f'--host must be a websocket URL such as ws://127.0.0.1:8765/ws (got "{opts.host}")')
     if not opts.probe_timeout > 0:
         raise UsageError(f"--probe-timeout must be more than 0 seconds (got {opts.probe_timeout:g})")
+    if opts.junit and not os.path.isdir(os.path.dirname(os.path.abspath(opts.junit))):
+        raise UsageError(f"--junit: no folder {os.path.dirname(os.path.abspath(opts.junit))} for {opts.junit}")
     names = {p.name: p for p in PROBES}
     if unknown := [n for n in opts.probes if n not in names]:
         raise UsageError(f"unknown probe {unknown[0]!r}; the probes: {', '.join(names)}")
@@ -95,12 +98,13 @@ def run_probe(run: Run, probe: Probe, timeout: float) -> Result:
     timer = gevent.Timeout(timeout)
     timer.start()
     status, reason = "pass", ""
+    WAITING[0] = "nothing yet"
     try:
         probe.run(run)
     except gevent.Timeout as exc:
         if exc is not timer:
             raise
-        status, reason = "fail", f"probe timed out after {timeout:g} s"
+        status, reason = "fail", f"probe timed out after {timeout:g} s (waiting, {WAITING[0]})"
     except ProbeSkipped as exc:
         status, reason = "skip", str(exc)
     except ProbeFailed as exc:

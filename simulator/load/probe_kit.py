@@ -13,6 +13,7 @@ before, so what has not arrived by then was not sent (typing echoes, leaks).
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any, Final
@@ -30,6 +31,7 @@ from .dialect import Dialect
 from .session import Session
 
 __all__ = [
+    "WAITING",
     "ProbeFailed",
     "ProbeSkipped",
     "Run",
@@ -44,6 +46,9 @@ __all__ = [
     "message_frame",
     "require",
 ]
+
+WAITING: Final = [""]
+"""What the probe in progress waits for (``role: what``), for the message of a probe timeout."""
 
 _NOT_CONVERSATION_FRAMES: Final = frozenset({EventType.QUEUE_STATUS_UPDATE, EventType.QUEUE_NEW_MEMBER})
 
@@ -87,6 +92,10 @@ class _Watched(Session):
     def _on_invalid(self, error: FrameError, raw: bytes | str) -> None:
         self.invalid.append(f"{self.role} got an invalid frame: {error}")
         super()._on_invalid(error, raw)
+
+    def _wait(self, name: Any, predicate: Any, timeout: Any, what: str, **kwargs: Any) -> Any:
+        WAITING[0] = f"{self.role}: {what}"
+        return super()._wait(name, predicate, timeout, what, **kwargs)
 
     @property
     def mark(self) -> int:
@@ -144,14 +153,19 @@ class Run:
             customer.start_chat(question=question or self.faker.question()[1])
         return customer
 
-    def agent(self) -> WatchedAgent:
-        """A connected agent of the run's queue, with a name of its own."""
+    def agent(self, *, status: bool = True) -> WatchedAgent:
+        """A connected agent of the run's queue, with a name of its own (once
+        the queue status update of its connect came, unless ``status`` is false)."""
         self._agents += 1
-        name = f"Check Agent {self._agents} ({self.faker.uuid()[:8]})"
+        # not from the seeded faker: a second run against the same backend must not meet its names still held
+        name = f"Check Agent {self._agents} ({secrets.token_hex(4)})"
         agent = WatchedAgent(self.host, name=name, queues=(self.queue,), manual=self.manual, **self._kwargs())
         self.sessions.append(agent)
         connect(agent)
-        expect(agent, lambda f: f.event_type is EventType.QUEUE_STATUS_UPDATE, "the queue status update of its connect")
+        if status:
+            expect(
+                agent, lambda f: f.event_type is EventType.QUEUE_STATUS_UPDATE, "the queue status update of its connect"
+            )
         return agent
 
     def pair(self) -> tuple[WatchedAgent, WatchedCustomer, str]:
@@ -227,6 +241,7 @@ def expect_at(
     session: _Watched, predicate: Callable[[Frame], bool], what: str, *, since: int = 0, timeout: float | None = None
 ) -> int:
     """:func:`expect`, returning the frame's index in the log."""
+    WAITING[0] = f"{session.role}: {what}"
     deadline = time.monotonic() + (timeout if timeout is not None else session.timeout)
     index = since
     while True:

@@ -85,10 +85,8 @@ def _position(customer: WatchedCustomer, what: str) -> tuple[int, bool | None]:
 
 
 def probe_ping(run: Run) -> None:
-    customer = run.customer(start=False)
-    agent = run.agent()
-    for session in (customer, agent):
-        barrier(session)
+    barrier(run.customer(start=False))
+    barrier(run.agent(status=False))
 
 
 def probe_agent_connect(run: Run) -> None:
