@@ -1,4 +1,4 @@
-"""The ``webchat-sim`` command line: ``serve``, ``load``, ``schema``, ``scenarios``."""
+"""The ``webchat-sim`` command line: ``serve``, ``load``, ``check``, ``demo``, ``schema``, ``scenarios``."""
 
 from __future__ import annotations
 
@@ -250,6 +250,22 @@ def _cmd_load(args: argparse.Namespace) -> int:
             auth=args.auth,
             api_key=args.api_key,
             rest_url=args.rest_url,
+        )
+    )
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .load.check import CheckOptions, run_check
+
+    return run_check(
+        CheckOptions(
+            host=args.host,
+            probe_timeout=args.probe_timeout,
+            junit=args.junit,
+            routing=args.routing,
+            queue=args.queue,
+            seed=args.seed,
+            probes=[n.strip() for text in args.probe or () for n in text.split(",") if n.strip()],
         )
     )
 
@@ -558,6 +574,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("locust_args", nargs="*", help="extra Locust arguments after --")
     load.set_defaults(func=_cmd_load)
+
+    check = sub.add_parser(
+        "check",
+        help="run the protocol conformance suite against a backend (the embedded mock unless --host)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    check.add_argument(
+        "--host", default=None, help="websocket URL of the backend, e.g. ws://127.0.0.1:8765/ws (none: embedded mock)"
+    )
+    check.add_argument(
+        "--probe-timeout", type=_positive_float, default=10.0, help="seconds one probe may take before it fails"
+    )
+    check.add_argument("--junit", default=None, metavar="FILE", help="also write the results as JUnit XML")
+    check.add_argument(
+        "--routing",
+        choices=["round-robin", "manual"],
+        default="round-robin",
+        help="how the backend routes chats (manual: the checker's agent engages its customers)",
+    )
+    check.add_argument("--queue", default="support", help="the queue the probes use")
+    check.add_argument("--seed", type=int, default=0, help="seed of the fake data")
+    check.add_argument(
+        "--probe", action="append", metavar="NAME[,NAME…]", help="run only these probes (repeatable; default: all)"
+    )
+    check.set_defaults(func=_cmd_check)
 
     demo = sub.add_parser(
         "demo",

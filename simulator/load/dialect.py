@@ -287,6 +287,10 @@ class Dialect:
             type=FrameType.EVENT, event_type=EventType.CONVERSATION_CLOSED, conversation_uuid=conversation_uuid
         )
 
+    def leave(self, conversation_uuid: str) -> Frame:
+        """``participant left`` (the mock's row 11): leave the conversation."""
+        return Frame(type=FrameType.EVENT, event_type=EventType.PARTICIPANT_LEFT, conversation_uuid=conversation_uuid)
+
     def ping(self) -> Frame:
         return Frame(type=FrameType.PING)
 
