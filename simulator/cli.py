@@ -33,10 +33,27 @@ __all__ = ["build_parser", "main", "parse_size"]
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from .protocol import json_schema
+    """The JSON Schema of a frame or (``--asyncapi``) the AsyncAPI document of
+    the websocket, on stdout or in ``--output FILE``."""
+    if args.asyncapi:
+        from .protocol.asyncapi import asyncapi_document
 
+        document = asyncapi_document()
+    else:
+        from .protocol import json_schema
+
+        document = json_schema()
     option = orjson.OPT_INDENT_2 if args.indent else 0
-    sys.stdout.write(orjson.dumps(json_schema(), option=option | orjson.OPT_APPEND_NEWLINE).decode())
+    data = orjson.dumps(document, option=option | orjson.OPT_APPEND_NEWLINE)
+    if args.output is None:
+        sys.stdout.write(data.decode())
+        return 0
+    try:
+        with open(args.output, "wb") as out:
+            out.write(data)
+    except OSError as exc:
+        print(f"webchat-sim schema: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -627,8 +644,17 @@ def build_parser() -> argparse.ArgumentParser:
     scen = sub.add_parser("scenarios", help="list the scenario scripts")
     scen.set_defaults(func=_cmd_scenarios)
 
-    schema = sub.add_parser("schema", help="print the JSON Schema (draft 2020-12) of a websocket frame")
+    schema = sub.add_parser(
+        "schema",
+        help="print the JSON Schema (draft 2020-12) of a websocket frame, or the websocket's AsyncAPI 3.0 document",
+    )
     schema.add_argument("--compact", dest="indent", action="store_false", help="one line instead of indented")
+    schema.add_argument(
+        "--asyncapi",
+        action="store_true",
+        help="the AsyncAPI 3.0 document of /ws (messages per frame kind and direction) instead",
+    )
+    schema.add_argument("--output", metavar="FILE", default=None, help="write to FILE instead of stdout")
     schema.set_defaults(func=_cmd_schema)
     return parser
 
