@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -24,7 +28,7 @@ from simulator.mock.faults import FaultConfig, FaultDecider, format_span, parse_
 from simulator.mock.http import HttpSide, make_app
 from simulator.mock.server import ServerConfig, WebchatServer
 from simulator.pace import Pace
-from tests.cli import run_cli
+from tests.cli import clean_env, run_cli
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -407,3 +411,30 @@ def test_a_bad_fault_profile_line_is_one_line_with_exit_2(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert f"{profile}, line 3: duplicate: 'lots' is not a probability such as 0.01" in result.stderr
+
+
+def test_serve_with_faults_says_so_and_serves(tmp_path: Path) -> None:
+    profile = tmp_path / "faults.txt"
+    profile.write_text("drop=0.5  # half\nseed=4\n")
+    cmd = ["serve", "--port", "0", "--agents", "0", "--fault-profile", str(profile), "--fault", "latency=10ms-20ms"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator", *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.readline()
+        rest = proc.stdout.readline().split()  # webchat-sim REST <url> web <url> (health: <base>/healthz, ...)
+        base = rest[6].removesuffix("/healthz,")
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(base + "/admin/faults", timeout=10) as r:
+            config = json.loads(r.read())["faults"]["config"]
+        assert (config["drop"], config["latency"], config["seed"]) == (0.5, "10ms-20ms", 4)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    stderr = proc.stderr.read()
+    assert "WARNING: injecting faults: latency=10ms-20ms drop=0.5 (GET/PUT /admin/faults)" in stderr
+    assert "Traceback" not in stderr
