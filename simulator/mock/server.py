@@ -19,6 +19,12 @@ the wrong role), or, in development mode only, the query string::
 Without a front door the query string alone identifies (development mode).
 ``GET /healthz`` answers ``200`` with a small JSON status (plus the
 :attr:`WebchatServer.links` the program sets: REST and web URLs).
+
+Fault injection (:mod:`.faults`, ``serve --fault``, ``PUT /admin/faults``):
+while a fault is on, :meth:`WebchatServer._deliver` hands each batch to
+``_deliver_faulty``, which carries out the decider's verdict per frame per
+recipient (abort, drop, duplicate, hold back, delay in order); with none on,
+the hot path is the usual one behind a single ``if self.faults:``.
 """
 
 from __future__ import annotations
