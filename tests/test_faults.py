@@ -307,7 +307,7 @@ def test_disconnect_1_aborts_and_the_session_resumes_once_it_is_off() -> None:
     run(scenario())
 
 
-def test_reorder_1_swaps_a_frame_with_the_next_and_sends_a_lone_one_later() -> None:
+def test_reorder_1_holds_a_lone_frame_back_then_sends_it() -> None:
     async def scenario() -> None:
         async with mock() as (server, base), open_ws(server, AGENT) as ws:
             await until(ws, is_event("queue status update"))
