@@ -192,9 +192,36 @@ def _serve_keys_file(path: str) -> list[tuple[str, str | None]]:
     return keys
 
 
+def _serve_fault(text: str) -> tuple[str, str]:
+    """An argparse type: ``NAME=VALUE`` of :mod:`.mock.faults` (``drop=0.01``, ``latency=50ms-400ms``)."""
+    from .mock.faults import parse_fault
+
+    try:
+        name, value = parse_fault(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name, str(value)
+
+
+def _serve_fault_profile(path: str) -> list[tuple[str, str]]:
+    """An argparse type: a file of faults, one ``NAME=VALUE`` a line (``#`` comments)."""
+    from .mock.faults import parse_profile
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return [(name, str(value)) for name, value in parse_profile(text, path)]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .mock.app import MockOptions, run
     from .mock.engine import EngineConfig, Routing
+    from .mock.faults import FaultConfig
     from .mock.server import ServerConfig
     from .pace import Pace
 
@@ -213,6 +240,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             ping_timeout=args.ping_interval or None,
             compression=args.compression,
             debug=args.log_level == "debug",
+            faults=FaultConfig().updated([*(args.fault_profile or ()), *(args.fault or ())]),  # checked by their types
+            fault_seed=args.seed,
         ),
         engine=EngineConfig(
             queues=queues,
@@ -508,6 +537,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--burst", type=_serve_int(1), default=60, help="frames allowed in a burst above --rate")
     serve.add_argument("--compression", action="store_true", help="offer permessage-deflate (costs memory)")
     serve.add_argument("--merchant-id", default="DEMO", help="merchant id in ARNs and summaries")
+    serve.add_argument(
+        "--fault",
+        type=_serve_fault,
+        action="append",
+        metavar="NAME=VALUE",
+        help="inject a fault (repeatable): latency=50ms-400ms, drop=0.01, duplicate=0.01, disconnect=0.001, "
+        "reorder=0.01, slow-agent=2s-10s, seed=N (default: --seed); PUT /admin/faults changes them at run time",
+    )
+    serve.add_argument(
+        "--fault-profile", type=_serve_fault_profile, metavar="FILE", help="faults, one NAME=VALUE a line (# comments)"
+    )
     serve.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default="warning", help="server log on stderr"
     )

@@ -115,6 +115,10 @@ def _warn_mode(options: MockOptions, door: FrontDoor) -> None:
             file=sys.stderr,
             flush=True,
         )
+    faults = options.server.faults
+    if faults.any:
+        shown = " ".join(f"{k}={v}" for k, v in faults.to_json().items() if v and k != "seed")
+        print(f"WARNING: injecting faults: {shown} (GET/PUT /admin/faults)", file=sys.stderr, flush=True)
     host = options.server.host
     if door.any_key and host not in _LOOPBACK and not host.startswith("127."):
         print(

@@ -37,7 +37,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,6 +139,9 @@ class AutopilotAgent:
         self._outbox: list[_Entry] = []
         self._seq = itertools.count()
         self.chats_closed = 0
+        self.extra_think: Callable[[], float] | None = None
+        """Extra think time (seconds) drawn before each planned action (the
+        ``slow-agent`` fault, :mod:`.faults`); ``None``: none."""
 
     # ------------------------------------------------------------------
     # The sans-I/O interface
@@ -202,10 +205,13 @@ class AutopilotAgent:
         heapq.heappush(self._outbox, (when, next(self._seq), conversation, frame, action))
 
     def _plan(self, chat: _Chat, actions: Iterable[Action]) -> None:
+        extra, late = self.extra_think, 0.0
         for action in actions:
             if isinstance(action, Send):
                 chat.sent.add(action.client_message_id)
-            self._at(action.at, chat.uuid, self._frame(chat.uuid, action), action)
+            if extra is not None:
+                late += extra()  # cumulated: the actions keep their order
+            self._at(action.at + late, chat.uuid, self._frame(chat.uuid, action), action)
 
     def _frame(self, uuid: str, action: Action) -> Frame | None:
         """The frame that carries ``action`` out (``None`` for a wake-up)."""

@@ -14,6 +14,10 @@ false}`` — with its HTTP status, never a traceback):
 * ``GET /metrics``: Prometheus metrics (:mod:`.metrics`);
 * ``GET /healthz``: the server's status with ``websocket_url``, ``rest_url``
   and ``web_url`` (as on the websocket port);
+* ``GET /admin/faults``, ``PUT /admin/faults`` (``{"drop": 0.05, "latency":
+  "10ms-50ms", ...}``, ``null`` or 0 turns one off): the fault injection of
+  :mod:`.faults`, its configuration and counts; open in development mode, an
+  agent credential with API keys (as the dashboard's data);
 * ``GET /`` (the dashboard, listing the URLs), ``/widget``, ``/console``,
   ``/static/…`` and the dashboard's data: :mod:`.pages`;
 * ``PUT /rest/v2/conversation/agent/auth`` → ``ConversationAgentAuthResponse``
@@ -48,6 +52,7 @@ from aiohttp import web
 from ..errors import AccessDenied
 from .access import AgentAccount, FrontDoor
 from .conversation import Role, participant_arn
+from .faults import FAULTS
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import MockCollector, registry_for, render
 from .pages import add_pages
@@ -248,6 +253,26 @@ async def _mock_customer_auth(request: web.Request) -> web.Response:
     return _json({"customer_auth": auth, "metadata": {}, "success": True})
 
 
+FAULTS_REQUEST: BodySpec = {**{name: Field((str, int, float)) for name in FAULTS}, "seed": Field((int, str))}
+
+
+async def _admin_faults(request: web.Request) -> web.Response:
+    """``GET``/``PUT /admin/faults``: the fault configuration and counts; a
+    ``PUT`` applies its body first, all or nothing (400 for a bad value)."""
+    if not request.app[_DOOR].any_key:
+        _agent(request)
+    server = request.app[_SERVER]
+    if request.method == "PUT":
+        raw = await request.read() if request.body_exists else None
+        parse_body(raw, FAULTS_REQUEST)  # a JSON object of known names and types (it drops the nulls: read again)
+        settings = orjson.loads(raw) if raw is not None and raw.strip() else {}
+        try:
+            server.configure_faults(settings)
+        except ValueError as exc:
+            raise RestError(400, "invalid_value", str(exc)) from None
+    return _json({"faults": server.fault_decider.status(), "metadata": {}, "success": True})
+
+
 async def _rest_not_found(request: web.Request) -> web.Response:
     return error_response(404, f"no endpoint {request.method} {request.path[:200]}", code="not_found")
 
@@ -265,6 +290,8 @@ def make_app(server: WebchatServer, door: FrontDoor, *, limiter: RateLimiter | N
         return web.Response(body=render(registry), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/admin/faults", _admin_faults)
+    app.router.add_put("/admin/faults", _admin_faults)
     add_pages(app, server, door)  # /, /widget, /console, /static, /dashboard
     rest = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
     rest[_SERVER] = server

@@ -11,6 +11,7 @@ in one process (tests) never share figures.
 Metrics (all prefixed ``webchat_``): ``connections{role}``,
 ``frames_received_total{type}``, ``frames_sent_total{type}`` (a frame sent
 to three recipients counts three), ``errors_sent_total{code}``,
+``faults_injected_total{fault}`` (:mod:`.faults`),
 ``queue_waiting{queue}``, ``queue_agents{queue}``, ``queue_chatting{queue}``,
 ``queue_abandoned_total{queue}``, ``conversations_open``,
 ``conversations_closed_total``, ``relay_latency_seconds`` (histogram: a
@@ -50,7 +51,7 @@ LATENCY_BUCKETS: tuple[float, ...] = (
 class Counters:
     """What the websocket shell counts as it goes (plain ints: cheap to bump)."""
 
-    __slots__ = ("errors", "latency_buckets", "latency_count", "latency_sum", "received", "sent")
+    __slots__ = ("errors", "faults", "latency_buckets", "latency_count", "latency_sum", "received", "sent")
 
     def __init__(self) -> None:
         self.received: dict[Any, int] = {}
@@ -59,6 +60,8 @@ class Counters:
         """Frames sent by kind, once per recipient."""
         self.errors: dict[str, int] = {}
         """Error frames sent by ``error_code``."""
+        self.faults: dict[str, int] = {}
+        """Faults injected by name (the server's :class:`~.faults.FaultDecider` counts)."""
         self.latency_buckets = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_count = 0
         self.latency_sum = 0.0
@@ -98,6 +101,7 @@ class MockCollector(Collector):
         yield _per_label("webchat_frames_received", "Frames received from clients, by kind.", "type", c.received)
         yield _per_label("webchat_frames_sent", "Frames sent to clients (per recipient), by kind.", "type", c.sent)
         yield _per_label("webchat_errors_sent", "Error frames sent to clients, by error_code.", "code", c.errors)
+        yield _per_label("webchat_faults_injected", "Faults injected (serve --fault), by fault.", "fault", c.faults)
         status = self.status()
         queues: dict[str, dict[str, int]] = status.get("queues", {})
         for field, doc, kind in (

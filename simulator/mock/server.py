@@ -19,6 +19,12 @@ the wrong role), or, in development mode only, the query string::
 Without a front door the query string alone identifies (development mode).
 ``GET /healthz`` answers ``200`` with a small JSON status (plus the
 :attr:`WebchatServer.links` the program sets: REST and web URLs).
+
+Fault injection (:mod:`.faults`, ``serve --fault``, ``PUT /admin/faults``):
+while a fault is on, :meth:`WebchatServer._deliver` hands each batch to
+``_deliver_faulty``, which carries out the decider's verdict per frame per
+recipient (abort, drop, duplicate, hold back, delay in order); with none on,
+the hot path is the usual one behind a single ``if self.faults:``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import logging
 import math
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -46,6 +53,7 @@ from ..errors import AccessDenied, FrameError, IdentityError
 from ..protocol import ErrorCode, Frame, FrameType, decode, encode
 from .access import FrontDoor, parse_identity
 from .engine import Close, ConnId, Delivery, Identity
+from .faults import REORDER_HOLD, Decision, FaultConfig, FaultDecider
 from .metrics import Counters
 
 __all__ = ["Core", "IdentityError", "ServerConfig", "Tap", "WebchatServer", "parse_identity"]  # parse_identity: .access
@@ -108,6 +116,10 @@ class ServerConfig:
     compression: bool = False
     debug: bool = False
     extra_headers: dict[str, str] = field(default_factory=dict)
+    # Fault injection (:mod:`.faults`; off by default)
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    fault_seed: int | None = None
+    """The fault decider's seed when ``faults`` has none (``serve --seed``)."""
 
 
 class _Bucket:
@@ -140,6 +152,24 @@ class _Bucket:
         self.tokens = -math.inf
 
 
+class _Outbox:
+    """A connection's frames delayed (``latency``: ``(due, data)`` by loop
+    time, in order) or held back (``reorder``) by the fault injection."""
+
+    __slots__ = ("frames", "held", "hold_timer", "timer")
+
+    def __init__(self) -> None:
+        self.frames: deque[tuple[float, bytes]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+        self.held: list[bytes] = []
+        self.hold_timer: asyncio.TimerHandle | None = None
+
+    def cancel(self) -> None:
+        for timer in (self.timer, self.hold_timer):
+            if timer is not None:
+                timer.cancel()
+
+
 _JSON = Headers([("Content-Type", "application/json")])
 
 
@@ -170,6 +200,12 @@ class WebchatServer:
         self.errors_sent = 0
         self.counters = Counters()
         """Frames by kind, errors by code, relay latency: what ``/metrics`` reports."""
+        self.fault_decider = FaultDecider(self.config.faults, seed=self.config.fault_seed)
+        self.counters.faults = self.fault_decider.injected
+        self.faults: FaultDecider | None = None
+        """The decider while a websocket-side fault is on, else ``None`` (one check per batch)."""
+        self._outboxes: dict[ConnId, _Outbox] = {}  # frames delayed or held back by faults
+        self.configure_faults({})
 
     # Life cycle
 
@@ -242,7 +278,18 @@ class WebchatServer:
             "frames_out": self.frames_out,
             "errors_sent": self.errors_sent,
             **self.core.status(),
+            "faults": self.fault_decider.status(),
         }
+
+    def configure_faults(self, settings: dict[str, Any]) -> FaultConfig:
+        """Apply ``{name: value}`` to the faults (``None`` or 0: off), all or
+        nothing (``ValueError`` with one line); the new configuration."""
+        config = self.fault_decider.update(settings)
+        self.faults = self.fault_decider if config.active else None
+        think = self.fault_decider.think_delay if config.slow_agent is not None else None
+        for bot in getattr(self.core, "bots", {}).values():  # the autopilot hub's agents
+            bot.extra_think = think
+        return config
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)
@@ -307,6 +354,8 @@ class WebchatServer:
         as soon as the server drops it, whichever comes first)."""
         if self._conns.pop(conn, None) is None:
             return
+        if self._outboxes and (box := self._outboxes.pop(conn, None)) is not None:
+            box.cancel()
         self._buckets.pop(conn).stop()  # any frame of it still queued is refused, not handed to the core
         try:
             self._apply(self.core.disconnect(conn, time.time()))
@@ -411,7 +460,12 @@ class WebchatServer:
         past ``max_write_buffer`` (a peer that stopped reading) is closed with
         1008 rather than buffered without limit, and is gone for the core at
         once (its partners are told now, not when its socket ends). Every
-        error frame sent counts in ``errors_sent``, whoever refused."""
+        error frame sent counts in ``errors_sent``, whoever refused.
+
+        With a fault on (:attr:`faults`), :meth:`_deliver_faulty` does it instead."""
+        if self.faults:
+            self._deliver_faulty(deliveries, self.faults)
+            return
         conns = self._conns
         taps = self.taps
         limit = self.config.max_write_buffer
@@ -457,6 +511,133 @@ class WebchatServer:
             # within it, nor one level deeper each time its partners' frames find another one slow.
             for conn in slow:
                 asyncio.get_running_loop().call_soon(self._gone, conn)
+
+    # Fault injection (off the hot path: only while a fault is on)
+
+    def _deliver_faulty(self, deliveries: Iterable[Delivery], faults: FaultDecider) -> None:
+        """:meth:`_deliver` with each frame's fate per recipient drawn by
+        ``faults``: aborted connection, lost, doubled, held back behind the
+        next frame, or queued behind the connection's delayed frames (its
+        order kept). Counted as sent either way (the faults count apart)."""
+        conns = self._conns
+        taps = self.taps
+        touched: dict[ServerConnection, ConnId] = {}
+        try:
+            for recipients, frame in deliveries:
+                try:
+                    data = encode(frame)
+                except Exception:
+                    log.exception("cannot encode a %s frame; dropped", frame.event_type or frame.type)
+                    continue
+                if taps and (watchers := taps.get(frame.conversation_uuid or "")):
+                    _tap(watchers, "out", data)
+                sent = 0
+                for conn in recipients:
+                    if (ws := conns.get(conn)) is None:
+                        continue
+                    sent += 1
+                    if ws.protocol.state is not OPEN or ws.send_in_progress is not None or ws.transport.is_closing():
+                        continue
+                    decision = faults.decide()
+                    if decision.disconnect:
+                        ws.transport.abort()  # no close frame: the peer sees 1006; _handler calls _gone
+                    elif not decision.drop:
+                        self._enqueue(ws, conn, data, decision, touched)
+                self._count(frame, sent)
+        finally:
+            self._write(touched)
+
+    def _count(self, frame: Frame, sent: int) -> None:
+        self.frames_out += sent
+        kind = frame.event_type or frame.type
+        self.counters.sent[kind] = self.counters.sent.get(kind, 0) + sent
+        if frame.error is not None:
+            self.errors_sent += sent
+            code = frame.error.error_code or "unknown"
+            self.counters.errors[code] = self.counters.errors.get(code, 0) + sent
+
+    def _enqueue(
+        self,
+        ws: ServerConnection,
+        conn: ConnId,
+        data: bytes,
+        decision: Decision,
+        touched: dict[ServerConnection, ConnId],
+    ) -> None:
+        box = self._outboxes.get(conn)
+        items = [data, data] if decision.duplicate else [data]
+        loop = asyncio.get_running_loop()
+        if decision.reorder and (box is None or not box.held):
+            box = box or self._outboxes.setdefault(conn, _Outbox())
+            box.held = items
+            box.hold_timer = loop.call_later(REORDER_HOLD, self._release_held, conn)
+            return
+        if box is not None and box.held:  # the frame held back goes after this one
+            items += box.held
+            box.held = []
+            if box.hold_timer is not None:
+                box.hold_timer.cancel()
+                box.hold_timer = None
+        if not decision.delay and (box is None or not box.frames):
+            for item in items:
+                ws.protocol.send_text(item)
+            touched[ws] = conn
+            return
+        box = box or self._outboxes.setdefault(conn, _Outbox())
+        due = loop.time() + decision.delay
+        if box.frames:
+            due = max(due, box.frames[-1][0])  # never before an earlier frame: the order is kept
+        box.frames.extend((due, item) for item in items)
+        if box.timer is None:
+            box.timer = loop.call_at(box.frames[0][0], self._drain, conn)
+
+    def _drain(self, conn: ConnId) -> None:
+        """Send ``conn``'s delayed frames that are due; re-arm for the next."""
+        box = self._outboxes.get(conn)
+        if box is None:
+            return
+        box.timer = None
+        ws = self._conns.get(conn)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        frames = box.frames
+        while frames and frames[0][0] <= now:
+            data = frames.popleft()[1]
+            if ws is not None and ws.protocol.state is OPEN and not ws.transport.is_closing():
+                ws.protocol.send_text(data)
+        if ws is not None:
+            self._write({ws: conn})
+        if frames:
+            box.timer = loop.call_at(frames[0][0], self._drain, conn)
+
+    def _release_held(self, conn: ConnId) -> None:
+        """No next frame came within the hold time: the held one goes alone."""
+        box = self._outboxes.get(conn)
+        ws = self._conns.get(conn)
+        if box is None or ws is None or not box.held:
+            return
+        box.hold_timer = None
+        held, box.held = box.held, []
+        touched: dict[ServerConnection, ConnId] = {}
+        if ws.protocol.state is OPEN and not ws.transport.is_closing():
+            for data in held:
+                self._enqueue(ws, conn, data, Decision(), touched)
+        self._write(touched)
+
+    def _write(self, touched: dict[ServerConnection, ConnId]) -> None:
+        """Write what each connection got queued (as :meth:`_deliver` does, slow consumers included)."""
+        limit = self.config.max_write_buffer
+        for ws, conn in touched.items():
+            data = b"".join(ws.protocol.data_to_send())
+            if not data or ws.transport.is_closing():
+                continue
+            try:
+                ws.transport.write(data)
+                if ws.transport.get_write_buffer_size() > limit:
+                    self._close(ws, 1008, f"slow consumer: more than {limit} bytes unsent", fail=True)
+                    asyncio.get_running_loop().call_soon(self._gone, conn)
+            except Exception as exc:
+                log.warning("connection %s: failed to write %d bytes: %r", ws.id, len(data), exc)
 
     # Timers
 
