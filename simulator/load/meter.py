@@ -59,6 +59,8 @@ class KPI(StrEnum):
     TAKE_CHAT = "take chat"
     RRWEB = "rrweb chunk"
     RECONNECT = "reconnect"
+    CHAOS_DROP = "chaos drop"
+    """``--chaos disconnect=P``: a customer dropped its connection on purpose (untimed; it then resumes)."""
     INVALID_FRAME = "invalid frame"
     SERVER_ERROR = "server error"
     MESSAGE_LOST = "message lost"
@@ -244,6 +246,10 @@ class Meter:
         if kind is KPI.READ_RECEIPT:
             return key in self._reads
         raise ValueError(f"{kind.value!r} is not keyed")
+
+    def acks_pending(self) -> bool:
+        """Whether any message still waits for its acknowledgement."""
+        return bool(self._acks)
 
     def cancel(self, kind: KPI, key: str | None = None) -> None:
         """Stop waiting for the ``MESSAGE_ACK`` of ``key`` (already reported, or
