@@ -1,16 +1,24 @@
 """``--chaos``: faults the load generator injects on its own side.
 
 ``disconnect=P``: before each verb of a chat with an agent (``say``,
-``wait_for_reply``, ``read``, ``close_chat`` …), a customer drops its
-connection abruptly (the TCP connection closes, no closing handshake) with
-probability ``P``, then resumes the chat with its resume token and the epoch
-of the last message it saw (:meth:`CustomerSession.reconnect
+``wait_for_reply``, ``read``, ``check_queue_position`` …; not before the
+customer's own ``close_chat``), a customer drops its connection abruptly (the
+TCP connection closes, no closing handshake) with probability ``P``, then
+resumes the chat with its resume token and the epoch of the last message it
+saw (:meth:`CustomerSession.reconnect
 <simulator.load.customer.CustomerSession.reconnect>`): a message missing
 after the resume is a ``message lost`` failure as in the ``reconnect``
 scenario. Each drop is counted as ``chaos drop``. A customer never drops
 while it waits for an acknowledgement, before an agent joined, or after the
 chat closed: then a resume cannot tell what happened, and a failure would be
 the generator's, not the server's.
+
+One race is left, and counted instead of failed: the agent closes the chat
+while the connection is going down. The server then forgets the customer
+(nothing left to resume, protocol 4.3) and answers the resume with
+``resume_failed``; the chat is over (``chaos resume refused``). A backend
+that forgets the tokens of open chats shows as a high count there (and as
+``reconnect`` failures in the ``reconnect`` scenario, which has no excuse).
 
 Sans I/O: no gevent, no Locust (the command line checks the option with it).
 """

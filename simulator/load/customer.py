@@ -6,10 +6,10 @@ import time
 from typing import Final
 
 from ..fake import Persona, Topic
-from ..protocol import ConversationMessage, EventType, Frame
+from ..protocol import ConversationMessage, ErrorCode, EventType, Frame
 from .chaos import ChaosMonkey
 from .dialect import AuthRequest
-from .meter import KPI, server_reason
+from .meter import KPI, OperationFailed, server_reason
 from .session import Session, SessionStateError
 from .transport import TransportError
 
@@ -160,11 +160,11 @@ class CustomerSession(Session):
             return
         self.meter.counted(KPI.CHAOS_DROP)
         self.disconnect(abrupt=True)
-        self._resuming = True
+        self._resuming = self.meter.chaos_resume = True
         try:
             self.reconnect()
         finally:
-            self._resuming = False
+            self._resuming = self.meter.chaos_resume = False
 
     # Verbs
     def _auth_request(self, rest_url: str) -> AuthRequest:
@@ -339,7 +339,6 @@ class CustomerSession(Session):
 
     def close_chat(self, *, wait: bool = True) -> None:
         """Close the conversation (an abandon if still queued)."""
-        self._chaos()
         conn = self._connection()
         conversation = self._conversation()
         if self.closed:
@@ -359,7 +358,6 @@ class CustomerSession(Session):
         self.closed = True
 
     def wait_for_close(self, timeout: float | None = None) -> None:
-        self._chaos()
         if not self.closed:
             self._wait(
                 KPI.CLOSE,
@@ -408,7 +406,14 @@ class CustomerSession(Session):
             "resumed conversation",
         )
         if frame.error is not None:
-            raise self._fail(KPI.RECONNECT, f"resume refused: {server_reason(frame.error)}", start)
+            reason = f"resume refused: {server_reason(frame.error)}"
+            if self.meter.chaos_resume and frame.error.error_code == ErrorCode.RESUME_FAILED:
+                # The agent's close crossed the drop: a customer whose chat closed before its connection
+                # dropped has nothing to resume (protocol 4.3). Counted, not failed; the chat is over.
+                self.meter.counted(KPI.CHAOS_CLOSED)
+                self.closed = True
+                raise OperationFailed(KPI.RECONNECT, reason)  # ends the scenario, reported as counted above
+            raise self._fail(KPI.RECONNECT, reason, start)
         self.meter.timed(KPI.RECONNECT, start, time.perf_counter())
         summary = frame.event_new_conversation
         if summary is not None and summary.closed:

@@ -61,6 +61,8 @@ class KPI(StrEnum):
     RECONNECT = "reconnect"
     CHAOS_DROP = "chaos drop"
     """``--chaos disconnect=P``: a customer dropped its connection on purpose (untimed; it then resumes)."""
+    CHAOS_CLOSED = "chaos resume refused"
+    """After a chaos drop the server refused the resume (``resume_failed``): the chat closed meanwhile (untimed)."""
     INVALID_FRAME = "invalid frame"
     SERVER_ERROR = "server error"
     MESSAGE_LOST = "message lost"
@@ -91,6 +93,7 @@ def server_reason(error: Error) -> str:
     return f"{error.error_code}: {text}" if error.error_code else text
 
 
+_RESUME_FAILED: Final = ErrorCode.RESUME_FAILED
 RACES: Final = frozenset({ErrorCode.ALREADY_ENGAGED, ErrorCode.QUEUE_ENTRY_NOT_FOUND})
 """Error codes that mean another agent was faster: not failures."""
 
@@ -189,6 +192,7 @@ class Meter:
         "_reads",
         "_replied",
         "board",
+        "chaos_resume",
         "record",
         "timeout",
     )
@@ -207,6 +211,8 @@ class Meter:
         self._queued_at: float | None = None  # joined the queue at (queue wait, abandon)
         self._first_sent: float | None = None  # the first customer message went out at (first reply)
         self._replied = False
+        self.chaos_resume = False
+        """A resume after a ``--chaos`` drop is under way: its ``resume_failed`` is the session's to judge."""
 
     # What the session sent ----------------------------------------------------------
 
@@ -315,6 +321,8 @@ class Meter:
             return Arrival.CLOSED  # the peer closed the chat while we were typing: a race, not a failure
         if code in RACES:
             return Arrival.RACE  # another agent was faster; take_chat tries the next customer
+        if code == _RESUME_FAILED and self.chaos_resume:
+            return Arrival.RACE  # the chat may have closed while the connection was down: see CustomerSession._chaos
         reason = server_reason(error)
         key = error.object_id
         if key is not None and key in self._acks:

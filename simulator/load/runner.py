@@ -53,6 +53,7 @@ KPI_ORDER = (
     KPI.PING,
     KPI.RECONNECT,
     KPI.CHAOS_DROP,
+    KPI.CHAOS_CLOSED,
     KPI.CLOSE,
     KPI.ABANDON,
 )
@@ -68,6 +69,7 @@ UNTIMED = frozenset(
         KPI.QUEUE_POSITION,
         KPI.REPLY_LANGUAGE,
         KPI.CHAOS_DROP,
+        KPI.CHAOS_CLOSED,
     }
 )
 """Rows that count events without timing them."""
@@ -302,7 +304,8 @@ def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
         out.write(f"\n{chats} chat(s) started, {abandons} abandoned while queued ({100 * abandons / chats:.1f}%)\n")
     if drops := summary.get("chaos_drops", 0):
         resumes = summary["kpis"].get(KPI.RECONNECT.value, {}).get("requests", 0)
-        out.write(f"{drops} chaos drop(s) (--chaos): connections dropped on purpose, {resumes} resume(s) timed\n")
+        refused = summary["kpis"].get(KPI.CHAOS_CLOSED.value, {}).get("requests", 0)
+        out.write(f"{drops} chaos drop(s) (--chaos), {resumes} resume(s) timed, {refused} refused as closed\n")
     if summary["failures"]:
         out.write("\nFailures (occurrences, operation: reason)\n")
         for f in summary["failures"][:20]:
