@@ -18,17 +18,25 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .runner import LoadOptions
 
-__all__ = ["EXPECT_WORKERS_MAX_WAIT", "master_args", "start_worker", "worker_command", "workers_connected"]
+__all__ = [
+    "EXPECT_WORKERS_MAX_WAIT",
+    "master_args",
+    "master_report",
+    "start_worker",
+    "worker_command",
+    "workers_connected",
+]
 
 EXPECT_WORKERS_MAX_WAIT = 120
 """Seconds the master waits for its workers before it gives up (exit 1)."""
 
 _CONNECTED = re.compile(r"reported as ready\. (\d+) workers connected")
+_REPORTED = re.compile(r"webchat-sim: worker (\S+) reported (\d+) request")
 
 
 def master_args(opts: LoadOptions) -> list[str]:
@@ -51,6 +59,18 @@ def master_args(opts: LoadOptions) -> list[str]:
 def workers_connected(log_text: str) -> int:
     """The most workers the master's Locust log says were connected at once."""
     return max((int(m.group(1)) for m in _CONNECTED.finditer(log_text)), default=0)
+
+
+def master_report(log_path: str, summary: dict[str, Any], expected: int) -> str:
+    """Fill ``summary["workers"]`` (connected at most) and
+    ``summary["worker_requests"]`` (what each reported, by worker id) from the
+    master's Locust log; return the line that says it."""
+    log_text = Path(log_path).read_text(errors="replace")
+    summary["workers"] = workers_connected(log_text)
+    requests = summary["worker_requests"] = {m.group(1): int(m.group(2)) for m in _REPORTED.finditer(log_text)}
+    counts = ", ".join(str(n) for n in requests.values()) or "none"
+    connected = summary["workers"]
+    return f"master: {connected} worker(s) connected (of {expected} expected); requests reported per worker: {counts}"
 
 
 def worker_command(opts: LoadOptions) -> list[str]:

@@ -33,7 +33,7 @@ from typing import IO, Any
 from ..errors import Interrupted, MockStartError, UsageError
 from ..pace import DEFAULT_LOAD_PACE, DEFAULT_MAX_CHATS
 from .chaos import parse_chaos
-from .distributed import EXPECT_WORKERS_MAX_WAIT, master_args, start_worker, workers_connected
+from .distributed import EXPECT_WORKERS_MAX_WAIT, master_args, master_report, start_worker
 from .meter import KPI
 from .scenario import ScenarioError, parse_mix
 
@@ -618,8 +618,7 @@ class Runner:
         summary["interrupted"] = self.interrupted
         print_summary(summary, self.out)
         if opts.role == "master":
-            summary["workers"] = workers_connected(Path(log_path).read_text(errors="replace"))
-            self.out.write(f"master: {summary['workers']} worker(s) connected (of {opts.expect_workers} expected)\n")
+            self.out.write(master_report(log_path, summary, opts.expect_workers) + "\n")
         if (advice := hint(summary, host)) is not None:
             self.out.write(f"\n{advice}\n")
         if summary.get("exceptions"):

@@ -233,10 +233,28 @@ def _close_with_final_rows(writer: StatsCSVFileWriter) -> None:
     _original_close_files(writer)
 
 
+_worker_requests: dict[str, int] = {}
+"""On a master: the requests each worker reported, by its id."""
+
+
+def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    entries = data.get("stats") or ()
+    count = sum(int(e.get("num_requests", 0) or 0) for e in entries if isinstance(e, dict))
+    _worker_requests[client_id] = _worker_requests.get(client_id, 0) + count
+
+
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    """On a master, one log line per worker: what it reported (``webchat-sim load --master`` shows it)."""
+    for client_id, count in sorted(_worker_requests.items()):
+        log.info("webchat-sim: worker %s reported %d request(s)", client_id, count)
+
+
 _original_close_files = StatsCSVFileWriter.close_files
 StatsCSVFileWriter.close_files = _close_with_final_rows  # type: ignore[method-assign,assignment]
 events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
 events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+events.worker_report.add_listener(_on_worker_report)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
 
 
 class ChatUser(User):
