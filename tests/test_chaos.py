@@ -84,6 +84,8 @@ def test_chaos_disconnects_are_counted_and_every_resume_loses_nothing(tmp_path: 
     resumed = kpis["reconnect"]["requests"] + kpis.get("chaos resume refused", {}).get("requests", 0)
     assert summary["chaos_drops"] - 6 <= resumed <= summary["chaos_drops"]
     assert kpis["reconnect"]["failures"] == 0
+    # refused resumes are the agent's close crossing a drop, a few percent: not a backend that forgets every token
+    assert kpis.get("chaos resume refused", {}).get("requests", 0) * 5 <= summary["chaos_drops"]
     assert summary["total_failures"] == 0 and summary["exceptions"] == [], summary["failures"]
     assert "message lost" not in kpis
     assert f"{summary['chaos_drops']} chaos drop(s) (--chaos)" in proc.stdout
