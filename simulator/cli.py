@@ -15,6 +15,7 @@ from typing import NoReturn, TypeVar
 import orjson
 
 from . import __version__
+from .cli_load import add_load_extras
 from .cli_types import (
     _languages,
     _non_negative_int,
@@ -129,34 +130,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    from .load.runner import LoadOptions, run_load
+    from .cli_load import cmd_load
 
-    return run_load(
-        LoadOptions(
-            host=args.host,
-            users=args.users,
-            spawn_rate=args.spawn_rate,
-            run_time=args.run_time,
-            scenario=args.scenario,
-            agents=args.agents,
-            agent_users=args.agent_users,
-            processes=args.processes,
-            csv=args.csv,
-            html=args.html,
-            seed=args.seed,
-            pace=args.pace,
-            queues=args.queues,
-            routing=args.routing,
-            timeout=args.timeout,
-            summary_json=args.summary_json,
-            locust_args=list(args.locust_args or []),
-            locust_stats=args.locust_stats,
-            progress=args.progress,
-            auth=args.auth,
-            api_key=args.api_key,
-            rest_url=args.rest_url,
-        )
-    )
+    return cmd_load(args)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -225,9 +201,10 @@ Inside Locust (plain `locust -f locustfile.py`, which lists only Locust's own
 options in its --help) the same choices are the "webchat-sim" options:
 --scenario, --pace, --chars-per-second, --seed, --queues, --chat-timeout,
 --manual-routing, --agent-users, --agent-max-chats, --auth, --api-key,
---rest-url (or WEBCHAT_SCENARIO, WEBCHAT_PACE, WEBCHAT_CPS, WEBCHAT_SEED,
+--rest-url, --chaos (or WEBCHAT_SCENARIO, WEBCHAT_PACE, WEBCHAT_CPS, WEBCHAT_SEED,
 WEBCHAT_QUEUES, WEBCHAT_TIMEOUT, WEBCHAT_MANUAL_ROUTING, WEBCHAT_AGENT_USERS,
-WEBCHAT_AGENT_MAX_CHATS, WEBCHAT_AUTH, WEBCHAT_API_KEY, WEBCHAT_REST_URL)."""
+WEBCHAT_AGENT_MAX_CHATS, WEBCHAT_AUTH, WEBCHAT_API_KEY, WEBCHAT_REST_URL,
+WEBCHAT_CHAOS)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -431,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="REST base URL for --auth rest (none: what the embedded mock or --host's /healthz reports, "
         "else ws://H:P/ws -> http://H:P+1/rest/v2)",
     )
+    add_load_extras(load)
     load.add_argument("locust_args", nargs="*", help="extra Locust arguments after --")
     load.set_defaults(func=_cmd_load)
 

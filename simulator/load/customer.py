@@ -6,9 +6,10 @@ import time
 from typing import Final
 
 from ..fake import Persona, Topic
-from ..protocol import ConversationMessage, EventType, Frame
+from ..protocol import ConversationMessage, ErrorCode, EventType, Frame
+from .chaos import ChaosMonkey
 from .dialect import AuthRequest
-from .meter import KPI, server_reason
+from .meter import KPI, OperationFailed, server_reason
 from .session import Session, SessionStateError
 from .transport import TransportError
 
@@ -53,6 +54,9 @@ class CustomerSession(Session):
         """The last queue position the server reported (1-based; -1: not queued)."""
         self.agents_available: bool | None = None
         """Whether the last queue position frame said an agent was available."""
+        self.chaos: ChaosMonkey | None = None
+        """``--chaos``: may drop the connection before a verb and resume (:meth:`_chaos`)."""
+        self._resuming = False
 
     def _conversation(self) -> str:
         """The chat's uuid; :class:`SessionStateError` before :meth:`start_chat`."""
@@ -133,6 +137,35 @@ class CustomerSession(Session):
             return f"still queued in {queue} after {timeout:g} s, position never went down (queue not draining)"
         return f"still queued in {queue} after {timeout:g} s, not at the front yet (queue draining slowly)"
 
+    def _chaos(self) -> None:
+        """``--chaos disconnect=P``: before a verb, mid-chat, drop the
+        connection abruptly with probability ``P`` and resume the chat
+        (:meth:`reconnect`; a message missing after it is a failure). Never
+        while a message waits for its acknowledgement, before an agent joined
+        or once the chat is closed: what then happened during the drop is not
+        something a resume can tell."""
+        chaos = self.chaos
+        if (
+            chaos is None
+            or self._resuming
+            or self.closed
+            or self._starting
+            or self.agent_arn is None
+            or self.resume_token is None
+            or self.conversation_uuid is None
+            or not self.connected
+            or self.meter.acks_pending()
+            or not chaos.disconnect()
+        ):
+            return
+        self.meter.counted(KPI.CHAOS_DROP)
+        self.disconnect(abrupt=True)
+        self._resuming = self.meter.chaos_resume = True
+        try:
+            self.reconnect()
+        finally:
+            self._resuming = self.meter.chaos_resume = False
+
     # Verbs
     def _auth_request(self, rest_url: str) -> AuthRequest:
         p = self.persona
@@ -184,6 +217,7 @@ class CustomerSession(Session):
         """Ask for the queue position; return the answer (1-based, -1 when not
         queued). The first ``queue position`` that arrives after the request is
         taken as its answer (pushes before it are not)."""
+        self._chaos()
         conn = self._connection()
         conversation = self._conversation()
         self._position_answer = None
@@ -219,6 +253,7 @@ class CustomerSession(Session):
 
     def say(self, text: str | None = None, *, wait_ack: bool = True) -> str:
         """Type then send a message; return its client_message_id."""
+        self._chaos()
         conversation = self._conversation()
         if text is None:
             text = self.faker.customer_message(self.topic or Topic.ORDER_STATUS, self.language)
@@ -231,6 +266,7 @@ class CustomerSession(Session):
         """The next agent message written after this customer's last message
         (earlier ones, e.g. the answer to the question, are not a reply to it);
         ``None`` once the chat is closed."""
+        self._chaos()
         conversation = self.conversation_uuid
 
         def reply_or_closed(f: Frame) -> bool:
@@ -284,6 +320,7 @@ class CustomerSession(Session):
         """Mark ``message`` (a reply received) as read."""
         if message is None:
             raise TypeError("CustomerSession.read() needs message=, the frame to mark as read")
+        self._chaos()
         super().read(conversation_uuid or self.conversation_uuid or "", message)
 
     def send_context(self) -> None:
@@ -369,7 +406,14 @@ class CustomerSession(Session):
             "resumed conversation",
         )
         if frame.error is not None:
-            raise self._fail(KPI.RECONNECT, f"resume refused: {server_reason(frame.error)}", start)
+            reason = f"resume refused: {server_reason(frame.error)}"
+            if self.meter.chaos_resume and frame.error.error_code == ErrorCode.RESUME_FAILED:
+                # The agent's close crossed the drop: a customer whose chat closed before its connection
+                # dropped has nothing to resume (protocol 4.3). Counted, not failed; the chat is over.
+                self.meter.counted(KPI.CHAOS_CLOSED)
+                self.closed = True
+                raise OperationFailed(KPI.RECONNECT, reason)  # ends the scenario, reported as counted above
+            raise self._fail(KPI.RECONNECT, reason, start)
         self.meter.timed(KPI.RECONNECT, start, time.perf_counter())
         summary = frame.event_new_conversation
         if summary is not None and summary.closed:

@@ -59,6 +59,10 @@ class KPI(StrEnum):
     TAKE_CHAT = "take chat"
     RRWEB = "rrweb chunk"
     RECONNECT = "reconnect"
+    CHAOS_DROP = "chaos drop"
+    """``--chaos disconnect=P``: a customer dropped its connection on purpose (untimed; it then resumes)."""
+    CHAOS_CLOSED = "chaos resume refused"
+    """After a chaos drop the server refused the resume (``resume_failed``): the chat closed meanwhile (untimed)."""
     INVALID_FRAME = "invalid frame"
     SERVER_ERROR = "server error"
     MESSAGE_LOST = "message lost"
@@ -89,6 +93,7 @@ def server_reason(error: Error) -> str:
     return f"{error.error_code}: {text}" if error.error_code else text
 
 
+_RESUME_FAILED: Final = ErrorCode.RESUME_FAILED
 RACES: Final = frozenset({ErrorCode.ALREADY_ENGAGED, ErrorCode.QUEUE_ENTRY_NOT_FOUND})
 """Error codes that mean another agent was faster: not failures."""
 
@@ -187,6 +192,7 @@ class Meter:
         "_reads",
         "_replied",
         "board",
+        "chaos_resume",
         "record",
         "timeout",
     )
@@ -205,6 +211,8 @@ class Meter:
         self._queued_at: float | None = None  # joined the queue at (queue wait, abandon)
         self._first_sent: float | None = None  # the first customer message went out at (first reply)
         self._replied = False
+        self.chaos_resume = False
+        """A resume after a ``--chaos`` drop is under way: its ``resume_failed`` is the session's to judge."""
 
     # What the session sent ----------------------------------------------------------
 
@@ -244,6 +252,10 @@ class Meter:
         if kind is KPI.READ_RECEIPT:
             return key in self._reads
         raise ValueError(f"{kind.value!r} is not keyed")
+
+    def acks_pending(self) -> bool:
+        """Whether any message still waits for its acknowledgement."""
+        return bool(self._acks)
 
     def cancel(self, kind: KPI, key: str | None = None) -> None:
         """Stop waiting for the ``MESSAGE_ACK`` of ``key`` (already reported, or
@@ -309,6 +321,8 @@ class Meter:
             return Arrival.CLOSED  # the peer closed the chat while we were typing: a race, not a failure
         if code in RACES:
             return Arrival.RACE  # another agent was faster; take_chat tries the next customer
+        if code == _RESUME_FAILED and self.chaos_resume:
+            return Arrival.RACE  # the chat may have closed while the connection was down: see CustomerSession._chaos
         reason = server_reason(error)
         key = error.object_id
         if key is not None and key in self._acks:

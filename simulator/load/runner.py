@@ -32,6 +32,8 @@ from typing import IO, Any
 
 from ..errors import Interrupted, MockStartError, UsageError
 from ..pace import DEFAULT_LOAD_PACE, DEFAULT_MAX_CHATS
+from .chaos import parse_chaos
+from .distributed import EXPECT_WORKERS_MAX_WAIT, master_args, master_report, start_worker
 from .meter import KPI
 from .scenario import ScenarioError, parse_mix
 
@@ -50,6 +52,8 @@ KPI_ORDER = (
     KPI.TAKE_CHAT,
     KPI.PING,
     KPI.RECONNECT,
+    KPI.CHAOS_DROP,
+    KPI.CHAOS_CLOSED,
     KPI.CLOSE,
     KPI.ABANDON,
 )
@@ -64,6 +68,8 @@ UNTIMED = frozenset(
         KPI.CONNECTION_LOST,
         KPI.QUEUE_POSITION,
         KPI.REPLY_LANGUAGE,
+        KPI.CHAOS_DROP,
+        KPI.CHAOS_CLOSED,
     }
 )
 """Rows that count events without timing them."""
@@ -102,6 +108,13 @@ class LoadOptions:
     auth: str = "query"  # "rest": a JWT from the REST auth before every connect
     api_key: str | None = None  # with --auth rest (comma-separated: agent users take them in turn)
     rest_url: str | None = None  # with --auth rest; None: the embedded mock's, or from --host
+    chaos: str = ""  # --chaos disconnect=P (simulator.load.chaos)
+    role: str = "local"  # "master" / "worker": Locust's distributed mode (simulator.load.distributed)
+    expect_workers: int = 1
+    master_bind_host: str = "*"
+    master_bind_port: int = 5557
+    master_host: str = "127.0.0.1"
+    master_port: int = 5557
 
     def api_keys(self) -> list[str]:
         """The API keys of ``--auth rest``. For the embedded mock: one made up
@@ -265,6 +278,7 @@ def read_summary(prefix: str) -> dict[str, Any]:
         "exceptions": exceptions,
         "abandons": abandons,
         "chats": rows.get(KPI.START_CHAT.value, {}).get("requests", 0),
+        "chaos_drops": rows.get(KPI.CHAOS_DROP.value, {}).get("requests", 0),
     }
 
 
@@ -288,6 +302,10 @@ def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
     chats, abandons = summary.get("chats", 0), summary.get("abandons", 0)
     if chats:
         out.write(f"\n{chats} chat(s) started, {abandons} abandoned while queued ({100 * abandons / chats:.1f}%)\n")
+    if drops := summary.get("chaos_drops", 0):
+        resumes = summary["kpis"].get(KPI.RECONNECT.value, {}).get("requests", 0)
+        refused = summary["kpis"].get(KPI.CHAOS_CLOSED.value, {}).get("requests", 0)
+        out.write(f"{drops} chaos drop(s) (--chaos), {resumes} resume(s) timed, {refused} refused as closed\n")
     if summary["failures"]:
         out.write("\nFailures (occurrences, operation: reason)\n")
         for f in summary["failures"][:20]:
@@ -387,6 +405,9 @@ def locust_command(opts: LoadOptions, host: str, prefix: str) -> list[str]:
         cmd += ["--auth", "rest"]
         if opts.rest_url:
             cmd += ["--rest-url", opts.rest_url]
+    if opts.chaos:
+        cmd += ["--chaos", opts.chaos]
+    cmd += master_args(opts)
     cmd += opts.locust_args
     cmd += ["AgentUser", "CustomerUser"] if opts.agent_users > 0 else ["CustomerUser"]
     return cmd
@@ -468,6 +489,12 @@ class Runner:
     def run(self) -> int:
         opts = self.opts
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if opts.role == "worker":
+            try:
+                return self._run_worker()
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
         mock: MockProcess | None = None
         with tempfile.TemporaryDirectory(prefix="webchat-sim-") as tmp:
             prefix = opts.csv or os.path.join(tmp, "run")
@@ -528,13 +555,27 @@ class Runner:
         self.out.flush()
         return mock
 
-    def _run_locust(self, host: str, prefix: str, log_path: str) -> tuple[int, str]:
-        opts = self.opts
+    def _locust_env(self) -> dict[str, str]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
             env.pop(var, None)
-        if opts.auth == "rest" and self.api_keys:
+        if self.opts.auth == "rest" and self.api_keys:
             env["WEBCHAT_API_KEY"] = ",".join(self.api_keys)
+        return env
+
+    def _run_worker(self) -> int:
+        """``--worker``: Locust's worker until its master quits; no mock, no summary."""
+        self.locust = proc = start_worker(self.opts, self.out, self._locust_env())
+        proc.wait()
+        _kill_group(proc.pid)
+        if self.interrupted:
+            return 130 if self.interrupted == "SIGINT" else 143
+        self.out.write(f"worker done (Locust exit status {proc.returncode})\n")
+        return 0 if proc.returncode in (0, 1) else int(proc.returncode or 2)  # 1: the run had failures
+
+    def _run_locust(self, host: str, prefix: str, log_path: str) -> tuple[int, str]:
+        opts = self.opts
+        env = self._locust_env()
         progress = Progress(prefix, self.out)
         show_progress = opts.progress if opts.progress is not None else self.out.isatty()
         self.out.write(
@@ -554,6 +595,8 @@ class Runner:
             )
             proc = self.locust
             deadline = time.monotonic() + parse_duration(opts.run_time) + 120.0
+            if opts.role == "master":
+                deadline += EXPECT_WORKERS_MAX_WAIT
             while proc.poll() is None:
                 try:
                     proc.wait(timeout=opts.progress_interval)
@@ -574,6 +617,8 @@ class Runner:
         summary["locust_exit_code"] = proc.returncode
         summary["interrupted"] = self.interrupted
         print_summary(summary, self.out)
+        if opts.role == "master":
+            self.out.write(master_report(log_path, summary, opts.expect_workers) + "\n")
         if (advice := hint(summary, host)) is not None:
             self.out.write(f"\n{advice}\n")
         if summary.get("exceptions"):
@@ -664,5 +709,11 @@ def check_options(opts: LoadOptions) -> None:
         raise UsageError(
             f'--rest-url must be an http(s) URL such as http://127.0.0.1:8766/rest/v2 (got "{opts.rest_url}")'
         )
+    try:
+        parse_chaos(opts.chaos)
+    except ValueError as exc:
+        raise UsageError(f"--chaos: {exc}") from None
+    if opts.role == "master" and opts.processes != 1:
+        raise UsageError("--master runs no users itself: give --processes to the workers")
     if opts.host is not None and not re.match(r"^wss?://[^/\s]+", opts.host):
         raise UsageError(f'--host must be a websocket URL such as ws://127.0.0.1:8765/ws (got "{opts.host}")')

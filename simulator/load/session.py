@@ -401,14 +401,18 @@ class Session:
         if uuid is not None:
             conn.send(self.dialect.read(conversation_uuid, uuid))
 
-    def disconnect(self) -> None:
-        """Drop the connection (without closing any chat). The chat frames it
+    def disconnect(self, *, abrupt: bool = False) -> None:
+        """Drop the connection (without closing any chat; ``abrupt``: without
+        the websocket closing handshake either). The chat frames it
         received that no wait took are kept for a resume (:meth:`_resumed`):
         one that came just before the drop moved :attr:`last_epoch`, so the
         server's replay after ``since`` rightly leaves it out."""
         conn = self.conn
         if conn is not None:
-            conn.close()
+            if abrupt:
+                conn.abort()
+            else:
+                conn.close()
             self._left_behind = [f for f in conn.frames(consume=True) if f.type is not _PING and f.error is None]
             self.conn = None
 

@@ -554,6 +554,11 @@ class Connection(FrameWaiters):
         if not self._done.wait(limit):
             self._terminate(TimeoutError("timed out while closing the connection"))
 
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without the closing handshake: to
+        the peer, a network failure. Idempotent."""
+        self._terminate(None)
+
     def _expect_close(self) -> None:
         """The peer should close the TCP connection soon: drop it if it doesn't."""
         if self._watchdog is None and not self._terminated:

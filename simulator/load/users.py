@@ -46,6 +46,7 @@ from ..pace import (
     chat_pacing_wait,
 )
 from ..protocol import Frame
+from .chaos import ChaosMonkey, parse_chaos
 from .dialect import AuthSettings, Dialect
 from .scenario import ScenarioError, ScenarioMix, parse_mix
 from .sessions import KPI, AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
@@ -157,6 +158,14 @@ def _add_options(parser: Any) -> None:
         default="",
         help="REST base URL for --auth rest (default: from --host, ws://H:P/ws -> http://H:P+1/rest/v2)",
     )
+    group.add_argument(
+        "--chaos",
+        type=str,
+        env_var="WEBCHAT_CHAOS",
+        default="",
+        help="faults of the customers, e.g. disconnect=0.01: before each verb mid-chat, drop the connection "
+        "abruptly with that probability and resume the chat (counted as `chaos drop`)",
+    )
 
 
 def _on_init(environment: Environment, **_: Any) -> None:
@@ -178,12 +187,13 @@ def _on_init(environment: Environment, **_: Any) -> None:
         )
         sys.stderr.flush()
         raise SystemExit(2)
-    try:
-        languages_of(options)
-    except ValueError as exc:
-        sys.stderr.write(f"webchat-sim: --languages: {exc}\n")
-        sys.stderr.flush()
-        raise SystemExit(2) from None
+    for name, check in (("--languages", languages_of), ("--chaos", chaos_of)):
+        try:
+            check(options)
+        except ValueError as exc:
+            sys.stderr.write(f"webchat-sim: {name}: {exc}\n")
+            sys.stderr.flush()
+            raise SystemExit(2) from None
     count = int(getattr(options, "agent_users", 0) or 0)
     if count > 0:
         for user_class in environment.user_classes:
@@ -194,6 +204,12 @@ def _on_init(environment: Environment, **_: Any) -> None:
 def languages_of(options: Any) -> tuple[str, ...]:
     """``--languages`` as a tuple (empty option: every phrasebook); ``ValueError`` for unknown ones."""
     return parse_languages(str(getattr(options, "languages", "") or ""))
+
+
+def chaos_of(options: Any) -> ChaosMonkey | None:
+    """``--chaos`` (``None``: none); ``ValueError`` for a bad one. Each user draws from its own random."""
+    chaos = parse_chaos(str(getattr(options, "chaos", "") or ""))
+    return ChaosMonkey(chaos, random.Random()) if chaos else None
 
 
 def _close_with_final_rows(writer: StatsCSVFileWriter) -> None:
@@ -217,10 +233,28 @@ def _close_with_final_rows(writer: StatsCSVFileWriter) -> None:
     _original_close_files(writer)
 
 
+_worker_requests: dict[str, int] = {}
+"""On a master: the requests each worker reported, by its id."""
+
+
+def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
+    entries = data.get("stats") or ()
+    count = sum(int(e.get("num_requests", 0) or 0) for e in entries if isinstance(e, dict))
+    _worker_requests[client_id] = _worker_requests.get(client_id, 0) + count
+
+
+def _on_quitting(environment: Environment, **_: Any) -> None:
+    """On a master, one log line per worker: what it reported (``webchat-sim load --master`` shows it)."""
+    for client_id, count in sorted(_worker_requests.items()):
+        log.info("webchat-sim: worker %s reported %d request(s)", client_id, count)
+
+
 _original_close_files = StatsCSVFileWriter.close_files
 StatsCSVFileWriter.close_files = _close_with_final_rows  # type: ignore[method-assign,assignment]
 events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-untyped-call]
 events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
+events.worker_report.add_listener(_on_worker_report)  # type: ignore[no-untyped-call]
+events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
 
 
 class ChatUser(User):
@@ -255,6 +289,9 @@ class ChatUser(User):
         self.backoff = Backoff(self.backoff_base, self.backoff_cap, random.Random(f"backoff {self.seed}"))
         self.api_keys = tuple(k.strip() for k in str(getattr(options, "api_key", "") or "").split(",") if k.strip())
         self.auth = self.auth_settings(self.api_keys[0] if self.api_keys else None)
+        self.chaos = chaos_of(options)
+        if self.chaos is not None:
+            self.chaos.rng.seed(f"chaos {self.seed}")
 
     def auth_settings(self, api_key: str | None) -> AuthSettings | None:
         """The REST auth of this user's sessions (``--auth rest``), ``None`` otherwise."""
@@ -335,6 +372,7 @@ class WebchatCustomer(ChatUser):
         scenario = self.mix().pick(self.rng)
         customer = CustomerSession(self.host or "ws://127.0.0.1:8765", **self.session_kwargs())
         customer.queue = self.rng.choice(self.queues)
+        customer.chaos = self.chaos
         finished = False
         try:
             scenario.run(customer)
