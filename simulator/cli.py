@@ -1,4 +1,4 @@
-"""The ``webchat-sim`` command line: ``serve``, ``load``, ``check``, ``demo``, ``schema``, ``scenarios``."""
+"""The ``webchat-sim`` command line: ``serve``, ``load``, ``capacity``, ``check``, ``demo``, ``schema``, ``scenarios``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import NoReturn, TypeVar
 import orjson
 
 from . import __version__
+from .cli_capacity import add_capacity_parser
 from .errors import MockStartError, UsageError
 from .pace import (
     DEFAULT_COUPON_PROBABILITY,
@@ -631,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     load.add_argument("locust_args", nargs="*", help="extra Locust arguments after --")
     load.set_defaults(func=_cmd_load)
+    add_capacity_parser(sub, {"positive_int": _positive_int, "non_negative_int": _non_negative_int,
+                              "positive_float": _positive_float, "run_time": _run_time, "fault": _serve_fault})
 
     check = sub.add_parser(
         "check",

@@ -102,6 +102,7 @@ class LoadOptions:
     auth: str = "query"  # "rest": a JWT from the REST auth before every connect
     api_key: str | None = None  # with --auth rest (comma-separated: agent users take them in turn)
     rest_url: str | None = None  # with --auth rest; None: the embedded mock's, or from --host
+    mock_args: list[str] = field(default_factory=list)  # more `serve` arguments for the embedded mock
 
     def api_keys(self) -> list[str]:
         """The API keys of ``--auth rest``. For the embedded mock: one made up
@@ -522,11 +523,16 @@ class Runner:
                 "--burst",
                 "2000",
                 *(arg for key in self.api_keys for arg in ("--api-key", key)),
+                *opts.mock_args,
             ]
         )
         self.out.write(f"embedded mock server at {mock.url} with {agents} autopilot agent(s)\n")
         self.out.flush()
         return mock
+
+    def command(self, host: str, prefix: str) -> list[str]:
+        """Locust's command line (a subclass runs another locustfile)."""
+        return locust_command(self.opts, host, prefix)
 
     def _run_locust(self, host: str, prefix: str, log_path: str) -> tuple[int, str]:
         opts = self.opts
@@ -546,7 +552,7 @@ class Runner:
         self.out.flush()
         with open(log_path, "wb") as log:
             self.locust = subprocess.Popen(
-                locust_command(opts, host, prefix),
+                self.command(host, prefix),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -560,6 +566,7 @@ class Runner:
                 except subprocess.TimeoutExpired:
                     if show_progress:
                         progress.show()
+                    self.tick()
                     if time.monotonic() > deadline:  # Locust did not stop by itself
                         proc.terminate()
                         deadline = time.monotonic() + 30.0
@@ -573,12 +580,20 @@ class Runner:
         summary = read_summary(prefix)
         summary["locust_exit_code"] = proc.returncode
         summary["interrupted"] = self.interrupted
+        return self.report(summary, host, log_path)
+
+    def tick(self) -> None:
+        """Called every ``progress_interval`` while Locust runs (a subclass shows more)."""
+
+    def report(self, summary: dict[str, Any], host: str, log_path: str) -> tuple[int, str]:
+        """The summary, the hint, the JSON file; the exit status and the verdict line."""
+        opts = self.opts
         print_summary(summary, self.out)
         if (advice := hint(summary, host)) is not None:
             self.out.write(f"\n{advice}\n")
         if summary.get("exceptions"):
             self.out.write(f"(the load generator's log: {log_path if opts.csv else 'rerun with --csv to keep it'})\n")
-        code, line = verdict(summary, proc.returncode, self.interrupted)
+        code, line = verdict(summary, summary["locust_exit_code"], self.interrupted)
         summary["exit_code"] = code
         summary["verdict"] = line
         if opts.summary_json:
