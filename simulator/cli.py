@@ -1,4 +1,5 @@
-"""The ``webchat-sim`` command line: ``serve``, ``load``, ``capacity``, ``check``, ``demo``, ``schema``, ``scenarios``."""
+"""The ``webchat-sim`` command line: ``serve``, ``load``, ``capacity``, ``check``, ``demo``, ``schema``,
+``scenarios``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import NoReturn, TypeVar
 import orjson
 
 from . import __version__
-from .cli_capacity import add_capacity_parser
+from .cli_load import add_capacity_parser, cmd_load
 from .errors import MockStartError, UsageError
 from .pace import (
     DEFAULT_COUPON_PROBABILITY,
@@ -268,37 +269,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         token_ttl=args.token_ttl,
     )
     return run(options)
-
-
-def _cmd_load(args: argparse.Namespace) -> int:
-    from .load.runner import LoadOptions, run_load
-
-    return run_load(
-        LoadOptions(
-            host=args.host,
-            users=args.users,
-            spawn_rate=args.spawn_rate,
-            run_time=args.run_time,
-            scenario=args.scenario,
-            agents=args.agents,
-            agent_users=args.agent_users,
-            processes=args.processes,
-            csv=args.csv,
-            html=args.html,
-            seed=args.seed,
-            pace=args.pace,
-            queues=args.queues,
-            routing=args.routing,
-            timeout=args.timeout,
-            summary_json=args.summary_json,
-            locust_args=list(args.locust_args or []),
-            locust_stats=args.locust_stats,
-            progress=args.progress,
-            auth=args.auth,
-            api_key=args.api_key,
-            rest_url=args.rest_url,
-        )
-    )
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -631,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
         "else ws://H:P/ws -> http://H:P+1/rest/v2)",
     )
     load.add_argument("locust_args", nargs="*", help="extra Locust arguments after --")
-    load.set_defaults(func=_cmd_load)
+    load.set_defaults(func=cmd_load)
     add_capacity_parser(sub, {"positive_int": _positive_int, "non_negative_int": _non_negative_int,
                               "positive_float": _positive_float, "run_time": _run_time, "fault": _serve_fault})
 

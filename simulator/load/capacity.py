@@ -24,8 +24,8 @@ from .meter import KPI
 __all__ = [
     "DEFAULT_SLOS",
     "SLO",
-    "SLOError",
     "Plan",
+    "SLOError",
     "StepResult",
     "Verdict",
     "Window",
@@ -110,10 +110,10 @@ def bucket(ms: float) -> int:
     if ms < 100:
         return round(ms)
     if ms < 1000:
-        return round(ms, -1)
+        return round(ms / 10) * 10
     if ms < 10000:
-        return round(ms, -2)
-    return round(ms, -3)
+        return round(ms / 100) * 100
+    return round(ms / 1000) * 1000
 
 
 @dataclass

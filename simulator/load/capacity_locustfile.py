@@ -33,7 +33,7 @@ class CapacityShape(LoadTestShape):
     """Steps users up by the plan; judges each step's own window; stops at the first broken step."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.plan: Plan | None = None
         self.slos: list[SLO] = []
         self.results: Path | None = None
@@ -73,7 +73,8 @@ class CapacityShape(LoadTestShape):
         plan = self._load()
         if plan is None or self.done:
             return None
-        while plan.step_at(self.get_run_time()) > self.index:
+        elapsed: float = self.get_run_time()  # type: ignore[no-untyped-call]
+        while plan.step_at(elapsed) > self.index:
             if not self._close_step(plan) or self.index >= len(plan.steps):
                 self.done = True
                 return None

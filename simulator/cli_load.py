@@ -1,4 +1,5 @@
-"""The ``webchat-sim capacity`` subcommand's options (the run is :mod:`simulator.load.capacity_run`)."""
+"""The load-side subcommands' runners: ``load`` (:func:`cmd_load`) and ``capacity`` (its options too; the
+run is :mod:`simulator.load.capacity_run`). Nothing of :mod:`simulator.load` is imported until a command runs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from .pace import DEFAULT_LOAD_PACE
 
-__all__ = ["add_capacity_parser"]
+__all__ = ["add_capacity_parser", "cmd_load"]
 
 _EPILOG = """\
 Each step runs --step-time with its users and is judged on its own operations
@@ -16,6 +17,37 @@ An SLO: "KPI STAT<LIMIT" (KPI: a row of `load`'s summary, STAT: p50, p95,
 p99, p99.9, mean or max, LIMIT: 800ms, 5s) or "failures<1%%".
 Default SLOs: "queue wait p99<5s", "first reply p95<8s", "failures<1%%".
 """
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from .load.runner import LoadOptions, run_load
+
+    return run_load(
+        LoadOptions(
+            host=args.host,
+            users=args.users,
+            spawn_rate=args.spawn_rate,
+            run_time=args.run_time,
+            scenario=args.scenario,
+            agents=args.agents,
+            agent_users=args.agent_users,
+            processes=args.processes,
+            csv=args.csv,
+            html=args.html,
+            seed=args.seed,
+            pace=args.pace,
+            queues=args.queues,
+            routing=args.routing,
+            timeout=args.timeout,
+            summary_json=args.summary_json,
+            locust_args=list(args.locust_args or []),
+            locust_stats=args.locust_stats,
+            progress=args.progress,
+            auth=args.auth,
+            api_key=args.api_key,
+            rest_url=args.rest_url,
+        )
+    )
 
 
 def _cmd_capacity(args: argparse.Namespace) -> int:
