@@ -19,7 +19,7 @@ from typing import IO, Any
 
 from ..errors import UsageError
 from .capacity import DEFAULT_SLOS, SLO, Plan, SLOError, StepResult, Verdict, answer, holds, parse_slo, table
-from .runner import LoadOptions, Runner, check_options, locust_command
+from .runner import LoadOptions, Progress, Runner, check_options, locust_command
 
 __all__ = ["CapacityOptions", "run_capacity"]
 
@@ -51,6 +51,22 @@ def _read_steps(path: Path, slos: list[SLO]) -> list[StepResult]:
     return steps
 
 
+class StepProgress(Progress):
+    """``load``'s progress line plus the step running and the last step's verdict."""
+
+    def __init__(self, prefix: str, out: IO[str], runner: CapacityRunner) -> None:
+        super().__init__(prefix, out)
+        self.runner = runner
+
+    def line(self) -> str | None:
+        text = super().line()
+        if text is None:
+            return None
+        steps = self.runner.plan.steps
+        index = min(self.runner.shown, len(steps) - 1)
+        return f"{text}; step {index + 1} of {len(steps)} ({steps[index]} users)"
+
+
 class CapacityRunner(Runner):
     def __init__(self, copts: CapacityOptions, plan: Plan, slos: list[SLO], out: IO[str]) -> None:
         super().__init__(copts.load, out)
@@ -59,6 +75,9 @@ class CapacityRunner(Runner):
         self.slos = slos
         self.shown = 0
         self.results: Path | None = None
+
+    def make_progress(self, prefix: str) -> Progress:
+        return StepProgress(prefix, self.out, self)
 
     def command(self, host: str, prefix: str) -> list[str]:
         folder = os.path.dirname(os.path.abspath(prefix))

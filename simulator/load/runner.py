@@ -530,6 +530,9 @@ class Runner:
         self.out.flush()
         return mock
 
+    def make_progress(self, prefix: str) -> Progress:
+        return Progress(prefix, self.out)
+
     def command(self, host: str, prefix: str) -> list[str]:
         """Locust's command line (a subclass runs another locustfile)."""
         return locust_command(self.opts, host, prefix)
@@ -541,7 +544,7 @@ class Runner:
             env.pop(var, None)
         if opts.auth == "rest" and self.api_keys:
             env["WEBCHAT_API_KEY"] = ",".join(self.api_keys)
-        progress = Progress(prefix, self.out)
+        progress = self.make_progress(prefix)
         show_progress = opts.progress if opts.progress is not None else self.out.isatty()
         self.out.write(
             f"running {opts.users} user(s) for {opts.run_time} against {host} "
