@@ -55,6 +55,7 @@ def test_slos_parse(text: str, kpi: str, stat: str, limit: float, inclusive: boo
         ("queue wait p99<5", 'bad duration "5"'),
         ("queue wait p99<5min", 'bad duration "5min"'),
         ("failures<1", "failures take a percentage"),
+        ("rrweb chunk p95<1s", 'unknown KPI "rrweb chunk"'),  # counted, never timed
         ("queue wait p99>5s", 'expected "KPI STAT<LIMIT"'),
     ],
 )

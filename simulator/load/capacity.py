@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .meter import KPI
+from .runner import UNTIMED
 
 __all__ = [
     "DEFAULT_SLOS",
@@ -46,7 +47,8 @@ _STATS = {"mean", "max"}
 _SLO = re.compile(r"^\s*(?P<kpi>[a-z][a-z ]*?)\s+(?P<stat>p\d+(?:\.\d+)?|mean|max)\s*(?P<op><=?)\s*(?P<value>\S+)\s*$")
 _FAILURES = re.compile(r"^\s*failures\s*(?P<op><=?)\s*(?P<value>\d+(?:\.\d+)?)\s*%\s*$")
 _DURATION = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>ms|s)$")
-TIMED = tuple(k.value for k in KPI)
+TIMED = tuple(k.value for k in KPI if k not in UNTIMED)
+"""The KPIs an SLO may name: the timed ones."""
 
 
 def _duration_ms(text: str, slo: str) -> float:

@@ -76,6 +76,14 @@ class CapacityRunner(Runner):
         self.shown = 0
         self.results: Path | None = None
 
+    def announce(self, host: str) -> str:
+        plan, opts = self.plan, self.opts
+        return (
+            f"stepping from {plan.start} to at most {plan.steps[-1]} user(s), {plan.step} more every "
+            f"{plan.step_time:g}s, against {host} (scenarios {opts.scenario}, pace {opts.pace}); "
+            f"SLOs: {'; '.join(s.text for s in self.slos)}"
+        )
+
     def make_progress(self, prefix: str) -> Progress:
         return StepProgress(prefix, self.out, self)
 

@@ -530,6 +530,16 @@ class Runner:
         self.out.flush()
         return mock
 
+    def announce(self, host: str) -> str:
+        """The line that says what runs."""
+        opts = self.opts
+        return (
+            f"running {opts.users} user(s) for {opts.run_time} against {host} "
+            f"(scenarios {opts.scenario}, pace {opts.pace}"
+            + (f", REST auth at {opts.rest_url or 'the derived REST URL'}" if opts.auth == "rest" else "")
+            + ")"
+        )
+
     def make_progress(self, prefix: str) -> Progress:
         return Progress(prefix, self.out)
 
@@ -546,12 +556,7 @@ class Runner:
             env["WEBCHAT_API_KEY"] = ",".join(self.api_keys)
         progress = self.make_progress(prefix)
         show_progress = opts.progress if opts.progress is not None else self.out.isatty()
-        self.out.write(
-            f"running {opts.users} user(s) for {opts.run_time} against {host} "
-            f"(scenarios {opts.scenario}, pace {opts.pace}"
-            + (f", REST auth at {opts.rest_url or 'the derived REST URL'}" if opts.auth == "rest" else "")
-            + ")\n"
-        )
+        self.out.write(self.announce(host) + "\n")
         self.out.flush()
         with open(log_path, "wb") as log:
             self.locust = subprocess.Popen(
