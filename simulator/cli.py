@@ -1,4 +1,5 @@
-"""The ``webchat-sim`` command line: ``serve``, ``load``, ``check``, ``demo``, ``schema``, ``scenarios``."""
+"""The ``webchat-sim`` command line: ``serve``, ``load``, ``capacity``, ``check``, ``demo``, ``schema``,
+``scenarios``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import NoReturn, TypeVar
 import orjson
 
 from . import __version__
-from .cli_load import add_load_extras
+from .cli_load import add_capacity_parser, add_load_extras
 from .cli_types import (
     _languages,
     _non_negative_int,
@@ -411,6 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
     add_load_extras(load)
     load.add_argument("locust_args", nargs="*", help="extra Locust arguments after --")
     load.set_defaults(func=_cmd_load)
+    add_capacity_parser(
+        sub,
+        {
+            "positive_int": _positive_int,
+            "non_negative_int": _non_negative_int,
+            "positive_float": _positive_float,
+            "run_time": _run_time,
+            "fault": _serve_fault,
+        },
+    )
 
     check = sub.add_parser(
         "check",

@@ -1,13 +1,25 @@
-"""``webchat-sim load``: building its options, and the options of the load
-generator's own faults (``--chaos``) and of Locust's distributed mode
-(``--master`` / ``--worker``). Imports nothing of the load wing until a
+"""``webchat-sim load`` and ``capacity``: building their options, the options
+of the load generator's own faults (``--chaos``) and of Locust's distributed
+mode (``--master`` / ``--worker``), and ``capacity``'s parser (the run is
+:mod:`simulator.load.capacity_run`). Imports nothing of the load wing until a
 command runs (``simulator.cli`` must not pull gevent or Locust in)."""
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-__all__ = ["add_load_extras", "cmd_load"]
+from .pace import DEFAULT_LOAD_PACE
+
+__all__ = ["add_capacity_parser", "add_load_extras", "cmd_load"]
+
+_EPILOG = """\
+Each step runs --step-time with its users and is judged on its own operations
+only (not the run so far); the run stops at the first step that breaks an SLO.
+An SLO: "KPI STAT<LIMIT" (KPI: a row of `load`'s summary, STAT: p50, p95,
+p99, p99.9, mean or max, LIMIT: 800ms, 5s) or "failures<1%%".
+Default SLOs: "queue wait p99<5s", "first reply p95<8s", "failures<1%%".
+"""
 
 
 def _chaos(text: str) -> str:
@@ -106,3 +118,77 @@ def cmd_load(args: argparse.Namespace) -> int:
             master_port=args.master_port,
         )
     )
+
+
+def _cmd_capacity(args: argparse.Namespace) -> int:
+    from .load.capacity import DEFAULT_SLOS
+    from .load.capacity_run import CapacityOptions, run_capacity
+    from .load.runner import LoadOptions, parse_duration
+
+    return run_capacity(
+        CapacityOptions(
+            load=LoadOptions(
+                host=args.host,
+                scenario=args.scenario,
+                agents=args.agents,
+                csv=args.csv,
+                seed=args.seed,
+                pace=args.pace,
+                queues=args.queues,
+                timeout=args.timeout,
+                progress=args.progress,
+                mock_args=[arg for name, value in (args.fault or []) for arg in ("--fault", f"{name}={value}")],
+            ),
+            slos=list(args.slo or DEFAULT_SLOS),
+            start=args.start,
+            step=args.step,
+            step_time=parse_duration(args.step_time),
+            max_users=args.max_users,
+            json_path=args.json,
+        )
+    )
+
+
+def add_capacity_parser(sub: Any, types: dict[str, Any]) -> None:
+    """Add ``capacity`` to the subparsers ``sub``; ``types``: cli's argparse types by name."""
+    cap = sub.add_parser(
+        "capacity",
+        help="step users up until an SLO breaks (against the embedded mock unless --host)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+    )
+    cap.add_argument("--host", default=None, help="websocket URL of the backend (none: the embedded mock)")
+    cap.add_argument("--slo", action="append", metavar="SLO", help='an SLO (repeatable), e.g. "queue wait p99<5s"')
+    cap.add_argument("--start", type=types["positive_int"], default=10, help="users of the first step (10)")
+    cap.add_argument("--step", type=types["positive_int"], default=10, help="users added at each step (10)")
+    cap.add_argument("--step-time", type=types["run_time"], default="30s", help="how long each step runs (30s)")
+    cap.add_argument("--max-users", type=types["positive_int"], default=5000, help="the last step at most (5000)")
+    cap.add_argument("--json", default=None, metavar="FILE", help="also write the steps and the answer as JSON")
+    cap.add_argument("--scenario", default="happy_path", help="weighted scenario mix (happy_path)")
+    cap.add_argument(
+        "--pace", choices=["human", "fast", "none"], default=DEFAULT_LOAD_PACE.value, help="customers' pace"
+    )
+    cap.add_argument(
+        "--agents",
+        type=types["non_negative_int"],
+        default=0,
+        help="autopilot agents of the embedded mock (0: enough for --max-users)",
+    )
+    cap.add_argument("--seed", type=int, default=0, help="base seed of the fake data")
+    cap.add_argument("--queues", default="support", help="comma-separated queue names")
+    cap.add_argument("--timeout", type=types["positive_float"], default=None, help="seconds one wait may take")
+    cap.add_argument("--csv", default=None, help="keep Locust's CSV statistics (and its log) with this prefix")
+    cap.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a status line every few seconds (none: only when stdout is a terminal)",
+    )
+    cap.add_argument(
+        "--fault",
+        type=types["fault"],
+        action="append",
+        metavar="NAME=VALUE",
+        help="a fault of the embedded mock (as `serve --fault`), e.g. slow-agent=2s-3s",
+    )
+    cap.set_defaults(func=_cmd_capacity)

@@ -16,25 +16,23 @@ import json
 import os
 import re
 import secrets
-import select
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from ..errors import Interrupted, MockStartError, UsageError
+from ..errors import Interrupted, UsageError
 from ..pace import DEFAULT_LOAD_PACE, DEFAULT_MAX_CHATS
 from .chaos import parse_chaos
 from .distributed import EXPECT_WORKERS_MAX_WAIT, master_args, master_report, start_worker
 from .meter import KPI
+from .mockproc import _NO_PROXY, MockProcess
 from .scenario import ScenarioError, parse_mix
 
 __all__ = ["KPI_ORDER", "LoadOptions", "MockProcess", "check_options", "parse_duration", "read_summary", "run_load"]
@@ -115,6 +113,7 @@ class LoadOptions:
     master_bind_port: int = 5557
     master_host: str = "127.0.0.1"
     master_port: int = 5557
+    mock_args: list[str] = field(default_factory=list)  # more `serve` arguments for the embedded mock
 
     def api_keys(self) -> list[str]:
         """The API keys of ``--auth rest``. For the embedded mock: one made up
@@ -139,91 +138,6 @@ class LoadOptions:
         if self.agent_users > 0:
             return 0
         return max(2, -(-self.users // MAX_CHATS_PER_AGENT))
-
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-"""The mock is on this machine: never ask a proxy for it."""
-
-
-class MockProcess:
-    """The embedded mock server in a child process.
-
-    Its stdout is read until it prints its URL (bounded by a deadline) and then
-    drained by a thread; its stderr goes to a temporary file (shown if it fails
-    to start), so a chatty server can never block on a full pipe."""
-
-    def __init__(self, args: Sequence[str], *, startup_timeout: float = 30.0) -> None:
-        cmd = [sys.executable, "-m", "simulator", "serve", "--host", "127.0.0.1", "--port", "0", *args]
-        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process
-        # its own session: a Ctrl-C on the terminal reaches the runner, which stops Locust before the mock
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True, start_new_session=True
-        )
-        try:
-            self.url = self._read_url(startup_timeout)
-            self.http = self.url.replace("ws://", "http://").rsplit("/", 1)[0]
-            health = self.wait_healthy(startup_timeout)
-            rest_url = health.get("rest_url")
-            self.rest_url: str | None = rest_url if isinstance(rest_url, str) else None
-            """The REST base URL the mock reports (``GET /healthz``)."""
-        except BaseException:
-            self.stop()
-            raise
-        threading.Thread(target=self._drain, name="mock-stdout", daemon=True).start()
-
-    def _read_url(self, timeout: float) -> str:
-        stdout = self.proc.stdout
-        assert stdout is not None
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            ready, _, _ = select.select([stdout], [], [], left)
-            if not ready:
-                break
-            line = stdout.readline()
-            if not line:
-                self.proc.wait(5)
-                self._stderr.seek(0)
-                lines = [x for x in self._stderr.read().splitlines() if x.strip()]
-                raise MockStartError(
-                    "the embedded mock server exited before it was ready: " + (lines[-1] if lines else "no message")
-                )
-            if line.startswith("webchat-sim serving "):
-                return line.split()[2]
-        raise MockStartError(f"the embedded mock server did not print its URL within {timeout:g}s")
-
-    def _drain(self) -> None:
-        stdout = self.proc.stdout
-        if stdout is not None:
-            with contextlib.suppress(ValueError, OSError):
-                for _ in stdout:
-                    pass
-
-    def wait_healthy(self, timeout: float) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            try:
-                with _NO_PROXY.open(self.http + "/healthz", timeout=2) as resp:
-                    body: dict[str, Any] = json.loads(resp.read())
-                    return body
-            except (urllib.error.URLError, OSError) as exc:
-                last = exc
-                time.sleep(0.05)  # polling an HTTP endpoint of another process: nothing to await
-        raise MockStartError(f"the embedded mock server is not healthy after {timeout:g}s: {last}")
-
-    def stop(self, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-        if self.proc.stdout is not None:
-            with contextlib.suppress(OSError):
-                self.proc.stdout.close()
-        self._stderr.close()
-        return int(self.proc.returncode or 0)
 
 
 def _num(text: str) -> float | None:
@@ -549,11 +463,29 @@ class Runner:
                 "--burst",
                 "2000",
                 *(arg for key in self.api_keys for arg in ("--api-key", key)),
+                *opts.mock_args,
             ]
         )
         self.out.write(f"embedded mock server at {mock.url} with {agents} autopilot agent(s)\n")
         self.out.flush()
         return mock
+
+    def announce(self, host: str) -> str:
+        """The line that says what runs."""
+        opts = self.opts
+        return (
+            f"running {opts.users} user(s) for {opts.run_time} against {host} "
+            f"(scenarios {opts.scenario}, pace {opts.pace}"
+            + (f", REST auth at {opts.rest_url or 'the derived REST URL'}" if opts.auth == "rest" else "")
+            + ")"
+        )
+
+    def make_progress(self, prefix: str) -> Progress:
+        return Progress(prefix, self.out)
+
+    def command(self, host: str, prefix: str) -> list[str]:
+        """Locust's command line (a subclass runs another locustfile)."""
+        return locust_command(self.opts, host, prefix)
 
     def _locust_env(self) -> dict[str, str]:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -576,18 +508,13 @@ class Runner:
     def _run_locust(self, host: str, prefix: str, log_path: str) -> tuple[int, str]:
         opts = self.opts
         env = self._locust_env()
-        progress = Progress(prefix, self.out)
+        progress = self.make_progress(prefix)
         show_progress = opts.progress if opts.progress is not None else self.out.isatty()
-        self.out.write(
-            f"running {opts.users} user(s) for {opts.run_time} against {host} "
-            f"(scenarios {opts.scenario}, pace {opts.pace}"
-            + (f", REST auth at {opts.rest_url or 'the derived REST URL'}" if opts.auth == "rest" else "")
-            + ")\n"
-        )
+        self.out.write(self.announce(host) + "\n")
         self.out.flush()
         with open(log_path, "wb") as log:
             self.locust = subprocess.Popen(
-                locust_command(opts, host, prefix),
+                self.command(host, prefix),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -603,6 +530,7 @@ class Runner:
                 except subprocess.TimeoutExpired:
                     if show_progress:
                         progress.show()
+                    self.tick()
                     if time.monotonic() > deadline:  # Locust did not stop by itself
                         proc.terminate()
                         deadline = time.monotonic() + 30.0
@@ -616,6 +544,14 @@ class Runner:
         summary = read_summary(prefix)
         summary["locust_exit_code"] = proc.returncode
         summary["interrupted"] = self.interrupted
+        return self.report(summary, host, log_path)
+
+    def tick(self) -> None:
+        """Called every ``progress_interval`` while Locust runs (a subclass shows more)."""
+
+    def report(self, summary: dict[str, Any], host: str, log_path: str) -> tuple[int, str]:
+        """The summary, the hint, the JSON file; the exit status and the verdict line."""
+        opts = self.opts
         print_summary(summary, self.out)
         if opts.role == "master":
             self.out.write(master_report(log_path, summary, opts.expect_workers) + "\n")
@@ -623,7 +559,7 @@ class Runner:
             self.out.write(f"\n{advice}\n")
         if summary.get("exceptions"):
             self.out.write(f"(the load generator's log: {log_path if opts.csv else 'rerun with --csv to keep it'})\n")
-        code, line = verdict(summary, proc.returncode, self.interrupted)
+        code, line = verdict(summary, summary["locust_exit_code"], self.interrupted)
         summary["exit_code"] = code
         summary["verdict"] = line
         if opts.summary_json:
