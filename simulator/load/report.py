@@ -11,8 +11,8 @@ is drawn as paths).
 
 Over time: users, chats started per second, failures per second, the queue
 length (embedded mock only), and p50/p95/p99 of each timed KPI. Locust's
-history percentiles are over its moving window of the last seconds, not over
-the whole run; the table's are over the whole run. Failures by reason are
+history percentiles are over its moving window of the last 10 seconds, not
+over the whole run; the table's are over the whole run. Failures by reason are
 totals (Locust's failures CSV has no time).
 
 :class:`QueuePoller` is the I/O part: a thread that reads the mock's
@@ -90,7 +90,8 @@ def read_history(path: Path) -> tuple[dict[str, Series], float | None]:
     names = ("User Count", "Total Request Count", "Total Failure Count", *(p for p, _ in PERCENTILES))
     series: dict[str, Series] = {}
     for row in rows:
-        if row.get("Total Request Count") in ("0", ""):  # nothing measured yet: no percentile to show
+        if row.get("Total Request Count") in ("0", "") or all(row.get(p) == "0" for p, _ in PERCENTILES):
+            # nothing measured yet, or nothing in Locust's window: no percentile to show
             row = {**row, **{p: "" for p, _ in PERCENTILES}}
         series.setdefault(row.get("Name", ""), Series()).add(float(row["Timestamp"]) - start, row, names)
     for s in series.values():
@@ -147,13 +148,13 @@ def _plot(ax: Any, s: Series, column: str, label: str, **style: Any) -> bool:
     return True
 
 
-def _finish(ax: Any, title: str, ylabel: str) -> None:
+def _finish(ax: Any, title: str, ylabel: str, *, legend: bool = True) -> None:
     ax.set_title(title, loc="left", fontsize=10)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
-    if ax.get_legend_handles_labels()[0]:
+    if legend and ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left", fontsize=8, frameon=False)
 
 
@@ -193,7 +194,9 @@ def kpi_figure(history: Mapping[str, Series]) -> Any | None:
             continue
         for (column, label), color in zip(PERCENTILES, ("tab:blue", "tab:orange", "tab:red"), strict=True):
             _plot(ax, history[names[i]], column, label, color=color)
-        _finish(ax, names[i], "ms")
+        _finish(ax, names[i], "ms", legend=False)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper right", ncols=3, frameon=False)
     return fig
 
 
@@ -319,7 +322,7 @@ def build_report(
             parts.append('<p class="note">Queue length: polled from the embedded mock only (not with --host).</p>')
         if (fig := kpi_figure(history)) is not None:
             parts += ["<h2>Percentiles of each KPI over time</h2>",
-                      '<p class="note">p50/p95/p99 over Locust\'s moving window of the last seconds.</p>', _svg(fig)]
+                      '<p class="note">p50/p95/p99 over Locust\'s moving window of the last 10 seconds.</p>', _svg(fig)]
     else:
         parts.append('<p class="note">No statistics history was written: nothing to plot.</p>')
     if summary["failures"]:
