@@ -314,15 +314,19 @@ def build_report(
     ]
     chats, abandons = summary.get("chats", 0), summary.get("abandons", 0)
     if chats:
-        parts.append(f"<p>{chats} chat(s) started, {abandons} abandoned while queued "
-                     f"({100 * abandons / chats:.1f}%)</p>")
+        parts.append(
+            f"<p>{chats} chat(s) started, {abandons} abandoned while queued ({100 * abandons / chats:.1f}%)</p>"
+        )
     if history:
         parts += ["<h2>Over time</h2>", _svg(main_figure(history, queues))]
         if not queues:
             parts.append('<p class="note">Queue length: polled from the embedded mock only (not with --host).</p>')
         if (fig := kpi_figure(history)) is not None:
-            parts += ["<h2>Percentiles of each KPI over time</h2>",
-                      '<p class="note">p50/p95/p99 over Locust\'s moving window of the last 10 seconds.</p>', _svg(fig)]
+            parts += [
+                "<h2>Percentiles of each KPI over time</h2>",
+                '<p class="note">p50/p95/p99 over Locust\'s moving window of the last 10 seconds.</p>',
+                _svg(fig),
+            ]
     else:
         parts.append('<p class="note">No statistics history was written: nothing to plot.</p>')
     if summary["failures"]:
@@ -331,8 +335,10 @@ def build_report(
             parts.append(_svg(fig))
         parts.append(_failures_table(summary["failures"]))
     for exc in summary.get("exceptions", []):
-        parts.append(f"<p class=\"bad\">{int(exc['count'])} unexpected exception(s) in the load generator: "
-                     f"{esc(str(exc['message']))}</p>")
+        parts.append(
+            f'<p class="bad">{int(exc["count"])} unexpected exception(s) in the load generator: '
+            f"{esc(str(exc['message']))}</p>"
+        )
     parts.append("</body></html>\n")
     return "\n".join(parts)
 

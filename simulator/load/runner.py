@@ -4,7 +4,8 @@ With no ``--host`` the embedded mock server is started in a separate process
 (asyncio there, gevent here), awaited through ``/healthz`` and stopped at the
 end. Locust runs as a child process with this package's locustfile, writes its
 own CSV files (and HTML report with ``--html``), and the summary is read from
-those CSV files.
+those CSV files; ``--report`` builds this project's own page from them
+(:mod:`.report`).
 """
 
 from __future__ import annotations
@@ -606,8 +607,12 @@ class Runner:
                       "spawn rate": f"{o.spawn_rate:g}/s", "run time": o.run_time, "scenarios": o.scenario,
                       "pace": o.pace, "queues": o.queues, "seed": o.seed, "processes": o.processes, "auth": o.auth}
         assert o.report is not None
-        write_report(o.report, prefix, parameters=parameters, verdict=verdict_line)
-        self.out.write(f"\nreport written to {o.report}\n")
+        try:
+            write_report(o.report, prefix, parameters=parameters, verdict=verdict_line)
+        except OSError as exc:
+            self.out.write(f"\ncannot write the report to {o.report}: {exc.strerror or exc}\n")
+        else:
+            self.out.write(f"\nreport written to {o.report}\n")
 
 
 def _queue_poller(mock: MockProcess | None, prefix: str) -> Any:
