@@ -97,6 +97,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             processes=args.processes,
             csv=args.csv,
             html=args.html,
+            report=args.report,
             seed=args.seed,
             pace=args.pace,
             queues=args.queues,

@@ -4,7 +4,8 @@ With no ``--host`` the embedded mock server is started in a separate process
 (asyncio there, gevent here), awaited through ``/healthz`` and stopped at the
 end. Locust runs as a child process with this package's locustfile, writes its
 own CSV files (and HTML report with ``--html``), and the summary is read from
-those CSV files.
+those CSV files; ``--report`` builds this project's own page from them
+(:mod:`.report`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import importlib.util
 import json
 import os
 import re
@@ -93,6 +95,7 @@ class LoadOptions:
     processes: int = 1
     csv: str | None = None
     html: str | None = None
+    report: str | None = None  # webchat-sim's own HTML report (simulator.load.report)
     seed: int = 0
     pace: str = DEFAULT_LOAD_PACE.value
     queues: str = "support"
@@ -311,6 +314,8 @@ def locust_command(opts: LoadOptions, host: str, prefix: str) -> list[str]:
         cmd += ["--processes", str(opts.processes)]
     if opts.html:
         cmd += ["--html", opts.html]
+    if opts.report:  # the per-KPI history the report plots
+        cmd += ["--csv-full-history"]
     if opts.agent_users > 0:
         cmd += ["--agent-users", str(opts.agent_users)]
         if opts.routing == "manual":
@@ -389,6 +394,7 @@ class Runner:
         self.out = out
         self.locust: subprocess.Popen[bytes] | None = None
         self.interrupted: str | None = None
+        self.verdict_line: str | None = None  # once Locust wrote its statistics
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         if self.locust is None:
@@ -413,7 +419,7 @@ class Runner:
         with tempfile.TemporaryDirectory(prefix="webchat-sim-") as tmp:
             prefix = opts.csv or os.path.join(tmp, "run")
             log_path = f"{prefix}_locust.log" if opts.csv else os.path.join(tmp, "locust.log")
-            for path in (prefix, opts.html, opts.summary_json):
+            for path in (prefix, opts.html, opts.report, opts.summary_json):
                 if path and (folder := os.path.dirname(os.path.abspath(path))):
                     try:
                         os.makedirs(folder, exist_ok=True)
@@ -428,7 +434,14 @@ class Runner:
                         self.opts = opts = dataclasses.replace(opts, rest_url=mock.rest_url)
                 elif opts.auth == "rest" and not opts.rest_url:
                     self.opts = opts = dataclasses.replace(opts, rest_url=discover_rest_url(host))
-                code, line = self._run_locust(host, prefix, log_path)
+                poller = _queue_poller(mock, prefix) if opts.report else None
+                try:
+                    code, line = self._run_locust(host, prefix, log_path)
+                finally:
+                    if poller is not None:
+                        poller.stop()
+                if opts.report and self.verdict_line is not None:
+                    self._write_report(host, prefix, self.verdict_line)
             except Interrupted as exc:
                 self.out.write(f"\n{exc.signal}: stopped before the load started\n")
                 return 130 if exc.signal == "SIGINT" else 143
@@ -564,7 +577,32 @@ class Runner:
         summary["verdict"] = line
         if opts.summary_json:
             Path(opts.summary_json).write_text(json.dumps(summary, indent=2))
+        self.verdict_line = line
         return code, "\n" + line
+
+    def _write_report(self, host: str, prefix: str, verdict_line: str) -> None:
+        from .report import write_report  # matplotlib: only when a report is asked for
+
+        o = self.opts
+        parameters = {"host": host if o.host else f"embedded mock ({host})", "users": o.users,
+                      "spawn rate": f"{o.spawn_rate:g}/s", "run time": o.run_time, "scenarios": o.scenario,
+                      "pace": o.pace, "queues": o.queues, "seed": o.seed, "processes": o.processes, "auth": o.auth}
+        assert o.report is not None
+        try:
+            write_report(o.report, prefix, parameters=parameters, verdict=verdict_line)
+        except OSError as exc:
+            self.out.write(f"\ncannot write the report to {o.report}: {exc.strerror or exc}\n")
+        else:
+            self.out.write(f"\nreport written to {o.report}\n")
+
+
+def _queue_poller(mock: MockProcess | None, prefix: str) -> Any:
+    """The embedded mock's queue lengths, sampled for the report (none with ``--host``)."""
+    if mock is None:
+        return None
+    from .report import QueuePoller
+
+    return QueuePoller(mock.http, f"{prefix}_queue_history.csv")
 
 
 def discover_rest_url(host: str) -> str | None:
@@ -635,6 +673,8 @@ def check_options(opts: LoadOptions) -> None:
         raise UsageError(f"--timeout must be more than 0 seconds (got {opts.timeout:g})")
     if not [q for q in opts.queues.split(",") if q.strip()]:
         raise UsageError("--queues needs at least one queue name")
+    if opts.report and importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--report needs matplotlib: pip install 'webchat-sim[report]'")
     if opts.auth not in ("query", "rest"):
         raise UsageError(f'--auth must be query or rest (got "{opts.auth}")')
     if opts.auth != "rest" and (opts.api_key or opts.rest_url):
