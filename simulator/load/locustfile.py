@@ -13,7 +13,7 @@ before it reads a locustfile.
 
 A locustfile of your own subclasses :class:`~simulator.load.users.WebchatCustomer`
 and :class:`~simulator.load.users.WebchatAgent` (abstract, so importing them
-runs nothing) with its own dialect: see the README, "Pointing it at another
+runs nothing) with its own dialect: see the README, "Testing your own
 backend".
 """
 
