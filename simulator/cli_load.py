@@ -52,7 +52,21 @@ def _workers(text: str) -> int:
     return value
 
 
+def _mock_fault(text: str) -> tuple[str, str]:
+    from .cli_types import _serve_fault
+
+    return _serve_fault(text)
+
+
 def add_load_extras(load: argparse.ArgumentParser) -> None:
+    load.add_argument(
+        "--fault",
+        type=_mock_fault,
+        action="append",
+        metavar="NAME=VALUE",
+        help="a fault of the embedded mock (as `serve --fault`: latency, drop, duplicate, disconnect, reorder, "
+        "slow-agent), to see how the scenarios and KPIs cope; not with --host",
+    )
     load.add_argument(
         "--chaos",
         type=_chaos,
@@ -88,6 +102,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     return run_load(
         LoadOptions(
             host=args.host,
+            mock_args=[arg for name, value in (args.fault or []) for arg in ("--fault", f"{name}={value}")],
             users=args.users,
             spawn_rate=args.spawn_rate,
             run_time=args.run_time,

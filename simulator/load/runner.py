@@ -662,6 +662,8 @@ def check_options(opts: LoadOptions) -> None:
         raise UsageError(f"--run-time: {exc}") from None
     if seconds <= 0:
         raise UsageError("--run-time must be more than 0s (Locust would run forever)")
+    if opts.mock_args and opts.host:
+        raise UsageError("--fault is a fault of the embedded mock: not with --host (run `webchat-sim serve --fault`)")
     for name, value in (("--users", opts.users), ("--spawn-rate", opts.spawn_rate)):
         if value <= 0:
             raise UsageError(f"{name} must be more than 0 (got {value:g})")
