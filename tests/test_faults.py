@@ -321,6 +321,27 @@ def test_reorder_1_holds_a_lone_frame_back_then_sends_it() -> None:
     run(scenario())
 
 
+def test_stall_stops_reading_and_a_frame_sent_meanwhile_is_answered_late() -> None:
+    """``stall=1`` with ``stall-time=800ms``: after each frame it sends, the
+    server reads nothing from that connection for 0.8 s; a ping sent then is
+    answered only once reading resumes."""
+
+    async def scenario() -> None:
+        async with mock() as (server, base), open_ws(server, AGENT) as ws:
+            await recv(ws)  # the connect-time status update, before the stall is on
+            await put_faults(base, {"stall": 1, "stall-time": "800ms"})
+            await ws.send(json.dumps({"type": "ping"}))
+            await until(ws, lambda f: f.get("type") == "ping")  # its answer starts a stall
+            sent = time.monotonic()
+            await ws.send(json.dumps({"type": "ping"}))
+            await until(ws, lambda f: f.get("type") == "ping", timeout=5)
+            assert time.monotonic() - sent >= 0.6
+            faults = (await get_json(base, "/healthz"))["faults"]
+            assert faults["injected"]["stall"] >= 1 and faults["config"]["stall-time"] == "800ms"
+
+    run(scenario())
+
+
 def test_slow_agent_delays_the_autopilot() -> None:
     async def scenario() -> None:
         async with mock(agents=1) as (server, base):

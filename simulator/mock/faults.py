@@ -20,8 +20,12 @@ durations, ``200ms`` or ``2s`` a fixed one; ``0``, ``off`` or ``none``: off):
   frame: the client sees 1006); its participant may resume as after any drop;
 * ``reorder=P``: the frame is held back and sent after the next frame to the
   same connection (or alone, when none follows within the hold time);
+* ``stall=P``: after the frame, the server stops reading from that
+  connection for ``stall-time`` (default ``2s-5s``): a server that stalls, so
+  the client's frames pile up unanswered and then arrive late;
 * ``slow-agent=SPAN``: extra think time of the autopilot agents before each
   action they plan;
+* ``stall-time=SPAN``: how long a ``stall`` lasts;
 * ``seed=N``: the decider's seed (else ``serve --seed``, else a fresh one).
 """
 
@@ -35,6 +39,7 @@ from typing import Any
 
 __all__ = [
     "FAULTS",
+    "SETTINGS",
     "Decision",
     "FaultConfig",
     "FaultDecider",
@@ -47,9 +52,12 @@ __all__ = [
 
 Span = tuple[float, float]
 
-FAULTS: tuple[str, ...] = ("latency", "drop", "duplicate", "disconnect", "reorder", "slow-agent")
+FAULTS: tuple[str, ...] = ("latency", "drop", "duplicate", "disconnect", "reorder", "stall", "slow-agent")
 """The faults, as named on the command line, in /healthz, /metrics and /admin/faults."""
-_SPANS = frozenset({"latency", "slow-agent"})
+_SPANS = frozenset({"latency", "slow-agent", "stall-time"})
+SETTINGS: tuple[str, ...] = (*FAULTS, "stall-time")
+"""What ``with_setting`` takes besides ``seed`` (``stall-time`` qualifies ``stall``; it is not counted)."""
+DEFAULT_STALL: tuple[float, float] = (2.0, 5.0)
 MAX_DELAY = 60.0
 """The longest delay a span may hold (seconds)."""
 REORDER_HOLD = 0.5
@@ -110,13 +118,15 @@ class FaultConfig:
     duplicate: float = 0.0
     disconnect: float = 0.0
     reorder: float = 0.0
+    stall: float = 0.0
+    stall_time: Span | None = None
     slow_agent: Span | None = None
     seed: int | None = None
 
     @property
     def active(self) -> bool:
         """Any fault on the websocket side (``slow-agent`` is the autopilot's)."""
-        return bool(self.latency or self.drop or self.duplicate or self.disconnect or self.reorder)
+        return bool(self.latency or self.drop or self.duplicate or self.disconnect or self.reorder or self.stall)
 
     @property
     def any(self) -> bool:
@@ -134,8 +144,8 @@ class FaultConfig:
                 return replace(self, seed=int(value))
             except ValueError:
                 raise ValueError(f"seed: must be an integer, got {value!r}") from None
-        if name not in FAULTS:
-            raise ValueError(f"unknown fault {name!r} (known: {', '.join((*FAULTS, 'seed'))})")
+        if name not in SETTINGS:
+            raise ValueError(f"unknown fault {name!r} (known: {', '.join((*SETTINGS, 'seed'))})")
         attr = name.replace("-", "_")
         if value is None:
             off: dict[str, Any] = {attr: None if name in _SPANS else 0.0}
@@ -160,7 +170,8 @@ class FaultConfig:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name.replace("_", "-")] = format_span(value) if f.name in ("latency", "slow_agent") else value
+            spans = ("latency", "slow_agent", "stall_time")
+            out[f.name.replace("_", "-")] = format_span(value) if f.name in spans else value
         return out
 
 
@@ -197,6 +208,8 @@ class Decision:
     duplicate: bool = False
     reorder: bool = False
     delay: float = 0.0
+    stall: float = 0.0
+    """Seconds the server stops reading from the connection after this frame (0: none)."""
 
 
 _NOTHING = Decision()
@@ -242,15 +255,18 @@ class FaultDecider:
         duplicate = bool(c.duplicate) and rng.random() < c.duplicate
         reorder = bool(c.reorder) and rng.random() < c.reorder
         delay = rng.uniform(*c.latency) if c.latency else 0.0
-        if not (duplicate or reorder or delay):
+        stall = rng.uniform(*(c.stall_time or DEFAULT_STALL)) if c.stall and rng.random() < c.stall else 0.0
+        if not (duplicate or reorder or delay or stall):
             return _NOTHING
+        if stall:
+            count["stall"] += 1
         if duplicate:
             count["duplicate"] += 1
         if reorder:
             count["reorder"] += 1
         if delay:
             count["latency"] += 1
-        return Decision(duplicate=duplicate, reorder=reorder, delay=delay)
+        return Decision(duplicate=duplicate, reorder=reorder, delay=delay, stall=stall)
 
     def think_delay(self) -> float:
         """Extra think time of an autopilot agent before one action (0: off)."""

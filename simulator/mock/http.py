@@ -52,7 +52,7 @@ from aiohttp import web
 from ..errors import AccessDenied
 from .access import AgentAccount, FrontDoor
 from .conversation import Role, participant_arn
-from .faults import FAULTS
+from .faults import SETTINGS
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import MockCollector, registry_for, render
 from .pages import add_pages
@@ -253,7 +253,7 @@ async def _mock_customer_auth(request: web.Request) -> web.Response:
     return _json({"customer_auth": auth, "metadata": {}, "success": True})
 
 
-FAULTS_REQUEST: BodySpec = {**{name: Field((str, int, float)) for name in FAULTS}, "seed": Field((int, str))}
+FAULTS_REQUEST: BodySpec = {**{name: Field((str, int, float)) for name in SETTINGS}, "seed": Field((int, str))}
 
 
 async def _admin_faults(request: web.Request) -> web.Response:

@@ -543,9 +543,25 @@ class WebchatServer:
                         ws.transport.abort()  # no close frame: the peer sees 1006; _handler calls _gone
                     elif not decision.drop:
                         self._enqueue(ws, conn, data, decision, touched)
+                    if decision.stall:
+                        self._stall(ws, decision.stall)
                 self._count(frame, sent)
         finally:
             self._write(touched)
+
+    def _stall(self, ws: ServerConnection, seconds: float) -> None:
+        """The ``stall`` fault: read nothing more from ``ws`` for ``seconds``."""
+        transport = ws.transport
+        if transport.is_closing():
+            return
+        transport.pause_reading()
+
+        def resume() -> None:
+            if not transport.is_closing():
+                with contextlib.suppress(RuntimeError):  # already reading, or closed meanwhile
+                    transport.resume_reading()
+
+        asyncio.get_running_loop().call_later(seconds, resume)
 
     def _count(self, frame: Frame, sent: int) -> None:
         self.frames_out += sent
