@@ -56,9 +56,9 @@ from .faults import SETTINGS
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import MockCollector, registry_for, render
 from .pages import add_pages
-from .rest import ENDPOINTS, call, engine_of
+from .rest import ENDPOINTS, call
 from .rest import routes as rest_routes
-from .rest_models import BodySpec, Caller, Field, RateLimiter, RestError, parse_body, strict_int
+from .rest_models import BodySpec, Caller, Field, RateLimiter, RestError, engine_of, parse_body, strict_int
 from .rules import LIMITS
 from .server import WebchatServer
 from .tokens import looks_like_jwt

@@ -54,8 +54,7 @@ from aiohttp import WSCloseCode, web
 from ..protocol import encode
 from .access import FrontDoor
 from .conversation import Conversation, Role, State
-from .rest import engine_of
-from .rest_models import RestError, wire
+from .rest_models import RestError, engine_of, wire
 from .server import WebchatServer
 
 __all__ = [

@@ -59,6 +59,9 @@ from .rest_models import (
     RestError,
     RestResult,
     agent_only,
+    caller_arn,
+    client_of,
+    engine_of,
     epoch_param,
     from_refusal,
     int_param,
@@ -92,14 +95,6 @@ _LANGUAGE = Field((str,), max_length=LIMITS.language)
 # The core, the caller and its conversation
 
 
-def engine_of(core: Any) -> Engine:
-    """The engine itself: ``core`` or the engine an autopilot hub wraps."""
-    engine = getattr(core, "engine", core)
-    if not isinstance(engine, Engine):
-        raise TypeError(f"not an engine or a core around one: {type(core).__name__}")
-    return engine
-
-
 def _settle(core: Any, deliveries: list[Delivery], now: float) -> list[Delivery]:
     """Deliveries the engine produced, routed through an autopilot hub if
     ``core`` is one (its agents get theirs and may answer): what remains is
@@ -112,14 +107,8 @@ def _settle(core: Any, deliveries: list[Delivery], now: float) -> list[Delivery]
     return routed
 
 
-def _client(engine: Engine, caller: Caller) -> Client | None:
-    if caller.role is Role.AGENT:
-        return engine.agent_named(caller.name) if caller.name else None
-    return engine.customer_with_arn(caller.participant_arn) if caller.participant_arn else None
-
-
 def _need_client(engine: Engine, caller: Caller) -> Client:
-    client = _client(engine, caller)
+    client = client_of(engine, caller)
     if client is None:
         raise RestError(409, "not_connected", "sign in on the websocket first: the engine does not know you yet")
     return client
@@ -127,8 +116,7 @@ def _need_client(engine: Engine, caller: Caller) -> Client:
 
 def _conversation(engine: Engine, caller: Caller, params: Params) -> Conversation:
     uuid = params.get("conversation_uuid", "")
-    client = _client(engine, caller)
-    arn = caller.participant_arn or (client.arn if client is not None else None)
+    arn = caller_arn(engine, caller)
     conv = engine.visible_conversation(uuid, caller.role, arn=arn, name=caller.name, queues=caller.queues)
     if conv is None:  # alike whether it does not exist or is not the caller's
         raise RestError(404, "conversation_not_found", f"no conversation {uuid[:80]!r}", object_id=uuid[:200] or None)
@@ -172,8 +160,7 @@ def get_conversations(core: Any, caller: Caller, params: Params, body: bytes | N
     before_ms: int | None = None
     if before := params.get("before"):
         before_ms = epoch_param("before", before)
-    client = _client(engine, caller)
-    arn = caller.participant_arn or (client.arn if client is not None else None)
+    arn = caller_arn(engine, caller)
     found = (
         []
         if medium == Medium.SMS

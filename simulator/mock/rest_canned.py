@@ -17,7 +17,18 @@ from functools import cache
 from typing import Any
 
 from ..fake import PHRASEBOOKS, ChatFaker, Topic
-from .rest_models import BodySpec, Caller, Field, RestError, RestResult, agent_only, int_param, ok, parse_body
+from .rest_models import (
+    BodySpec,
+    Caller,
+    Field,
+    RestError,
+    RestResult,
+    agent_only,
+    engine_of,
+    int_param,
+    ok,
+    parse_body,
+)
 from .rules import LIMITS
 
 __all__ = [
@@ -121,14 +132,10 @@ def _checked(body: bytes | None, *, partial: bool) -> dict[str, Any]:
     return fields
 
 
-def _engine(core: Any) -> Any:
-    return getattr(core, "engine", core)
-
-
 def get_canned_messages(core: Any, caller: Caller, params: Any, body: bytes | None, now: float) -> RestResult:
     """``GET /conversation/canned_messages`` → ``ConversationCannedMessagesResponse``."""
     agent_only(caller)
-    return RestResult(200, ok({"conversation_canned_messages": list(store_of(_engine(core)).messages.values())}))
+    return RestResult(200, ok({"conversation_canned_messages": list(store_of(engine_of(core)).messages.values())}))
 
 
 def search_canned_messages(core: Any, caller: Caller, params: Any, body: bytes | None, now: float) -> RestResult:
@@ -137,7 +144,7 @@ def search_canned_messages(core: Any, caller: Caller, params: Any, body: bytes |
     agent_only(caller)
     request = parse_body(body, CANNED_SEARCH)
     needle = str(request.get("short_code", "")).lower()
-    found = [m for m in store_of(_engine(core)).messages.values() if needle in str(m["short_code"]).lower()]
+    found = [m for m in store_of(engine_of(core)).messages.values() if needle in str(m["short_code"]).lower()]
     found = found[: request.get("max_results", len(found))]
     return RestResult(200, ok({"conversation_canned_messages": found}))
 
@@ -146,7 +153,7 @@ def insert_canned_message(core: Any, caller: Caller, params: Any, body: bytes | 
     """``POST /conversation/canned_messages`` (``ConversationCannedMessage``) →
     ``ConversationCannedMessageResponse`` with its new oid."""
     agent_only(caller)
-    message = store_of(_engine(core)).insert(_checked(body, partial=False))
+    message = store_of(engine_of(core)).insert(_checked(body, partial=False))
     return RestResult(200, ok({"conversation_canned_message": message}))
 
 
@@ -160,7 +167,7 @@ def update_canned_message(core: Any, caller: Caller, params: Any, body: bytes | 
     """``PUT /conversation/canned_messages/{oid}`` → ``ConversationCannedMessageResponse``
     (the fields given replace the stored ones; 404: no such oid)."""
     agent_only(caller)
-    message = store_of(_engine(core)).get(_oid(params))
+    message = store_of(engine_of(core)).get(_oid(params))
     message.update(_checked(body, partial=True))
     return RestResult(200, ok({"conversation_canned_message": message}))
 
@@ -168,6 +175,6 @@ def update_canned_message(core: Any, caller: Caller, params: Any, body: bytes | 
 def delete_canned_message(core: Any, caller: Caller, params: Any, body: bytes | None, now: float) -> RestResult:
     """``DELETE /conversation/canned_messages/{oid}``: 204 (404: no such oid)."""
     agent_only(caller)
-    store = store_of(_engine(core))
+    store = store_of(engine_of(core))
     del store.messages[store.get(_oid(params))["conversation_canned_message_oid"]]
     return RestResult(204, None)

@@ -30,7 +30,8 @@ import orjson
 from ..errors import Refused
 from ..protocol import ErrorCode, WireModel, epoch_ms
 from .base import Delivery
-from .conversation import Role
+from .conversation import Client, Role
+from .engine import Engine
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -41,6 +42,9 @@ __all__ = [
     "RestError",
     "RestResult",
     "agent_only",
+    "caller_arn",
+    "client_of",
+    "engine_of",
     "epoch_param",
     "error_body",
     "from_refusal",
@@ -141,6 +145,29 @@ def from_refusal(refusal: Refused) -> RestError:
     already engaged, at capacity, no longer waiting, not in it, …)."""
     status = _REFUSAL_STATUS.get(refusal.code, 409)
     return RestError(status, str(refusal.code), refusal.reason, object_id=refusal.object_id)
+
+
+def engine_of(core: Any) -> Engine:
+    """The engine itself: ``core`` or the engine an autopilot hub wraps."""
+    engine = getattr(core, "engine", core)
+    if not isinstance(engine, Engine):
+        raise TypeError(f"not an engine or a core around one: {type(core).__name__}")
+    return engine
+
+
+def client_of(engine: Engine, caller: Caller) -> Client | None:
+    """The engine's participant for ``caller`` (``None``: not connected nor resumable)."""
+    if caller.role is Role.AGENT:
+        return engine.agent_named(caller.name) if caller.name else None
+    return engine.customer_with_arn(caller.participant_arn) if caller.participant_arn else None
+
+
+def caller_arn(engine: Engine, caller: Caller) -> str | None:
+    """The caller's participant ARN: its token's, else its participant's in the engine."""
+    if caller.participant_arn:
+        return caller.participant_arn
+    client = client_of(engine, caller)
+    return client.arn if client is not None else None
 
 
 def agent_only(caller: Caller) -> None:

@@ -7,7 +7,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..protocol import Medium
-from .rest_models import BodySpec, Caller, Field, RestError, RestResult, epoch_param, parse_body, wire
+from .rest_models import (
+    BodySpec,
+    Caller,
+    Field,
+    RestError,
+    RestResult,
+    caller_arn,
+    engine_of,
+    epoch_param,
+    parse_body,
+    wire,
+)
 from .rules import LIMITS
 
 __all__ = ["SEARCH_REQUEST", "search_conversations"]
@@ -43,9 +54,8 @@ def search_conversations(
     ``date_end``, ``text_search`` in a message body or the customer's name
     (any case); newest first unless ``order_by_oldest``. SMS filters match nothing."""
     request = parse_body(body, SEARCH_REQUEST)
-    engine = getattr(core, "engine", core)
-    client = engine.agent_named(caller.name) if caller.role.value == "agent" and caller.name else None
-    arn = caller.participant_arn or (client.arn if client is not None else None)
+    engine = engine_of(core)
+    arn = caller_arn(engine, caller)
     found = engine.visible_conversations(caller.role, arn=arn, name=caller.name, queues=caller.queues)
     if request.get("medium_filter", Medium.WEBSOCKET.value) != Medium.WEBSOCKET.value or request.get(
         "sms_phone_number_filter"
