@@ -31,11 +31,11 @@ import sys
 import tempfile
 import webbrowser
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import BindError
 from .fake import parse_languages
+from .load.locust_cli import locust_invocation
 from .mock.app import MockOptions, run_loop, serve_until_stopped
 from .mock.server import WebchatServer
 from .pace import Pace
@@ -77,15 +77,10 @@ class DemoOptions:
 
 def locust_command(opts: DemoOptions, host: str) -> list[str]:
     """The child process running the simulated customers against ``host``."""
-    locustfile = Path(__file__).with_name("load") / "locustfile.py"
     spawn_rate = 10.0 if opts.pace is not Pace.HUMAN else 1.0
     seed = opts.mock.seed if opts.mock.seed is not None else 0
     return [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(locustfile),
+        *locust_invocation(),
         "--headless",
         "--only-summary",
         "--loglevel",

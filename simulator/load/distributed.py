@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
+
+from .locust_cli import locust_invocation
 
 if TYPE_CHECKING:
     from .runner import LoadOptions
@@ -74,13 +75,8 @@ def master_report(log_path: str, summary: dict[str, Any], expected: int) -> str:
 
 
 def worker_command(opts: LoadOptions) -> list[str]:
-    locustfile = Path(__file__).with_name("locustfile.py")
     cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(locustfile),
+        *locust_invocation(),
         "--worker",
         "--master-host",
         opts.master_host,

@@ -33,6 +33,7 @@ from ..errors import Interrupted, UsageError
 from ..pace import DEFAULT_LOAD_PACE, DEFAULT_MAX_CHATS
 from .chaos import parse_chaos
 from .distributed import EXPECT_WORKERS_MAX_WAIT, master_args, master_report, start_worker
+from .locust_cli import locust_invocation
 from .meter import KPI
 from .mockproc import _NO_PROXY, MockProcess
 from .scenario import ScenarioError, parse_mix
@@ -278,13 +279,8 @@ def verdict(summary: dict[str, Any], locust_exit: int | None, interrupted: str |
 
 
 def locust_command(opts: LoadOptions, host: str, prefix: str) -> list[str]:
-    locustfile = Path(__file__).with_name("locustfile.py")
     cmd = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(locustfile),
+        *locust_invocation(),
         "--headless",
         "--users",
         str(opts.users),
@@ -584,9 +580,18 @@ class Runner:
         from .report import write_report  # matplotlib: only when a report is asked for
 
         o = self.opts
-        parameters = {"host": host if o.host else f"embedded mock ({host})", "users": o.users,
-                      "spawn rate": f"{o.spawn_rate:g}/s", "run time": o.run_time, "scenarios": o.scenario,
-                      "pace": o.pace, "queues": o.queues, "seed": o.seed, "processes": o.processes, "auth": o.auth}
+        parameters = {
+            "host": host if o.host else f"embedded mock ({host})",
+            "users": o.users,
+            "spawn rate": f"{o.spawn_rate:g}/s",
+            "run time": o.run_time,
+            "scenarios": o.scenario,
+            "pace": o.pace,
+            "queues": o.queues,
+            "seed": o.seed,
+            "processes": o.processes,
+            "auth": o.auth,
+        }
         assert o.report is not None
         try:
             write_report(o.report, prefix, parameters=parameters, verdict=verdict_line)
