@@ -25,7 +25,8 @@ carries structured fields and builds a readable, one-line message.
     │       ├── TokenForged      bad signature or another issuer (401)
     │       ├── TokenExpired     past its ``exp`` (401)
     │       └── TokenWrongRole   a valid token of the wrong role or merchant (403)
-    └── BindError                the mock server cannot listen where it was told to
+    ├── BindError                the mock server cannot listen where it was told to
+    └── StoreError               the database cannot be opened, migrated or written
 
 Peer input never raises anything but :class:`FrameError` (decoding) or
 :class:`Refused` (the engine's rules), both turned into error frames; the
@@ -60,6 +61,7 @@ __all__ = [
     "ScenarioError",
     "SessionStateError",
     "SimulatorError",
+    "StoreError",
     "TokenError",
     "TokenExpired",
     "TokenForged",
@@ -273,6 +275,11 @@ class IdentityError(SimulatorError):
 
 class BindError(SimulatorError):
     """The server cannot listen where it was told to (the message says why, in one line)."""
+
+
+class StoreError(SimulatorError):
+    """The database (``serve --db``, ``webchat-sim db``) cannot be opened,
+    migrated or written: the message says why, in one line."""
 
 
 class AccessDenied(SimulatorError):

@@ -16,14 +16,15 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TextIO, TypeVar
 
-from ..errors import BindError
+from ..errors import BindError, StoreError
 from ..fake import ChatFaker
 from ..pace import DEFAULT_COUPON_PROBABILITY, DEFAULT_EXCHANGES, DEFAULT_ITEM_PROBABILITY, DEFAULT_PACE, Pace
 from .access import FrontDoor
 from .autopilot import AutopilotAgent, AutopilotHub
 from .engine import Engine, EngineConfig, Routing
 from .http import HttpSide, make_app
-from .rest_models import RateLimiter
+from .persist import StoreOptions, open_store
+from .rest_models import RateLimiter, engine_of
 from .server import Core, ServerConfig, WebchatServer
 from .tokens import TokenIssuer, new_secret
 
@@ -65,6 +66,8 @@ class MockOptions:
     token_ttl: float = 3600.0
     rest_rate: float = 50.0
     """REST calls a second per caller (bursts of twice that); 0: no limit."""
+    store: StoreOptions | None = None
+    """``--db PATH`` (and ``--retain``): stored, restored at start (:mod:`.persist`); ``None``: memory only."""
 
     @property
     def http_port_or_default(self) -> int:
@@ -176,14 +179,24 @@ async def serve_until_stopped(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    store = open_store(options.store, engine_of(core)) if options.store is not None else None  # before the bots log in
+    if store is not None:
+        server.store = store
+        store.start(server.carry_out)
     try:
         await server.start()
     except OSError as exc:  # binding (or resolving the host) failed: nothing is listening
+        if store is not None:
+            await store.drain()
+            store.close()
         raise BindError(bind_error_message(exc, options.server.host, options.server.port)) from exc
     try:
         await web.start()
     except OSError as exc:
         await server.stop()
+        if store is not None:
+            await store.drain()
+            store.close()
         raise BindError(bind_error_message(exc, options.server.host, options.http_port_or_default)) from exc
     server.links.update(rest_url=web.rest_url, web_url=web.web_url)
     _warn_mode(options, door)
@@ -205,6 +218,8 @@ async def serve_until_stopped(
         file=out,
         flush=True,
     )
+    if store is not None:
+        print(f"webchat-sim storage {store.db.path}: restored {store.restored}", file=out, flush=True)
     if ready is not None:
         ready(server)
     try:
@@ -216,7 +231,11 @@ async def serve_until_stopped(
         finally:
             print("webchat-sim: shutting down (closing connections with 1001)", file=out, flush=True)
             await web.stop()
+            if store is not None:
+                await store.drain()  # everything acknowledged is committed; the shutdown itself is not stored
             await server.stop()
+            if store is not None:
+                store.close()
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
@@ -236,4 +255,7 @@ def run(options: MockOptions) -> int:
     except BindError as exc:
         print(f"webchat-sim: {exc}", file=sys.stderr, flush=True)
         return 1
+    except StoreError as exc:
+        print(f"webchat-sim serve: error: --db {exc}", file=sys.stderr, flush=True)
+        return 2
     return 0

@@ -30,6 +30,7 @@ from ..pace import DEFAULT_MAX_CHATS
 from ..protocol import Frame, FrameType
 from .account import Held
 from .conversation import Client, ConnId, Conversation, Role
+from .journal import Journal
 from .queues import PositionPushes, WebchatQueue
 from .retention import Retention
 
@@ -187,6 +188,8 @@ class EngineBase:
         self._open_count = 0
         self._closed_count = 0
         self._ping = Frame(type=FrameType.PING)
+        self.journal: Journal | None = None
+        """Storage records of the changes (:mod:`.journal`), when the shell stores them; ``None``: it does not."""
 
     @staticmethod
     def _to(client: Client) -> tuple[ConnId, ...]:

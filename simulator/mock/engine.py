@@ -108,6 +108,7 @@ from .base import Close, Delivery, EngineConfig, Identity, Routing, new_resume_t
 from .conversation import Client, ConnId, Role, State
 from .queries import QueriesMixin
 from .relay import RelayMixin
+from .restore import RestoreMixin
 from .rules import (
     ERROR_CODES,
     RULES,
@@ -151,7 +152,7 @@ _ECHO_LIMIT = 200  # a refused frame's conversation_uuid is echoed only if it co
 _NO_CLOSES: Sequence[Close] = ()
 
 
-class Engine(SessionsMixin, RelayMixin, QueriesMixin):
+class Engine(SessionsMixin, RelayMixin, QueriesMixin, RestoreMixin):
     """Conversations, queues and routing of the mock webchat server."""
 
     def __init__(

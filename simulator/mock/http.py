@@ -237,8 +237,8 @@ async def _join_test_session(request: web.Request) -> web.Response:
     server = request.app[_SERVER]
     params = {"conversation_uuid": request.match_info["conversation_uuid"]}
     result = call(JOIN, server.core, caller, params, None, time.time())
-    if result.deliveries:
-        server.deliver(result.deliveries)
+    if result.deliveries and (committed := server.deliver(result.deliveries)) is not None:
+        await committed  # with storage: answered once stored
     if result.body is None:
         return web.Response(status=result.status)
     return _json(result.body, result.status)

@@ -34,6 +34,7 @@ from ..protocol import (
 )
 from .base import Delivery, EngineBase
 from .conversation import Client, Conversation, Member, Role
+from .journal import CLIENT, CONTEXT, MEMBER, MSG, READ, RRWEB
 from .rules import LIMITS, Refused, check_length, clip
 
 _ID_LIMIT = LIMITS.identifier
@@ -96,6 +97,10 @@ class RelayMixin(EngineBase):
             media_urls=media,
         )
         self._retention.wrote(conv)
+        if (journal := self.journal) is not None:
+            journal.append((MSG, stored))
+            if language_changed:
+                journal += ((MEMBER, conv, member), (CLIENT, client))
         out: list[Delivery] = []
         present = list(conv.present())
         self._send(out, (m.client for m in present), stored.frame)
@@ -134,6 +139,8 @@ class RelayMixin(EngineBase):
             raise Refused(ErrorCode.MESSAGE_NOT_FOUND, reason, object_id=message_uuid[:200])
         if not conv.mark_read(stored, member, epoch_ms(now)):
             return []  # own message, or read before: nothing changes
+        if self.journal is not None:
+            self.journal.append((READ, conv, stored, member))
         receipt = ConversationEventReadMessage(
             conversation_message_uuid=message_uuid, message_dts=stored.model.message_dts, message_epoch=stored.epoch
         )
@@ -176,6 +183,8 @@ class RelayMixin(EngineBase):
         check_length("event_webchat_context.cart_id", context.cart_id, _ID_LIMIT)
         check_length("event_webchat_context.ucacid", context.ucacid, _ID_LIMIT)
         conv.context = ConversationEventWebchatContext(cart_id=context.cart_id, ucacid=context.ucacid, url=context.url)
+        if self.journal is not None:
+            self.journal.append((CONTEXT, conv))
         out: list[Delivery] = []
         relayed = conv.event(EventType.WEBCHAT_CONTEXT, event_webchat_context=conv.context)
         self._send(out, self._agents_in(conv), relayed)
@@ -211,6 +220,8 @@ class RelayMixin(EngineBase):
         )
         conv.hold_rrweb(part, relayed, limit=cfg.rrweb_hold_bytes)
         self._retention.wrote(conv)
+        if self.journal is not None:
+            self.journal.append((RRWEB, conv, relayed))
         out: list[Delivery] = []
         self._send(out, self._agents_in(conv), relayed)
         return out

@@ -574,7 +574,7 @@ Authenticate = Callable[["web.Request"], "Caller | Awaitable[Caller]"]
 def routes(
     core_provider: Callable[[], Any],
     authenticate: Authenticate,
-    deliver: Callable[[list[Delivery]], None] | None = None,
+    deliver: Callable[[list[Delivery]], Awaitable[None] | None] | None = None,
     *,
     prefix: str = PREFIX,
     clock: Callable[[], float] = time.time,
@@ -621,7 +621,9 @@ def routes(
             params = {**request.query, **request.match_info}
             result = call(endpoint, core_provider(), caller, params, raw, clock())
             if deliver is not None:  # also without deliveries: a coalesced update may be due (the timer re-arms)
-                deliver(result.deliveries)
+                committed = deliver(result.deliveries)
+                if committed is not None:  # with storage: answered once stored
+                    await committed
             return respond(result)
 
         return handle

@@ -37,6 +37,7 @@ from .conversation import (
     cached_dts,
     conversation_arn,
 )
+from .journal import CONV, MEMBER, MSG, STATE
 from .queues import WebchatQueue
 from .rules import LIMITS, Refused, check_length, clip
 
@@ -119,6 +120,10 @@ class QueuesMixin(EngineBase):
         self._open_count += 1
         stored = conv.store(member, message_uuid=self._uuid(), now_ms=now_ms, body=question) if question else None
         self._retention.wrote(conv)
+        if (journal := self.journal) is not None:
+            journal.append((CONV, conv))
+            if stored is not None:
+                journal.append((MSG, stored))
         queue.line.push(conv.seq, conv)
         queue.status_changed(now, cfg.status_interval)
         conv.pushed_at = now
@@ -217,6 +222,8 @@ class QueuesMixin(EngineBase):
         queue.stats.on_engage(now - conv.joined_at)
         conv.state = State.ENGAGED
         conv.engaged_at = now
+        if self.journal is not None:
+            self.journal.append((STATE, conv, now))
         self._add_agent(conv, agent, now, out)
 
     def _add_agent(self, conv: Conversation, agent: Client, now: float, out: list[Delivery]) -> None:
@@ -233,6 +240,8 @@ class QueuesMixin(EngineBase):
         else:
             member.left_ms = None
         agent.conversations[conv.uuid] = conv
+        if self.journal is not None:
+            self.journal.append((MEMBER, conv, member))
         summary = conv.summary()
         to = self._to(agent)
         out.append(Delivery(to, conv.event(EventType.NEW_CONVERSATION, event_new_conversation=summary)))
@@ -270,8 +279,12 @@ class QueuesMixin(EngineBase):
         if conv.state is State.QUEUED:  # nobody but the customer is in it: an abandon
             self._close(conv, now, out)
             member.left_ms = epoch_ms(now)
+            if self.journal is not None:
+                self.journal.append((MEMBER, conv, member))
             return
         member.left_ms = epoch_ms(now)
+        if self.journal is not None:
+            self.journal.append((MEMBER, conv, member))
         if client.conn is not None:
             client.conversations.pop(conv.uuid, None)
         if client.role is Role.AGENT:
@@ -301,6 +314,8 @@ class QueuesMixin(EngineBase):
         queue.status_changed(now, self.config.status_interval)
         self._entries.pop(conv.queue_uuid, None)
         conv.state = State.CLOSED
+        if self.journal is not None:
+            self.journal.append((STATE, conv, now))
         self._open_count -= 1
         self._closed_count += 1
         present = list(conv.present())

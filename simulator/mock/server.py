@@ -37,9 +37,9 @@ import math
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -55,6 +55,9 @@ from .access import FrontDoor, parse_identity
 from .engine import Close, ConnId, Delivery, Identity
 from .faults import REORDER_HOLD, Decision, FaultConfig, FaultDecider
 from .metrics import Counters
+
+if TYPE_CHECKING:
+    from .persist import Persister
 
 __all__ = ["Core", "IdentityError", "ServerConfig", "Tap", "WebchatServer", "parse_identity"]  # parse_identity: .access
 
@@ -205,6 +208,8 @@ class WebchatServer:
         self.faults: FaultDecider | None = None
         """The decider while a websocket-side fault is on, else ``None`` (one check per batch)."""
         self._outboxes: dict[ConnId, _Outbox] = {}  # frames delayed or held back by faults
+        self.store: Persister | None = None
+        """Storage (``serve --db``, :mod:`.persist`): deliveries wait for their commit; ``None``: no storage."""
         self.configure_faults({})
 
     # Life cycle
@@ -279,6 +284,7 @@ class WebchatServer:
             "errors_sent": self.errors_sent,
             **self.core.status(),
             "faults": self.fault_decider.status(),
+            **({"store": self.store.status()} if self.store is not None else {}),
         }
 
     def configure_faults(self, settings: dict[str, Any]) -> FaultConfig:
@@ -399,20 +405,28 @@ class WebchatServer:
         self._reschedule()
         return True
 
-    def deliver(self, deliveries: Iterable[Delivery]) -> None:
+    def deliver(self, deliveries: Iterable[Delivery]) -> Awaitable[None] | None:
         """Send what the core decided outside a websocket frame (a REST call's
-        deliveries and closes), then re-arm the tick timer."""
+        deliveries and closes), then re-arm the tick timer; with storage, what
+        to await before answering (done once committed)."""
         self._apply(deliveries)
         self._reschedule()
+        return self.store.committed() if self.store is not None and self.store.holding() else None
 
     def _refuse(self, conn: ConnId, error: FrameError) -> None:
         self._deliver([Delivery((conn,), self.core.error_frame(error))])
 
     def _apply(self, deliveries: Iterable[Delivery]) -> None:
         """Carry out what one call of the core decided: send its deliveries,
-        then close the connections it says to close."""
+        then close the connections it says to close (with storage, once committed)."""
+        if self.store is not None and self.store.holding():
+            self.store.hold(deliveries, self.core.take_closes())
+            return
+        self.carry_out(deliveries, self.core.take_closes())
+
+    def carry_out(self, deliveries: Iterable[Delivery], closes: Sequence[Close]) -> None:
+        """Send ``deliveries``, then close the connections of ``closes``."""
         self._deliver(deliveries)
-        closes = self.core.take_closes()
         if closes:
             conns = self._conns
             for conn, code, reason in closes:

@@ -22,6 +22,7 @@ import math
 from ..protocol import ErrorCode, EventType
 from .base import Close, Delivery, Identity
 from .conversation import Client, ConnId, Role, State, participant_arn
+from .journal import CLIENT, GONE
 from .routing import QueuesMixin
 from .rules import clip, error_frame
 
@@ -78,6 +79,8 @@ class SessionsMixin(QueuesMixin):
             if was_offline:
                 self._announce_status(agent, out)
         self._refresh_availability(agent, now)
+        if self.journal is not None and name:
+            self.journal.append((CLIENT, agent))
         # The agent sees its queues at once; these frames carry its resume token.
         extra = {"resume_token": agent.resume_token} if agent.resume_token is not None else {}
         for queue_name in agent.queues:
@@ -223,6 +226,8 @@ class SessionsMixin(QueuesMixin):
             if conv.state is not State.CLOSED and conv.members[client].present:
                 self._leave(conv, client, now, out)
         client.conversations.clear()
+        if self.journal is not None:
+            self.journal.append((GONE, client))
         if client.role is Role.CUSTOMER:
             if client.resume_token is not None:
                 self._customers_by_token.pop(client.resume_token, None)

@@ -1,0 +1,268 @@
+"""Storage beside the websocket shell: ``serve --db PATH`` (I/O, not the engine).
+
+:class:`Persister` connects three things: the engine's journal
+(:mod:`.journal`: one small record per state change, appended by the
+sans-I/O engine), the SQLite database (:mod:`.store`) and the server's
+deliveries (:class:`~.server.WebchatServer`).
+
+Durability, with group commit:
+
+* after each call of the core, the server asks :meth:`Persister.holding`:
+  when the call made records (or earlier deliveries still wait), its
+  deliveries and closes are **held**, in order, instead of being sent;
+* once per event-loop turn (``call_soon``), the records of every call of the
+  turn become one batch of rows (:class:`.store.Rows`, in the loop's thread,
+  reading the objects as they are) and go to the **writer thread**, which
+  commits them (with any batch queued meanwhile) in one transaction;
+* the commit done, the loop sends the held deliveries (and closes), in
+  order. So a chat message's acknowledgement (the sender's own copy), and
+  every other frame of the same turn, leaves only once its rows are
+  committed: ``kill -9`` loses nothing a client saw. Frames of calls that
+  changed nothing wait behind a pending commit only to keep their order.
+
+A REST call that changed something answers once committed
+(:meth:`committed`). SIGTERM: :meth:`drain` waits for every pending commit
+and detaches the journal (the disconnections of the shutdown are not
+stored: after a restart the participants resume), :meth:`close` stops the
+writer and checkpoints the file.
+
+Restart: :func:`open_store` opens and migrates the file and restores the
+engine (:meth:`.Engine.restore`) before the server starts. Retention
+(``--retain``): every ``prune_interval`` the writer deletes up to
+``prune_limit`` conversations closed longer ago than ``retain`` (bounded
+work per pass); what the engine holds in memory is bounded apart
+(``--retain-bytes``): evicting from memory deletes nothing stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Close, Delivery
+from .engine import Engine
+from .store import Database, Rows
+
+__all__ = ["Persister", "StoreOptions", "open_store"]
+
+log = logging.getLogger("webchat_sim.store")
+
+Hold = tuple[list[Delivery], Sequence[Close]]
+"""The deliveries and closes of one call of the core, waiting for a commit."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoreOptions:
+    """``serve --db PATH [--retain 7d]``."""
+
+    path: str
+    retain: float | None = None
+    """Prune conversations closed longer ago than this (seconds; ``None``: keep all)."""
+    prune_interval: float = 60.0
+    prune_limit: int = 1000
+    grace: float | None = None
+    """Reconnect grace of the restored participants (``None``: the engine's ``reconnect_grace``)."""
+
+
+class Persister:
+    """The journal of ``engine`` into ``db``, with the deliveries held until committed."""
+
+    def __init__(self, db: Database, engine: Engine, options: StoreOptions) -> None:
+        self.db = db
+        self.engine = engine
+        self.options = options
+        self.rows = Rows(engine._queues, engine._agents_by_name, engine._customers_by_uuid)
+        self.restored: dict[str, int] = {}
+        self.commits = 0
+        self.records = 0
+        self.failures = 0
+        self.pruned = 0
+        self._turn: list[Hold] = []
+        self._scheduled = False
+        self._inflight = 0
+        self._waiters: list[asyncio.Future[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pruner: asyncio.Task[None] | None = None
+        self._send: Any = None
+
+    # ------------------------------------------------------------------
+    # Life cycle
+
+    def start(self, send: Any) -> None:
+        """Begin storing: ``send(deliveries, closes)`` carries out a released hold."""
+        self._loop = asyncio.get_running_loop()
+        self._send = send
+        self.engine.journal = []
+        self._thread = threading.Thread(target=self._writer, name="webchat-sim-store", daemon=True)
+        self._thread.start()
+        if self.options.retain is not None:
+            self._pruner = self._loop.create_task(self._prune_periodically(self.options.retain))
+
+    async def drain(self) -> None:
+        """Commit what is pending, send what it held, and stop storing (SIGTERM)."""
+        if self._pruner is not None:
+            self._pruner.cancel()
+            self._pruner = None
+        if self._turn or self.engine.journal:
+            self._flush()
+        await self.committed()
+        self.engine.journal = None
+
+    def close(self) -> None:
+        """Stop the writer thread (after what it has) and close the database."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+        self.db.close()
+
+    # ------------------------------------------------------------------
+    # The server's hooks
+
+    def holding(self) -> bool:
+        """Whether the call just made must wait for a commit (it made records, or others wait)."""
+        return bool(self.engine.journal) or self._inflight > 0 or bool(self._turn)
+
+    def hold(self, deliveries: Iterable[Delivery], closes: Sequence[Close]) -> None:
+        """Keep one call's deliveries and closes until the turn's commit."""
+        self._turn.append((deliveries if isinstance(deliveries, list) else list(deliveries), closes))
+        if not self._scheduled:
+            self._scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
+    def committed(self) -> asyncio.Future[None]:
+        """Done once everything held so far is committed and sent."""
+        assert self._loop is not None
+        done: asyncio.Future[None] = self._loop.create_future()
+        if self._inflight == 0 and not self._turn:
+            done.set_result(None)
+        else:
+            self._waiters.append(done)
+        return done
+
+    def status(self) -> dict[str, Any]:
+        """The ``store`` section of ``/healthz``."""
+        return {
+            "path": str(self.db.path),
+            "restored": self.restored,
+            "commits": self.commits,
+            "records": self.records,
+            "failures": self.failures,
+            "pruned_conversations": self.pruned,
+            "pending_commits": self._inflight,
+        }
+
+    # ------------------------------------------------------------------
+    # Group commit
+
+    def _flush(self) -> None:
+        """End of the turn: the turn's records become one batch for the writer."""
+        self._scheduled = False
+        journal = self.engine.journal
+        records: list[Any] = []
+        if journal:
+            records, self.engine.journal = journal, []
+        holds, self._turn = self._turn, []
+        try:
+            batch = self.rows.batch(records) if records else []
+        except Exception:  # a bug here must not hold frames for ever
+            log.exception("cannot turn %d records into rows; not stored", len(records))
+            self.failures += 1
+            batch = []
+        self.records += len(records)
+        self._inflight += 1
+        self._queue.put(("write", batch, holds))
+
+    def _writer(self) -> None:
+        """The writer thread: commit each batch (with those queued behind it, in one transaction)."""
+        loop = self._loop
+        assert loop is not None
+        stop = False
+        while not stop:
+            item = self._queue.get()
+            if item is None:
+                break
+            items = [item]
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                items.append(more)
+            writes = [it for it in items if it[0] == "write"]
+            batch: list[Any] = [statement for it in writes for statement in it[1]]
+            failed = False
+            if batch:
+                try:
+                    self.db.write(batch)
+                except Exception:
+                    log.exception("cannot commit %d statements; their frames are sent uncommitted", len(batch))
+                    failed = True
+            for it in items:
+                if it[0] == "prune":
+                    self._prune(it[1])
+            if writes:
+                holds = [hold for it in writes for hold in it[2]]
+                loop.call_soon_threadsafe(self._release, holds, len(writes), failed)
+
+    def _release(self, holds: list[Hold], batches: int, failed: bool) -> None:
+        """In the loop: a commit is done; send what it held, in order."""
+        self.commits += 1
+        self.failures += failed
+        self._inflight -= batches
+        send = self._send
+        for deliveries, closes in holds:
+            try:
+                send(deliveries, closes)
+            except Exception:
+                log.exception("cannot send held deliveries")
+        if self._inflight == 0 and not self._turn:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    # ------------------------------------------------------------------
+    # Retention
+
+    async def _prune_periodically(self, retain: float) -> None:
+        interval = min(self.options.prune_interval, max(retain / 4, 0.05))
+        while True:
+            self._queue.put(("prune", round((time.time() - retain) * 1000)))
+            await asyncio.sleep(interval)
+
+    def _prune(self, before_ms: int) -> None:
+        """In the writer thread: one bounded pass of retention."""
+        try:
+            self.pruned += self.db.prune(before_ms, self.options.prune_limit)
+        except Exception:
+            log.exception("cannot prune the database")
+
+
+def open_store(options: StoreOptions, engine: Engine, *, now: float | None = None) -> Persister:
+    """Open (create, migrate) the database and restore ``engine`` from it;
+    :class:`~simulator.errors.StoreError` with one line if it cannot be used."""
+    db = Database(options.path)
+    try:
+        started = time.perf_counter()
+        snapshot = db.load(closed_limit=engine.config.closed_conversations_kept)
+        persister = Persister(db, engine, options)
+        persister.restored = engine.restore(snapshot, time.time() if now is None else now, grace=options.grace)
+        persister.restored["milliseconds"] = round((time.perf_counter() - started) * 1000)
+    except BaseException:
+        db.close()
+        raise
+    log.info("restored from %s: %s", options.path, persister.restored)
+    return persister

@@ -1,0 +1,361 @@
+"""Restoring the engine's state from storage (part of the engine, sans I/O).
+
+:meth:`RestoreMixin.restore` takes a :class:`Snapshot` (plain rows, read by
+:mod:`simulator.mock.store` from the database; nothing here touches a file)
+into an engine that has served nothing yet, and rebuilds what the engine
+holds: participants with their resume tokens and agent identities, open
+conversations (waiting ones back in their queues, in their order), the latest
+closed ones, their members with what they read, their messages with their
+transport statuses, held ``webchat context`` and rrweb recording, and the
+queue statistics.
+
+After a restart nobody is connected: every participant who is in an open
+conversation, and every agent who had signed in by name, starts a reconnect
+grace (``grace`` seconds, default the engine's ``reconnect_grace``) from
+``now``. One who comes back in time, with its resume token (an agent: or a
+JWT naming it), resumes as after any reconnect (``since`` replays what it
+missed); one who does not leaves, as always. Derived state (unread counts,
+own messages, the first unanswered message, epochs) is recomputed from the
+messages, so storage keeps each fact once.
+
+The held byte budget applies as it does live: restoring goes through the
+retention (:mod:`.retention`), so a database larger than ``retain_bytes``
+fills memory with the open conversations and the latest closed ones only.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ..protocol import (
+    ConversationEventWebchatContext,
+    ConversationMessage,
+    ConversationMessageTransportStatus,
+    ConversationWebchatQueueStatusQueueEntry,
+    Frame,
+    MessageType,
+    TransportStatus,
+    encoded_length,
+)
+from .account import MESSAGE_BYTES, SEQ_BYTES, STATUS_BYTES, text_bytes
+from .base import EngineBase
+from .conversation import Client, Conversation, Member, Role, State, StoredMessage, build, cached_dts
+from .stats import QueueStats
+
+__all__ = [
+    "FLAG_AUTOPILOT",
+    "FLAG_KNOWN",
+    "ConversationRow",
+    "MemberRow",
+    "MessageRow",
+    "ParticipantRow",
+    "RestoreMixin",
+    "Snapshot",
+    "StatsRow",
+]
+
+FLAG_KNOWN = 1
+"""An agent known by its name (resumable), or a customer a JWT vouched for (known by its uuid)."""
+FLAG_AUTOPILOT = 2
+"""The server's own simulated agent."""
+
+
+class ParticipantRow(NamedTuple):
+    uuid: str
+    role: str
+    arn: str
+    name: str
+    email: str | None
+    language: str | None
+    resume_token: str | None
+    queues: tuple[str, ...]
+    ring_key: int
+    flags: int
+
+
+class ConversationRow(NamedTuple):
+    uuid: str
+    arn: str
+    queue_name: str
+    queue_uuid: str
+    seq: int
+    start_ms: int
+    joined_at: float
+    customer_uuid: str
+    entry: ConversationWebchatQueueStatusQueueEntry
+    state: str
+    engaged_at: float | None
+    context: ConversationEventWebchatContext | None
+    closed_ms: int | None
+
+
+class MemberRow(NamedTuple):
+    conversation_uuid: str
+    participant_uuid: str
+    joined_ms: int
+    left_ms: int | None
+    language: str | None
+    last_read_seq: int
+
+
+class MessageRow(NamedTuple):
+    conversation_uuid: str
+    seq: int
+    uuid: str
+    author_uuid: str
+    author_name: str | None
+    epoch: int
+    body: str | None
+    client_message_id: str | None
+    media_urls: list[str] | None
+    language: str | None
+    statuses: list[tuple[str, str]]
+    readers: list[str] | None
+    status_epoch: int
+
+
+class StatsRow(NamedTuple):
+    queue_name: str
+    engaged: int
+    active: int
+    abandoned: int
+    chats_ended: int
+    hold_seconds: float
+    chat_seconds: float
+    abandon_seconds: float
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What storage holds, as rows (conversations in ``seq`` order, messages
+    in conversation then ``seq`` order, rrweb frames in the order held)."""
+
+    participants: Sequence[ParticipantRow] = ()
+    conversations: Sequence[ConversationRow] = ()
+    members: Sequence[MemberRow] = ()
+    messages: Iterable[MessageRow] = ()
+    stats: Sequence[StatsRow] = ()
+    rrweb: dict[str, list[Frame]] = field(default_factory=dict)
+    closed_total: int = 0
+    """Closed conversations stored (those restored are the latest of them)."""
+
+
+class RestoreMixin(EngineBase):
+    """:meth:`restore`."""
+
+    def restore(self, snapshot: Snapshot, now: float, *, grace: float | None = None) -> dict[str, int]:
+        """Rebuild the state ``snapshot`` holds (see the module documentation);
+        return what was restored, counted. Conversations of a queue this
+        engine does not have are skipped (counted as ``skipped``)."""
+        if self._conversations or self._conns or self._agents_by_name:
+            raise RuntimeError("restore: the engine has served already; restore into a new one")
+        cfg = self.config
+        clients: dict[str, Client] = {}
+        flags: dict[Client, int] = {}
+        top = 0
+        for p in snapshot.participants:
+            role = Role(p.role)
+            client = Client(
+                role=role,
+                uuid=p.uuid,
+                arn=p.arn,
+                name=p.name,
+                email=p.email,
+                language=p.language,
+                resume_token=p.resume_token,
+                ring_key=p.ring_key,
+                autopilot=bool(p.flags & FLAG_AUTOPILOT),
+            )
+            if role is Role.AGENT:
+                client.queues = tuple(q for q in p.queues if q in self._queues)
+            clients[p.uuid] = client
+            flags[client] = p.flags
+            top = max(top, p.ring_key)
+        convs: dict[str, Conversation] = {}
+        skipped = 0
+        for row in snapshot.conversations:
+            customer = clients.get(row.customer_uuid)
+            if row.queue_name not in self._queues or customer is None:
+                skipped += 1
+                continue
+            conv = Conversation(
+                uuid=row.uuid,
+                arn=row.arn,
+                merchant_id=cfg.merchant_id,
+                queue_name=row.queue_name,
+                queue_uuid=row.queue_uuid,
+                seq=row.seq,
+                start_ms=row.start_ms,
+                joined_at=row.joined_at,
+                customer=customer,
+                entry=row.entry,
+                entry_bytes=encoded_length(row.entry),
+                held=self._held,
+                state=State(row.state),
+                engaged_at=row.engaged_at,
+                context=row.context if row.state != State.CLOSED.value else None,
+            )
+            convs[row.uuid] = conv
+            top = max(top, row.seq)
+        members: dict[tuple[str, str], Member] = {}
+        for m in snapshot.members:
+            conv_or_none = convs.get(m.conversation_uuid)
+            client_or_none = clients.get(m.participant_uuid)
+            if conv_or_none is None or client_or_none is None:
+                continue
+            member = Member(
+                client=client_or_none,
+                joined_ms=m.joined_ms,
+                language=m.language,
+                left_ms=m.left_ms,
+                last_read_seq=m.last_read_seq,
+            )
+            conv_or_none.members[client_or_none] = member
+            members[m.conversation_uuid, m.participant_uuid] = member
+        messages = self._restore_messages(convs, members, snapshot.messages)
+        for conv_uuid, frames in snapshot.rrweb.items():
+            held_conv = convs.get(conv_uuid)
+            if held_conv is None or held_conv.state is State.CLOSED:
+                continue
+            for frame in frames:
+                if frame.event_rrweb is not None:
+                    held_conv.hold_rrweb(frame.event_rrweb, frame, limit=cfg.rrweb_hold_bytes)
+        for s in snapshot.stats:
+            if (queue := self._queues.get(s.queue_name)) is not None:
+                queue.stats = QueueStats(*s[1:])
+        self._seq = itertools.count(top + 1)
+        kept = self._restore_wiring(convs, flags, now, cfg.reconnect_grace if grace is None else grace)
+        # A seeded engine would hand out the first run's uuids again: move its generator on, reproducibly.
+        self._rng.seed(f"{self._rng.getrandbits(64)}:{len(convs)}:{messages}")
+        self._closed_count = snapshot.closed_total
+        return {
+            "participants": len(clients),
+            "resumable": kept,
+            "conversations": len(convs),
+            "open": self._open_count,
+            "messages": messages,
+            "skipped": skipped,
+        }
+
+    def _restore_messages(
+        self, convs: dict[str, Conversation], members: dict[tuple[str, str], Member], rows: Iterable[MessageRow]
+    ) -> int:
+        """The messages, rebuilt as :meth:`.Conversation.store` built them (and
+        :meth:`.Conversation.mark_read` updated them), with what derives from them."""
+        count = 0
+        merchant_id = self.config.merchant_id
+        sent = {status.value: status for status in TransportStatus}
+        for row in rows:
+            conv = convs.get(row.conversation_uuid)
+            author = members.get((row.conversation_uuid, row.author_uuid))
+            if conv is None or author is None:
+                continue
+            client = author.client
+            statuses = [
+                build(ConversationMessageTransportStatus, conversation_participant_arn=arn, status=sent[status])
+                for arn, status in row.statuses
+            ]
+            model = build(
+                ConversationMessage,
+                author_conversation_participant_arn=client.arn,
+                author_conversation_participant_name=row.author_name,
+                body=row.body,
+                client_message_id=row.client_message_id,
+                conversation_message_uuid=row.uuid,
+                language_iso_code=row.language,
+                media_urls=row.media_urls,
+                merchant_id=merchant_id,
+                message_dts=cached_dts(row.epoch),
+                message_epoch=row.epoch,
+                transport_statuses=statuses,
+                type=MessageType.MESSAGE,
+            )
+            size = MESSAGE_BYTES + STATUS_BYTES * len(statuses) + text_bytes(row.uuid)
+            for text in (row.body, row.client_message_id, *(row.media_urls or ())):
+                if text is not None:
+                    size += text_bytes(text)
+            seq = conv.dropped + len(conv.messages) + 1  # gaps (none expected) close up
+            stored = StoredMessage(
+                seq=seq,
+                author=author,
+                epoch=row.epoch,
+                model=model,
+                conversation_uuid=conv.uuid,
+                conversation_arn=conv.arn,
+                readers=set(row.readers) if row.readers else None,
+                status_epoch=row.status_epoch,
+                size=size,
+            )
+            conv.messages.append(stored)
+            conv.history_bytes += size
+            conv.held_bytes += size + SEQ_BYTES
+            conv.held.bytes += size + SEQ_BYTES
+            conv.held.messages += 1
+            conv.by_uuid[row.uuid] = stored
+            if row.client_message_id is not None and conv.state is not State.CLOSED:
+                conv.by_client_id[author, row.client_message_id] = stored
+            conv.last_epoch = max(conv.last_epoch, row.epoch, row.status_epoch)
+            author.own_seqs.append(seq)
+            author.last_read_seq = max(author.last_read_seq, seq)
+            author.last_message_ms = row.epoch
+            if client.role is Role.CUSTOMER:
+                if conv.first_unresponded_ms is None:
+                    conv.first_unresponded_ms = row.epoch
+            else:
+                conv.first_unresponded_ms = None
+            count += 1
+        return count
+
+    def _restore_wiring(
+        self,
+        convs: dict[str, Conversation],
+        flags: dict[Client, int],
+        now: float,
+        grace: float,
+    ) -> int:
+        """Queues, indexes, budgets and graces of the restored objects; the
+        number of participants who may resume."""
+        keep: dict[Client, None] = {}
+        for client, flag in flags.items():
+            if client.role is Role.AGENT and flag & FLAG_KNOWN and client.name not in self._agents_by_name:
+                self._agents_by_name[client.name] = client
+                keep[client] = None
+                for queue_name in client.queues:
+                    self._queues[queue_name].agents[client] = None
+        closed = sorted((c for c in convs.values() if c.state is State.CLOSED), key=lambda c: c.seq)
+        for conv in convs.values():
+            if conv.state is State.CLOSED:
+                continue
+            self._conversations[conv.uuid] = conv
+            self._entries[conv.queue_uuid] = conv
+            self._open_count += 1
+            if conv.state is State.QUEUED:
+                self._queues[conv.queue_name].line.push(conv.seq, conv)
+            for member in conv.members.values():
+                if member.left_ms is not None:
+                    continue
+                client = member.client
+                client.conversations[conv.uuid] = conv
+                keep[client] = None
+                if client.role is Role.AGENT and conv.state is State.ENGAGED:
+                    client.chats += 1
+                    client.last_chat_ms = max(client.last_chat_ms or 0, member.joined_ms)
+            self._retention.wrote(conv)
+        for conv in closed:
+            self._conversations[conv.uuid] = conv
+            self._retention.closed(conv)
+        for client in keep:
+            if client.role is Role.CUSTOMER:
+                if client.resume_token is not None:
+                    self._customers_by_token[client.resume_token] = client
+                if flags[client] & FLAG_KNOWN:
+                    self._customers_by_uuid[client.uuid] = client
+            client.grace_until = now + grace
+            heapq.heappush(self._graces, (client.grace_until, next(self._seq), client))
+        for queue in self._queues.values():
+            queue.status_changed(now, self.config.status_interval)
+        return len(keep)
