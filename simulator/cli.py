@@ -1,5 +1,5 @@
-"""The ``webchat-sim`` command line: ``serve``, ``load``, ``capacity``, ``check``, ``demo``, ``schema``,
-``scenarios``."""
+"""The ``webchat-sim`` command line: ``serve``, ``load``, ``capacity``, ``check``, ``demo``, ``db``,
+``schema``, ``scenarios``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import NoReturn, TypeVar
 import orjson
 
 from . import __version__
+from .cli_db import add_db_parser, store_options
 from .cli_load import add_capacity_parser, add_load_extras
 from .cli_types import (
     _languages,
@@ -32,6 +33,7 @@ from .cli_types import (
     _serve_int,
     _serve_keys_file,
     _serve_queues,
+    _serve_retain,
     _serve_size,
     parse_size,
 )
@@ -126,6 +128,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         auth_required=args.auth == "required",
         jwt_secret=args.jwt_secret,
         token_ttl=args.token_ttl,
+        store=store_options(args.db, args.retain),
     )
     return run(options)
 
@@ -309,6 +312,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="memory budget of the conversations held (messages, recordings): the oldest closed ones are "
         "forgotten first, then old messages of idle open ones (e.g. 64MB, 1GiB; powers of 1024; default 256MiB)",
     )
+    serve.add_argument(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help="store conversations, queues and sessions in this SQLite file and restore them at start "
+        "(default: memory only)",
+    )
+    serve.add_argument(
+        "--retain",
+        type=_serve_retain,
+        default=None,
+        metavar="DURATION",
+        help="with --db: delete conversations closed longer ago than this, e.g. 7d, 12h (default: keep all)",
+    )
     serve.add_argument("--ping-interval", type=seconds, default=20.0, help="websocket keepalive pings (0: off)")
     serve.add_argument("--max-frame-bytes", type=_serve_int(1), default=64 * 1024, help="larger frames close with 1009")
     serve.add_argument(
@@ -473,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--open", action="store_true", help="open the dashboard in a web browser")
     demo.set_defaults(func=_cmd_demo)
+
+    add_db_parser(sub)
 
     scen = sub.add_parser("scenarios", help="list the scenario scripts")
     scen.set_defaults(func=_cmd_scenarios)

@@ -226,3 +226,26 @@ def _parse(kind: Callable[[str], _T], text: str, what: str) -> _T:
     return value
 
 
+
+
+_RETAIN = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def _serve_retain(text: str) -> float:
+    """An argparse type: how long storage keeps closed conversations, e.g.
+    ``7d``, ``12h``, ``1d12h``, ``30m``, ``90s`` or plain seconds; more than 0."""
+    value = text.strip().lower()
+    match = _RETAIN.fullmatch(value)
+    try:
+        seconds = float(value) if value.replace(".", "", 1).isdigit() else None
+    except ValueError:
+        seconds = None
+    if seconds is None and (not value or match is None):
+        raise argparse.ArgumentTypeError(f'"{text}" is not a duration (e.g. 7d, 12h, 1d12h, 30m, 90s)')
+    if seconds is None:
+        assert match is not None
+        days, hours, minutes, secs = match.groups()
+        seconds = int(days or 0) * 86400 + int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(secs or 0)
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0s, got {text!r}")
+    return seconds
