@@ -16,7 +16,7 @@ from typing import NoReturn, TypeVar
 import orjson
 
 from . import __version__
-from .cli_db import add_db_parser, store_options
+from .cli_db import add_db_parser, default_demo_db, demo_store, store_options
 from .cli_load import add_capacity_parser, add_load_extras
 from .cli_types import (
     _languages,
@@ -172,6 +172,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             pace=Pace(args.pace),
             seed=args.seed,
             http_port=args.http_port,
+            store=demo_store(args.db, no_db=args.no_db),
         ),
         arrival_rate=args.arrival_rate,
         languages=args.languages,
@@ -489,6 +490,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--run-time", type=_run_time, default=None, help="stop after this long, e.g. 10m (default: Ctrl-C)"
     )
     demo.add_argument("--open", action="store_true", help="open the dashboard in a web browser")
+    demo.add_argument(
+        "--db",
+        metavar="PATH",
+        default=None,
+        help=f"keep the demo's conversations in this SQLite file across restarts (default: {default_demo_db()})",
+    )
+    demo.add_argument("--no-db", action="store_true", help="keep nothing: memory only, a fresh desk each run")
     demo.set_defaults(func=_cmd_demo)
 
     add_db_parser(sub)

@@ -16,7 +16,7 @@ from .errors import StoreError, UsageError
 if TYPE_CHECKING:
     from .mock.persist import StoreOptions
 
-__all__ = ["add_db_parser", "default_demo_db", "store_options"]
+__all__ = ["add_db_parser", "default_demo_db", "demo_store", "store_options"]
 
 
 def default_demo_db() -> Path:
@@ -41,6 +41,23 @@ def store_options(db: str | None, retain: float | None) -> StoreOptions | None:
     if not db.strip():
         raise UsageError("--db: an empty path")
     return StoreOptions(path=db, retain=retain)
+
+
+def demo_store(db: str | None, *, no_db: bool) -> StoreOptions | None:
+    """``demo --db PATH`` / ``--no-db``; by default :func:`default_demo_db` (its directory created)."""
+    if no_db:
+        if db is not None:
+            raise UsageError("--db and --no-db: choose one")
+        return None
+    if db is None:
+        default = default_demo_db()
+        try:
+            default.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = f"cannot create {default.parent} for the demo's database ({exc.strerror or exc})"
+            raise UsageError(f"{reason}; give --db or --no-db") from None
+        db = str(default)
+    return store_options(db, None)
 
 
 def _open(path: str) -> Any:

@@ -13,6 +13,11 @@ It prints the dashboard URL (``--open`` opens it in a browser), then a status
 line every few seconds, until Ctrl-C (or ``--run-time``): then it stops the
 customers first, the server last, and prints what it served.
 
+The desk survives restarts: conversations, queues and statistics are kept in
+a SQLite file (``--db PATH``; by default ``demo.db`` under the user's data
+directory, ``$XDG_DATA_HOME/webchat-sim`` or ``~/.local/share/webchat-sim``;
+``--no-db``: memory only), as ``serve --db`` keeps them.
+
 Arrivals: ``users`` customers each start a chat at most every ``pacing``
 seconds (Locust's ``--chat-pacing``), ``users = ceil(arrival_rate ×
 pacing)``; the pacing is longer than a chat usually lasts at that pace (180 s
@@ -33,7 +38,7 @@ import webbrowser
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from .errors import BindError
+from .errors import BindError, StoreError
 from .fake import parse_languages
 from .load.locust_cli import locust_invocation
 from .mock.app import MockOptions, run_loop, serve_until_stopped
@@ -220,12 +225,16 @@ async def demo(opts: DemoOptions, out: TextIO = sys.stdout) -> dict[str, Any]:
 
 
 def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> int:
-    """``webchat-sim demo``: 0 once stopped; 1 after one line if a port cannot be bound."""
+    """``webchat-sim demo``: 0 once stopped; 1 after one line if a port cannot be bound, 2 if
+    the database (``--db``, by default :func:`~.cli_db.default_demo_db`) cannot be used."""
     try:
         final = run_loop(demo(opts, out))
     except BindError as exc:
         print(f"webchat-sim: {exc}", file=sys.stderr, flush=True)
         return 1
+    except StoreError as exc:
+        print(f"webchat-sim demo: error: --db {exc}", file=sys.stderr, flush=True)
+        return 2
     if final:
         print(status_line(final).replace("demo:", "webchat-sim demo served:", 1), file=out, flush=True)
     return 0

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from simulator.demo import DEMO_MIX, DemoOptions, locust_command, parse_language
 from simulator.fake import LANGUAGES
 from simulator.load.scenario import available_scenarios
 from simulator.mock.app import MockOptions
+from simulator.mock.store import Database
 from simulator.pace import Pace, chat_pacing_wait
 from tests.cli import ROOT, clean_env, run_cli
 
@@ -110,7 +112,7 @@ def test_locust_refuses_unknown_languages_in_one_line() -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_a_few_seconds_of_demo_open_conversations_and_metrics_count_them() -> None:
+def test_a_few_seconds_of_demo_open_conversations_and_metrics_count_them(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
@@ -127,7 +129,8 @@ def test_a_few_seconds_of_demo_open_conversations_and_metrics_count_them() -> No
         "--seed",
         "5",
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(), cwd=ROOT)
+    env = clean_env(XDG_DATA_HOME=str(tmp_path))  # the demo keeps its database there by default
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
     assert proc.stdout is not None
     lines: list[str] = []
     errors = ""
@@ -165,3 +168,5 @@ def test_a_few_seconds_of_demo_open_conversations_and_metrics_count_them() -> No
     assert proc.returncode == 0, output
     assert "webchat-sim demo served:" in output
     assert "Traceback" not in errors
+    stored = Database(tmp_path / "webchat-sim" / "demo.db", create=False).info()
+    assert stored["counts"]["conversations"] >= 5, stored
