@@ -1,6 +1,6 @@
 """Server relay throughput: customer -> agent chat messages per second, and per server CPU-second.
 
-    python benchmarks/bench_relay.py [--quick] [--pairs 50 200] [--repeat 3] [--floor] [--json PATH]
+    python benchmarks/bench_relay.py [--quick] [--pairs 50 200] [--repeat 3] [--floor] [--db] [--json PATH]
 
 Two servers, each in its own process on 127.0.0.1 (random port), pinned to one
 CPU, run with the standard asyncio loop and with uvloop:
@@ -16,7 +16,11 @@ CPU, run with the standard asyncio loop and with uvloop:
 * ``floor`` (with ``--floor``) — the bare server sending what ours sends (the
   frame back to the sender, the frame and a summary-sized event to the peer,
   one write per connection), without an engine: how much of the gap is the
-  protocol's I/O rather than our code.
+  protocol's I/O rather than our code;
+* ``db`` (with ``--db``) — ours with storage (``serve --db``: a SQLite file
+  in a temporary directory, WAL, group commit, every acknowledgement held
+  until committed): the cost of durability, as ``db/ours`` per server
+  CPU-second (target >= 0.75: at most 25 % fewer messages per CPU-second).
 
 The same client drives all: several processes (asyncio + uvloop, the minimal
 :mod:`rawws` client, so that the clients are not the bottleneck; pinned to the
@@ -46,6 +50,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -77,6 +82,8 @@ from _common import (
 RESULTS = RESULTS_DIR / "bench_relay.json"
 SERVERS = ("bare", "ours")
 FLOOR = "floor"
+DB = "db"
+DB_TARGET = 0.75
 LOOPS = ("asyncio", "uvloop")
 TARGET = 0.6
 
@@ -92,7 +99,7 @@ MAX_PER_PROCESS = 5_000
 # The servers (asyncio; one process each)
 
 
-def serve(variant: str, loop_name: str, lifetime: float) -> None:
+def serve(variant: str, loop_name: str, lifetime: float, db: str | None = None) -> None:
     """Print ``PORT <n>``; serve until SIGTERM or ``lifetime`` seconds."""
     pin("server")
 
@@ -100,17 +107,18 @@ def serve(variant: str, loop_name: str, lifetime: float) -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         if variant == "ours":
-            await serve_ours(stop, lifetime)
+            await serve_ours(stop, lifetime, db)
         else:
             await serve_bare(stop, lifetime, floor=variant == FLOOR)
 
     run_loop(loop_name, main())
 
 
-async def serve_ours(stop: asyncio.Event, lifetime: float) -> None:
+async def serve_ours(stop: asyncio.Event, lifetime: float, db: str | None = None) -> None:
     import random
 
     from simulator.mock.engine import Engine, EngineConfig, Routing
+    from simulator.mock.persist import StoreOptions, open_store
     from simulator.mock.server import ServerConfig, WebchatServer
 
     engine = Engine(
@@ -118,9 +126,18 @@ async def serve_ours(stop: asyncio.Event, lifetime: float) -> None:
         rng=random.Random(1),
     )
     config = ServerConfig(port=0, frames_per_second=1e9, burst=1_000_000_000, max_connections=100_000)
-    async with WebchatServer(engine, config) as server:
+    server = WebchatServer(engine, config)
+    store = open_store(StoreOptions(path=db), engine) if db is not None else None
+    if store is not None:
+        server.store = store
+        store.start(server.carry_out)
+    async with server:
         print(f"PORT {server.port}", flush=True)
         await wait(stop, lifetime)
+        if store is not None:
+            await store.drain()
+    if store is not None:
+        store.close()
 
 
 async def serve_bare(stop: asyncio.Event, lifetime: float, *, floor: bool) -> None:
@@ -337,14 +354,19 @@ def percentile(values: Sequence[float], q: float) -> float | None:
 
 
 def measure(variant: str, loop_name: str, pairs: int, processes: int, warmup: float, duration: float) -> dict[str, Any]:
-    server = start(__file__, ["--serve", variant, "--loop", loop_name, "--lifetime", str(SERVER_LIFETIME)], stdin=False)
+    scratch = tempfile.TemporaryDirectory(prefix="bench-relay-db-") if variant == DB else None
+    storage = ["--db-file", str(Path(scratch.name) / "relay.db")] if scratch is not None else []
+    served = "ours" if variant == DB else variant
+    server = start(
+        __file__, ["--serve", served, "--loop", loop_name, "--lifetime", str(SERVER_LIFETIME), *storage], stdin=False
+    )
     clients: list[subprocess.Popen[str]] = []
     try:
         port = int(read_line(server, 30, f"{variant} server").split()[1])
         shares = [pairs // processes + (1 if i < pairs % processes else 0) for i in range(processes)]
         for index, share in enumerate(s for s in shares if s):
             client = start(
-                __file__, ["--client", variant, "--port", str(port), "--pairs", str(share), "--index", str(index)]
+                __file__, ["--client", served, "--port", str(port), "--pairs", str(share), "--index", str(index)]
             )
             clients.append(client)
             # One process at a time: its customers are engaged by its own agents.
@@ -367,6 +389,8 @@ def measure(variant: str, loop_name: str, pairs: int, processes: int, warmup: fl
         for client in clients:
             stop(client)
         stop(server)
+        if scratch is not None:
+            scratch.cleanup()
     server_cpu = cpu_end[0] - cpu_start[0]
     client_cpu = sum(cpu_end[1:]) - sum(cpu_start[1:])
     messages = sum(r["messages"] for r in results)
@@ -407,8 +431,9 @@ def orchestrate(
     output: Path,
     quick: bool,
     floor: bool,
+    db: bool = False,
 ) -> bool:
-    variants = (*SERVERS, FLOOR) if floor else SERVERS
+    variants = (*SERVERS, *((FLOOR,) if floor else ()), *((DB,) if db else ()))
     runs: list[dict[str, Any]] = []
     for pairs in pair_counts:
         for loop_name in loops:
@@ -441,6 +466,12 @@ def orchestrate(
             if floor:
                 row["ratio_floor_per_server_cpu_s"] = paired_ratio(cell, "per_server_cpu_s", FLOOR)
                 row["floor_over_bare_per_server_cpu_s"] = paired_ratio(cell, "per_server_cpu_s", "bare", FLOOR)
+            if db:
+                for key in ("per_s", "per_server_cpu_s"):
+                    row[f"ratio_db_{key}"] = paired_ratio(cell, key, "ours", DB)
+                    pairs_of = [(r, o) for r in cell if r["server"] == DB for o in cell if o["server"] == "ours"]
+                    values = [r[key] / o[key] for r, o in pairs_of if o["repeat"] == r["repeat"] and r[key] and o[key]]
+                    row[f"range_db_{key}"] = [round(min(values), 3), round(max(values), 3)] if values else None
             summary.append(row)
 
     print()
@@ -469,6 +500,28 @@ def orchestrate(
                 f"{row['floor_over_bare_per_server_cpu_s'] or 0:>10.2f} | "
                 f"{row['ratio_floor_per_server_cpu_s'] or 0:>10.2f}"
             )
+    targets = []
+    if db:
+        print()
+        print("durability: ours with --db (SQLite file, group commit, acks held until committed) / ours in memory")
+        print(f"{'pairs':>5} {'loop':>7} | {'db/CPU-s':>9} {'db/ours':>7} {'range':>13} | {'db/s':>7} {'db/ours':>7} | "
+              f"{'db p50/p99 ms':>15}")  # fmt: skip
+        for row in summary:
+            span = row["range_db_per_server_cpu_s"] or [0, 0]
+            print(
+                f"{row['pairs']:>5} {row['loop']:>7} | {row['db_per_server_cpu_s'] or 0:>9,.0f} "
+                f"{row['ratio_db_per_server_cpu_s'] or 0:>7.2f} {span[0]:>6.2f}-{span[1]:<6.2f} | "
+                f"{row['db_per_s'] or 0:>7,.0f} {row['ratio_db_per_s'] or 0:>7.2f} | "
+                f"{row['db_p50_ms'] or 0:>7.2f}/{row['db_p99_ms'] or 0:<7.2f}"
+            )
+        worst_db = min((r["ratio_db_per_server_cpu_s"] or 0.0) for r in summary)
+        targets.append(
+            Target(
+                f"with --db >= {DB_TARGET:g}x in memory, per server CPU-second (durability costs <= 25 %)",
+                judge(worst_db, DB_TARGET, higher_is_better=True),
+                f"(worst {worst_db:.2f}x)",
+            )
+        )
     worst_cpu = min((r["ratio_per_server_cpu_s"] or 0.0) for r in summary)
     worst_wall = min((r["ratio_per_s"] or 0.0) for r in summary)
     failures = sum(r["error_count"] for r in runs)
@@ -479,7 +532,7 @@ def orchestrate(
         + (f"; {failures} client errors" if failures else ""),
     )
     met = target.verdict is Verdict.MET
-    print_targets([target])
+    print_targets([target, *targets])
     report = {
         **report_head(
             "bench_relay",
@@ -495,6 +548,7 @@ def orchestrate(
             "warmup_s": warmup,
             "duration_s": duration,
             "floor": floor,
+            "db": db,
         },
         "target": {
             "ratio": TARGET,
@@ -502,7 +556,7 @@ def orchestrate(
             "worst_ratio_per_server_cpu_s": worst_cpu,
             "worst_ratio_per_s": worst_wall,
         },
-        **target_keys([target]),
+        **target_keys([target, *targets]),
         "summary": summary,
         "runs": runs,
     }
@@ -526,6 +580,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--floor", action="store_true", help="also measure the I/O floor: bare sending what ours sends, no engine"
     )
+    parser.add_argument(
+        "--db", action="store_true", help="also measure ours with storage (serve --db on a temporary file)"
+    )
+    parser.add_argument("--db-file", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--serve", choices=(*SERVERS, FLOOR), help=argparse.SUPPRESS)
     parser.add_argument("--loop", choices=LOOPS, default="uvloop", help=argparse.SUPPRESS)
     parser.add_argument("--lifetime", type=float, default=SERVER_LIFETIME, help=argparse.SUPPRESS)
@@ -535,7 +593,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.serve:
-        serve(args.serve, args.loop, args.lifetime)
+        serve(args.serve, args.loop, args.lifetime, args.db_file)
         return 0
     if args.client:
         client_process(client_main(args.client, args.port, args.pairs[0], args.index))
@@ -553,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json,
         args.quick,
         args.floor,
+        args.db,
     )
     del met  # the verdict is printed; a missed target is not a crash
     return 0
