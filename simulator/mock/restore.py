@@ -249,16 +249,21 @@ class RestoreMixin(EngineBase):
         count = 0
         merchant_id = self.config.merchant_id
         sent = {status.value: status for status in TransportStatus}
+        shared: dict[tuple[str, str], ConversationMessageTransportStatus] = {}  # immutable: one object per value
         for row in rows:
             conv = convs.get(row.conversation_uuid)
             author = members.get((row.conversation_uuid, row.author_uuid))
             if conv is None or author is None:
                 continue
             client = author.client
-            statuses = [
-                build(ConversationMessageTransportStatus, conversation_participant_arn=arn, status=sent[status])
-                for arn, status in row.statuses
-            ]
+            statuses = []
+            for arn, status in row.statuses:
+                found = shared.get((arn, status))
+                if found is None:
+                    found = shared[arn, status] = build(
+                        ConversationMessageTransportStatus, conversation_participant_arn=arn, status=sent[status]
+                    )
+                statuses.append(found)
             model = build(
                 ConversationMessage,
                 author_conversation_participant_arn=client.arn,
