@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -108,14 +109,9 @@ async def load_until_killed(
             await conn.send('{"type": "ping"}')
             await frames_until(conn, is_kind("ping"))
             ready.release()
-            me = None
             try:
                 async for raw in conn:
                     frame = orjson.loads(raw)
-                    if frame.get("event_type") == "participant join" and me is None:
-                        joined = frame.get("event_participant_join_participant") or {}
-                        if joined.get("conversation_participant_name") == f"agent-{k}":
-                            me = joined.get("conversation_participant_arn")
                     message = frame.get("message")
                     if frame.get("type") != "message" or not message:
                         continue
@@ -333,3 +329,35 @@ def test_db_info_vacuum_and_export(tmp_path: Path) -> None:
     assert len(out.read_text().splitlines()) == 3
     missing = run_cli("db", "info", str(tmp_path / "nope.db"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1 and "no such database file" in missing.stderr
+
+
+def test_retain_prunes_closed_conversations_and_keeps_open_ones(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    mock = MockProcess(["--db", str(db), "--retain", "1s", *SERVE])
+
+    async def chats(url: str) -> tuple[str, str]:
+        async with ws(url, "role=customer&name=Gone") as gone, ws(url, "role=customer&name=Stays") as stays:
+            await gone.send(start_frame("Gone", question="bye"))
+            closed = (await frames_until(gone, is_kind("new conversation")))[-1]["conversation_uuid"]
+            close = {"type": "event", "event_type": "conversation closed", "conversation_uuid": closed}
+            await gone.send(orjson.dumps(close).decode())
+            await frames_until(gone, is_kind("conversation closed"))
+            await stays.send(start_frame("Stays", question="still here"))
+            kept = (await frames_until(stays, is_kind("new conversation")))[-1]["conversation_uuid"]
+        return closed, kept
+
+    try:
+        closed, kept = asyncio.run(chats(mock.url))
+        deadline = time.monotonic() + 20
+        while health(mock)["store"]["pruned_conversations"] < 1:  # another process: polled, bounded
+            assert time.monotonic() < deadline, health(mock)["store"]
+            time.sleep(0.1)
+    finally:
+        assert mock.stop() == 0
+    stored = Database(db, create=False)
+    try:
+        left = [c["conversation_uuid"] for c in stored.conversations()]
+        assert closed not in left and left == [kept]
+        assert stored.info()["counts"]["participants"] == 1  # the customer of the pruned one went with it
+    finally:
+        stored.close()
