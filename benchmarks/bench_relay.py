@@ -134,9 +134,8 @@ async def serve_ours(stop: asyncio.Event, lifetime: float, db: str | None = None
     async with server:
         print(f"PORT {server.port}", flush=True)
         await wait(stop, lifetime)
-        if store is not None:
-            await store.drain()
     if store is not None:
+        await store.drain()
         store.close()
 
 

@@ -231,10 +231,9 @@ async def serve_until_stopped(
         finally:
             print("webchat-sim: shutting down (closing connections with 1001)", file=out, flush=True)
             await web.stop()
-            if store is not None:
-                await store.drain()  # everything acknowledged is committed; the shutdown itself is not stored
             await server.stop()
             if store is not None:
+                await store.drain()  # what the last frames changed is committed
                 store.close()
 
 

@@ -21,10 +21,10 @@ Durability, with group commit:
   changed nothing wait behind a pending commit only to keep their order.
 
 A REST call that changed something answers once committed
-(:meth:`committed`). SIGTERM: :meth:`drain` waits for every pending commit
-and detaches the journal (the disconnections of the shutdown are not
-stored: after a restart the participants resume), :meth:`close` stops the
-writer and checkpoints the file.
+(:meth:`committed`). SIGTERM: once the server has closed its connections,
+:meth:`drain` waits for every pending commit (the disconnections start
+reconnect graces, which are not stored: after a restart every participant
+gets a new one), :meth:`close` stops the writer and checkpoints the file.
 
 Restart: :func:`open_store` opens and migrates the file and restores the
 engine (:meth:`.Engine.restore`) before the server starts. Retention
@@ -37,6 +37,7 @@ work per pass); what the engine holds in memory is bounded apart
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import queue
 import threading
@@ -86,7 +87,9 @@ class Persister:
         self._turn: list[Hold] = []
         self._scheduled = False
         self._inflight = 0
-        self._waiters: list[asyncio.Future[None]] = []
+        self._flushed = 0  # batches handed to the writer
+        self._released = 0  # batches committed and sent
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: queue.SimpleQueue[tuple[Any, ...] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -107,14 +110,13 @@ class Persister:
             self._pruner = self._loop.create_task(self._prune_periodically(self.options.retain))
 
     async def drain(self) -> None:
-        """Commit what is pending, send what it held, and stop storing (SIGTERM)."""
+        """Commit what is pending and send what it held (SIGTERM: after the
+        server has closed its connections, so that what their last frames
+        changed is stored too); stop pruning."""
         if self._pruner is not None:
             self._pruner.cancel()
             self._pruner = None
-        if self._turn or self.engine.journal:
-            self._flush()
         await self.committed()
-        self.engine.journal = None
 
     def close(self) -> None:
         """Stop the writer thread (after what it has) and close the database."""
@@ -140,13 +142,16 @@ class Persister:
             self._loop.call_soon(self._flush)
 
     def committed(self) -> asyncio.Future[None]:
-        """Done once everything held so far is committed and sent."""
+        """Done once everything held so far (not what comes later) is committed and sent."""
         assert self._loop is not None
         done: asyncio.Future[None] = self._loop.create_future()
-        if self._inflight == 0 and not self._turn:
+        if self.engine.journal and not self._turn:  # records whose call held nothing yet: in the next batch too
+            self.hold([], ())
+        target = self._flushed + (1 if self._turn else 0)
+        if self._released >= target:
             done.set_result(None)
         else:
-            self._waiters.append(done)
+            self._waiters.append((target, done))
         return done
 
     def status(self) -> dict[str, Any]:
@@ -180,6 +185,7 @@ class Persister:
             batch = []
         self.records += len(records)
         self._inflight += 1
+        self._flushed += 1
         self._queue.put(("write", batch, holds))
 
     def _writer(self) -> None:
@@ -228,11 +234,15 @@ class Persister:
                 send(deliveries, closes)
             except Exception:
                 log.exception("cannot send held deliveries")
-        if self._inflight == 0 and not self._turn:
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.done():
+        self._released += batches
+        if self._waiters:
+            waiting = []
+            for target, waiter in self._waiters:
+                if target > self._released:
+                    waiting.append((target, waiter))
+                elif not waiter.done():
                     waiter.set_result(None)
+            self._waiters = waiting
 
     # ------------------------------------------------------------------
     # Retention
@@ -255,6 +265,8 @@ def open_store(options: StoreOptions, engine: Engine, *, now: float | None = Non
     """Open (create, migrate) the database and restore ``engine`` from it;
     :class:`~simulator.errors.StoreError` with one line if it cannot be used."""
     db = Database(options.path)
+    collecting = gc.isenabled()
+    gc.disable()  # hundreds of thousands of new objects, none garbage: no collection passes over them meanwhile
     try:
         started = time.perf_counter()
         snapshot = db.load(closed_limit=engine.config.closed_conversations_kept)
@@ -264,5 +276,8 @@ def open_store(options: StoreOptions, engine: Engine, *, now: float | None = Non
     except BaseException:
         db.close()
         raise
+    finally:
+        if collecting:
+            gc.enable()
     log.info("restored from %s: %s", options.path, persister.restored)
     return persister

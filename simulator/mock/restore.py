@@ -29,7 +29,9 @@ import heapq
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import orjson
 
 from ..protocol import (
     ConversationEventWebchatContext,
@@ -103,6 +105,8 @@ class MemberRow(NamedTuple):
 
 
 class MessageRow(NamedTuple):
+    """A message as stored (its lists as JSON text, decoded when restored)."""
+
     conversation_uuid: str
     seq: int
     uuid: str
@@ -111,10 +115,13 @@ class MessageRow(NamedTuple):
     epoch: int
     body: str | None
     client_message_id: str | None
-    media_urls: list[str] | None
+    media_urls: str | None
+    """JSON: a list of urls."""
     language: str | None
-    statuses: list[tuple[str, str]]
-    readers: list[str] | None
+    statuses: str
+    """JSON: ``[[participant ARN, transport status], …]``."""
+    readers: str | None
+    """JSON: the ARNs of those who read it."""
     status_epoch: int
 
 
@@ -137,7 +144,8 @@ class Snapshot:
     participants: Sequence[ParticipantRow] = ()
     conversations: Sequence[ConversationRow] = ()
     members: Sequence[MemberRow] = ()
-    messages: Iterable[MessageRow] = ()
+    messages: Iterable[MessageRow | tuple[Any, ...]] = ()
+    """:class:`MessageRow` values or plain tuples in its order (as a database cursor gives them)."""
     stats: Sequence[StatsRow] = ()
     rrweb: dict[str, list[Frame]] = field(default_factory=dict)
     closed_total: int = 0
@@ -201,7 +209,6 @@ class RestoreMixin(EngineBase):
             )
             convs[row.uuid] = conv
             top = max(top, row.seq)
-        members: dict[tuple[str, str], Member] = {}
         for m in snapshot.members:
             conv_or_none = convs.get(m.conversation_uuid)
             client_or_none = clients.get(m.participant_uuid)
@@ -215,8 +222,7 @@ class RestoreMixin(EngineBase):
                 last_read_seq=m.last_read_seq,
             )
             conv_or_none.members[client_or_none] = member
-            members[m.conversation_uuid, m.participant_uuid] = member
-        messages = self._restore_messages(convs, members, snapshot.messages)
+        messages = self._restore_messages(convs, snapshot.messages)
         for conv_uuid, frames in snapshot.rrweb.items():
             held_conv = convs.get(conv_uuid)
             if held_conv is None or held_conv.state is State.CLOSED:
@@ -241,23 +247,43 @@ class RestoreMixin(EngineBase):
             "skipped": skipped,
         }
 
-    def _restore_messages(
-        self, convs: dict[str, Conversation], members: dict[tuple[str, str], Member], rows: Iterable[MessageRow]
-    ) -> int:
+    def _restore_messages(self, convs: dict[str, Conversation], rows: Iterable[MessageRow | tuple[Any, ...]]) -> int:
         """The messages, rebuilt as :meth:`.Conversation.store` built them (and
-        :meth:`.Conversation.mark_read` updated them), with what derives from them."""
+        :meth:`.Conversation.mark_read` updated them), with what derives from
+        them; rows come grouped by conversation (the hot loop of a restart:
+        locals, and the byte account charged once per conversation)."""
         count = 0
         merchant_id = self.config.merchant_id
         sent = {status.value: status for status in TransportStatus}
         shared: dict[tuple[str, str], ConversationMessageTransportStatus] = {}  # immutable: one object per value
+        message_type = MessageType.MESSAGE
+        loads = orjson.loads
+        customer_role = Role.CUSTOMER
+        current = ""
+        conv: Conversation | None = None
+        authors: dict[str, Member] = {}
+        messages: list[StoredMessage] = []
+        by_uuid: dict[str, StoredMessage] = {}
+        dedup = False
+        charged = 0
         for row in rows:
-            conv = convs.get(row.conversation_uuid)
-            author = members.get((row.conversation_uuid, row.author_uuid))
+            conv_uuid, _, uuid, author_uuid, name, epoch, body, client_id, media, language, states, readers, touched = (
+                row
+            )
+            if conv_uuid != current:
+                _charge(conv, charged, len(messages))
+                current, charged = conv_uuid, 0
+                conv = convs.get(conv_uuid)
+                if conv is not None:
+                    authors = {m.client.uuid: m for m in conv.members.values()}
+                    messages, by_uuid = conv.messages, conv.by_uuid
+                    dedup = conv.state is not State.CLOSED
+            author = authors.get(author_uuid) if conv is not None else None
             if conv is None or author is None:
                 continue
             client = author.client
             statuses = []
-            for arn, status in row.statuses:
+            for arn, status in loads(states):
                 found = shared.get((arn, status))
                 if found is None:
                     found = shared[arn, status] = build(
@@ -267,52 +293,55 @@ class RestoreMixin(EngineBase):
             model = build(
                 ConversationMessage,
                 author_conversation_participant_arn=client.arn,
-                author_conversation_participant_name=row.author_name,
-                body=row.body,
-                client_message_id=row.client_message_id,
-                conversation_message_uuid=row.uuid,
-                language_iso_code=row.language,
-                media_urls=row.media_urls,
+                author_conversation_participant_name=name,
+                body=body,
+                client_message_id=client_id,
+                conversation_message_uuid=uuid,
+                language_iso_code=language,
+                media_urls=media and loads(media),
                 merchant_id=merchant_id,
-                message_dts=cached_dts(row.epoch),
-                message_epoch=row.epoch,
+                message_dts=cached_dts(epoch),
+                message_epoch=epoch,
                 transport_statuses=statuses,
-                type=MessageType.MESSAGE,
+                type=message_type,
             )
-            size = MESSAGE_BYTES + STATUS_BYTES * len(statuses) + text_bytes(row.uuid)
-            for text in (row.body, row.client_message_id, *(row.media_urls or ())):
-                if text is not None:
-                    size += text_bytes(text)
-            seq = conv.dropped + len(conv.messages) + 1  # gaps (none expected) close up
+            size = MESSAGE_BYTES + STATUS_BYTES * len(statuses) + text_bytes(uuid)
+            if body is not None:
+                size += text_bytes(body)
+            if client_id is not None:
+                size += text_bytes(client_id)
+            if media:
+                size += sum(map(text_bytes, model.media_urls or ()))
+            seq = conv.dropped + len(messages) + 1  # gaps (none expected) close up
             stored = StoredMessage(
                 seq=seq,
                 author=author,
-                epoch=row.epoch,
+                epoch=epoch,
                 model=model,
-                conversation_uuid=conv.uuid,
+                conversation_uuid=conv_uuid,
                 conversation_arn=conv.arn,
-                readers=set(row.readers) if row.readers else None,
-                status_epoch=row.status_epoch,
+                readers=set(loads(readers)) if readers else None,
+                status_epoch=touched,
                 size=size,
             )
-            conv.messages.append(stored)
-            conv.history_bytes += size
-            conv.held_bytes += size + SEQ_BYTES
-            conv.held.bytes += size + SEQ_BYTES
-            conv.held.messages += 1
-            conv.by_uuid[row.uuid] = stored
-            if row.client_message_id is not None and conv.state is not State.CLOSED:
-                conv.by_client_id[author, row.client_message_id] = stored
-            conv.last_epoch = max(conv.last_epoch, row.epoch, row.status_epoch)
+            messages.append(stored)
+            by_uuid[uuid] = stored
+            if client_id is not None and dedup:
+                conv.by_client_id[author, client_id] = stored
+            charged += size
+            if epoch > conv.last_epoch or touched > conv.last_epoch:
+                conv.last_epoch = max(epoch, touched)
             author.own_seqs.append(seq)
-            author.last_read_seq = max(author.last_read_seq, seq)
-            author.last_message_ms = row.epoch
-            if client.role is Role.CUSTOMER:
+            if seq > author.last_read_seq:
+                author.last_read_seq = seq
+            author.last_message_ms = epoch
+            if client.role is customer_role:
                 if conv.first_unresponded_ms is None:
-                    conv.first_unresponded_ms = row.epoch
+                    conv.first_unresponded_ms = epoch
             else:
                 conv.first_unresponded_ms = None
             count += 1
+        _charge(conv, charged, len(messages))
         return count
 
     def _restore_wiring(
@@ -364,3 +393,12 @@ class RestoreMixin(EngineBase):
         for queue in self._queues.values():
             queue.status_changed(now, self.config.status_interval)
         return len(keep)
+
+
+def _charge(conv: Conversation | None, size: int, count: int) -> None:
+    """Charge a restored conversation's messages (``size`` bytes, ``count`` of them) to the byte account."""
+    if conv is not None and count:
+        conv.history_bytes += size
+        conv.held_bytes += size + SEQ_BYTES * count
+        conv.held.bytes += size + SEQ_BYTES * count
+        conv.held.messages += count

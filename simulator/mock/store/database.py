@@ -30,7 +30,7 @@ import orjson
 
 from ...errors import StoreError
 from ...protocol import ConversationEventWebchatContext, ConversationWebchatQueueStatusQueueEntry, decode
-from ..restore import ConversationRow, MemberRow, MessageRow, ParticipantRow, Snapshot, StatsRow
+from ..restore import ConversationRow, MemberRow, ParticipantRow, Snapshot, StatsRow
 from .migrations import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["Batch", "Database"]
@@ -202,23 +202,11 @@ class Database:
                 "FROM members JOIN chosen ON chosen.uuid = members.conversation_uuid"
             )
         ]
-        messages = [
-            MessageRow._make(
-                (
-                    *row[:8],
-                    loads(row[8]) if row[8] else None,
-                    row[9],
-                    loads(row[10]),
-                    loads(row[11]) if row[11] else None,
-                    row[12],
-                )
-            )
-            for row in conn.execute(
-                "SELECT conversation_uuid, seq, m.uuid, author_uuid, author_name, epoch, body, client_message_id, "
-                "media_urls, language, statuses, readers, status_epoch FROM chosen JOIN messages m "
-                "ON m.conversation_uuid = chosen.uuid ORDER BY conversation_uuid, seq"
-            )
-        ]
+        messages = conn.execute(
+            "SELECT conversation_uuid, seq, m.uuid, author_uuid, author_name, epoch, body, client_message_id, "
+            "media_urls, language, statuses, readers, status_epoch FROM chosen JOIN messages m "
+            "ON m.conversation_uuid = chosen.uuid ORDER BY conversation_uuid, seq"
+        ).fetchall()  # plain tuples in MessageRow's order: decoded by the restore, once
         rrweb: dict[str, list[Any]] = {}
         for conv_uuid, frame in conn.execute(
             "SELECT conversation_uuid, frame FROM chosen JOIN rrweb_frames r ON r.conversation_uuid = chosen.uuid "
