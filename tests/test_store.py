@@ -220,3 +220,49 @@ def test_prune_deletes_old_closed_conversations_only_within_its_limit(tmp_path: 
     left = {c["conversation_uuid"] for c in db.conversations()}
     assert left == {*closed[3:], open_conv}
     assert db.info()["counts"]["participants"] == 1 + 2 + 1  # the agent, two closed chats' customers, C1
+
+
+def test_what_memory_evicts_stays_stored_and_a_restart_holds_what_memory_allows(tmp_path: Path) -> None:
+    db = Database(tmp_path / "chat.db")
+    chat = Chat(closed_conversations_kept=1)
+    rows = storing(chat)
+    chat.agent(A1)
+    closed = []
+    for conn in (C1, C2, C3):
+        conv = chat.start(conn).conversation_uuid
+        assert conv
+        chat.say(conn, conv, f"from {conn}")
+        chat.close(conn, conv)
+        closed.append(conv)
+    commit(chat, rows, db)
+    assert [c for c in closed if c in chat.engine._conversations] == closed[-1:]  # memory kept the latest only
+    assert [c["conversation_uuid"] for c in db.conversations()] == closed  # storage all three
+    after = Chat(closed_conversations_kept=1)
+    after.engine.restore(db.load(closed_limit=1), chat.now)
+    assert [c for c in closed if c in after.engine._conversations] == closed[-1:]
+    assert after.engine._closed_count == 3
+
+
+def test_a_new_rrweb_init_replaces_the_stored_recording_and_a_close_clears_it(tmp_path: Path) -> None:
+    db = Database(tmp_path / "chat.db")
+    chat = Chat(routing=Routing.MANUAL)
+    rows = storing(chat)
+    conv = chat.start(C1).conversation_uuid
+    assert conv
+    for part in rrweb_parts("first-" * 30, parts=3, kind="init", index=0):
+        chat.send(C1, event("rrweb", conv, event_rrweb=part))
+    commit(chat, rows, db)
+    assert db.info()["counts"]["rrweb_frames"] == 3
+    for part in rrweb_parts("events-" * 10, parts=2, kind="events", index=1):
+        chat.send(C1, event("rrweb", conv, event_rrweb=part))
+    commit(chat, rows, db)
+    assert db.info()["counts"]["rrweb_frames"] == 5  # appended, not rewritten
+    second = rrweb_parts("second-" * 30, parts=2, kind="init", index=2)
+    chat.send(C1, event("rrweb", conv, event_rrweb=second[0]))
+    commit(chat, rows, db)
+    assert db.info()["counts"]["rrweb_frames"] == 1  # a new recording started
+    frames = db.load(closed_limit=10).rrweb[conv]
+    assert [f.event_rrweb.data for f in frames if f.event_rrweb] == [second[0]["data"]]
+    chat.close(C1, conv)
+    commit(chat, rows, db)
+    assert db.info()["counts"]["rrweb_frames"] == 0

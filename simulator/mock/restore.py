@@ -184,6 +184,7 @@ class RestoreMixin(EngineBase):
             flags[client] = p.flags
             top = max(top, p.ring_key)
         convs: dict[str, Conversation] = {}
+        closed_at: dict[Conversation, int] = {}
         skipped = 0
         for row in snapshot.conversations:
             customer = clients.get(row.customer_uuid)
@@ -208,6 +209,8 @@ class RestoreMixin(EngineBase):
                 context=row.context if row.state != State.CLOSED.value else None,
             )
             convs[row.uuid] = conv
+            if conv.state is State.CLOSED:
+                closed_at[conv] = row.closed_ms or 0
             top = max(top, row.seq)
         for m in snapshot.members:
             conv_or_none = convs.get(m.conversation_uuid)
@@ -234,7 +237,7 @@ class RestoreMixin(EngineBase):
             if (queue := self._queues.get(s.queue_name)) is not None:
                 queue.stats = QueueStats(*s[1:])
         self._seq = itertools.count(top + 1)
-        kept = self._restore_wiring(convs, flags, now, cfg.reconnect_grace if grace is None else grace)
+        kept = self._restore_wiring(convs, closed_at, flags, now, cfg.reconnect_grace if grace is None else grace)
         # A seeded engine would hand out the first run's uuids again: move its generator on, reproducibly.
         self._rng.seed(f"{self._rng.getrandbits(64)}:{len(convs)}:{messages}")
         self._closed_count = snapshot.closed_total
@@ -347,6 +350,7 @@ class RestoreMixin(EngineBase):
     def _restore_wiring(
         self,
         convs: dict[str, Conversation],
+        closed_at: dict[Conversation, int],
         flags: dict[Client, int],
         now: float,
         grace: float,
@@ -360,7 +364,7 @@ class RestoreMixin(EngineBase):
                 keep[client] = None
                 for queue_name in client.queues:
                     self._queues[queue_name].agents[client] = None
-        closed = sorted((c for c in convs.values() if c.state is State.CLOSED), key=lambda c: c.seq)
+        closed = sorted(closed_at, key=lambda c: (closed_at[c], c.seq))  # oldest first, as retention keeps them
         for conv in convs.values():
             if conv.state is State.CLOSED:
                 continue

@@ -172,7 +172,7 @@ class Database:
         conn.execute("INSERT INTO chosen SELECT uuid FROM conversations WHERE state != 'closed'")
         conn.execute(
             "INSERT OR IGNORE INTO chosen SELECT uuid FROM conversations WHERE state = 'closed' "
-            "ORDER BY closed_ms DESC LIMIT ?",
+            "ORDER BY closed_ms DESC, seq DESC LIMIT ?",
             (closed_limit,),
         )
         loads = orjson.loads
