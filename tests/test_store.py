@@ -266,3 +266,37 @@ def test_a_new_rrweb_init_replaces_the_stored_recording_and_a_close_clears_it(tm
     chat.close(C1, conv)
     commit(chat, rows, db)
     assert db.info()["counts"]["rrweb_frames"] == 0
+
+
+def test_closed_conversations_restored_in_parts_make_the_same_state_as_at_once(tmp_path: Path) -> None:
+    db = Database(tmp_path / "chat.db")
+    chat = Chat()
+    rows = storing(chat)
+    chat.agent(A1)
+    for conn in range(100, 107):
+        conv = chat.start(conn).conversation_uuid
+        assert conv
+        chat.say(conn, conv, f"from {conn}")
+        if conn != 106:
+            chat.close(conn, conv)
+        chat.now += 1
+    commit(chat, rows, db)
+    whole = Chat(seed=5)
+    whole.engine.restore(db.load(closed_limit=100), chat.now)
+    parts = Chat(seed=5)
+    parts.engine.restore(db.load_open(), chat.now)
+    assert len(parts.engine._conversations) == 1
+    pending = db.closed_to_load(100)
+    assert len(pending) == 6
+    for i in range(0, 6, 4):
+        parts.engine.restore_closed(db.load_closed(pending[i : i + 4]))
+    parts.engine.restore_finished()
+
+    def view(engine: Engine) -> list[tuple[str, str, list[object]]]:
+        return [(u, c.state.value, [m.model for m in c.messages]) for u, c in engine._conversations.items()]
+
+    assert sorted(view(parts.engine)) == sorted(view(whole.engine))
+    assert list(parts.engine._retention._closed) == list(whole.engine._retention._closed) == pending
+    # The agent is one participant in both its open and its closed chats
+    agent = parts.engine._agents_by_name["agent-11"]
+    assert all(agent in c.members for c in parts.engine._conversations.values())

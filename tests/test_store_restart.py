@@ -289,6 +289,37 @@ def test_sigterm_flushes_and_the_database_is_closed_cleanly(tmp_path: Path) -> N
         stored.close()
 
 
+def test_closed_conversations_come_back_after_the_open_ones_once_serving(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+
+    async def chats(url: str, count: int) -> None:
+        for i in range(count):
+            async with ws(url, f"role=customer&name=C{i}") as conn:
+                await conn.send(start_frame(f"C{i}", question=f"question {i}"))
+                conv = (await frames_until(conn, is_kind("new conversation")))[-1]["conversation_uuid"]
+                if i:  # the first one stays open (waiting)
+                    close = {"type": "event", "event_type": "conversation closed", "conversation_uuid": conv}
+                    await conn.send(orjson.dumps(close).decode())
+                    await frames_until(conn, is_kind("conversation closed"))
+
+    first = MockProcess(["--db", str(db), *SERVE])
+    try:
+        asyncio.run(chats(first.url, 4))
+    finally:
+        first.stop()
+    second = MockProcess(["--db", str(db), *SERVE])
+    try:
+        deadline = time.monotonic() + 20
+        while (status := health(second))["store"]["restored"]["closed_pending"]:  # another process: polled
+            assert time.monotonic() < deadline, status["store"]
+            time.sleep(0.05)
+        assert status["store"]["restored"]["open"] == 1
+        assert status["store"]["restored"]["closed"] == 3
+        assert status["held"]["conversations_closed"] == 3 and status["conversations"] == {"open": 1, "closed": 3}
+    finally:
+        second.stop()
+
+
 @pytest.mark.parametrize("path", ["{tmp}/missing/dir/x.db", "{tmp}", "{tmp}/junk.db"])
 def test_a_bad_db_path_is_one_line_and_exit_status_2(tmp_path: Path, path: str) -> None:
     (tmp_path / "junk.db").write_bytes(b"junk" * 1000)

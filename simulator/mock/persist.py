@@ -27,7 +27,11 @@ reconnect graces, which are not stored: after a restart every participant
 gets a new one), :meth:`close` stops the writer and checkpoints the file.
 
 Restart: :func:`open_store` opens and migrates the file and restores the
-engine (:meth:`.Engine.restore`) before the server starts. Retention
+engine (:meth:`.Engine.restore`) before the server starts: the open
+conversations, queues, agents and statistics, what a participant needs to
+resume. The latest closed conversations (up to ``closed_conversations_kept``)
+follow once it serves, :data:`CLOSED_CHUNK` per event-loop turn
+(``restored.closed_pending`` in ``/healthz`` counts down to 0). Retention
 (``--retain``): every ``prune_interval`` the writer deletes up to
 ``prune_limit`` conversations closed longer ago than ``retain`` (bounded
 work per pass); what the engine holds in memory is bounded apart
@@ -53,6 +57,9 @@ from .store import Database, Rows
 __all__ = ["Persister", "StoreOptions", "open_store"]
 
 log = logging.getLogger("webchat_sim.store")
+
+CLOSED_CHUNK = 500
+"""Closed conversations restored per event-loop turn after a restart."""
 
 Hold = tuple[list[Delivery], Sequence[Close]]
 """The deliveries and closes of one call of the core, waiting for a commit."""
@@ -95,6 +102,9 @@ class Persister:
         self._thread: threading.Thread | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._send: Any = None
+        self.closed_pending: list[str] = []
+        """Closed conversations still to restore (oldest first), in the background once serving."""
+        self._loader: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------
     # Life cycle
@@ -108,14 +118,19 @@ class Persister:
         self._thread.start()
         if self.options.retain is not None:
             self._pruner = self._loop.create_task(self._prune_periodically(self.options.retain))
+        if self.closed_pending:
+            self._loader = self._loop.create_task(self._load_closed())
+        else:
+            self.engine.restore_finished()
 
     async def drain(self) -> None:
         """Commit what is pending and send what it held (SIGTERM: after the
         server has closed its connections, so that what their last frames
         changed is stored too); stop pruning."""
-        if self._pruner is not None:
-            self._pruner.cancel()
-            self._pruner = None
+        for task in (self._pruner, self._loader):
+            if task is not None:
+                task.cancel()
+        self._pruner = self._loader = None
         await self.committed()
 
     def close(self) -> None:
@@ -245,6 +260,35 @@ class Persister:
             self._waiters = waiting
 
     # ------------------------------------------------------------------
+    # Restart: the closed conversations, in the background
+
+    async def _load_closed(self, chunk: int = CLOSED_CHUNK) -> None:
+        """Restore :attr:`closed_pending`, ``chunk`` conversations per loop turn
+        (read on a connection of its own: the writer thread has the other)."""
+        started = time.perf_counter()
+        reader = Database(self.db.path)
+        loaded = 0
+        try:
+            while self.closed_pending:
+                part, self.closed_pending = self.closed_pending[:chunk], self.closed_pending[chunk:]
+                collecting = gc.isenabled()
+                gc.disable()
+                try:
+                    loaded += self.engine.restore_closed(reader.load_closed(part))
+                finally:
+                    if collecting:
+                        gc.enable()
+                self.restored["closed"] = loaded
+                self.restored["closed_pending"] = len(self.closed_pending)
+                await asyncio.sleep(0)  # the clients' frames go first
+        except Exception:
+            log.exception("cannot restore the closed conversations; %d left out", len(self.closed_pending))
+        finally:
+            reader.close(checkpoint=False)
+            self.engine.restore_finished()
+            self.restored["closed_milliseconds"] = round((time.perf_counter() - started) * 1000)
+
+    # ------------------------------------------------------------------
     # Retention
 
     async def _prune_periodically(self, retain: float) -> None:
@@ -262,17 +306,21 @@ class Persister:
 
 
 def open_store(options: StoreOptions, engine: Engine, *, now: float | None = None) -> Persister:
-    """Open (create, migrate) the database and restore ``engine`` from it;
+    """Open (create, migrate) the database and restore ``engine`` from it:
+    what the participants need to resume (open conversations, queues, agents)
+    now, the latest closed conversations once serving (:meth:`Persister.start`);
     :class:`~simulator.errors.StoreError` with one line if it cannot be used."""
     db = Database(options.path)
     collecting = gc.isenabled()
     gc.disable()  # hundreds of thousands of new objects, none garbage: no collection passes over them meanwhile
     try:
         started = time.perf_counter()
-        snapshot = db.load(closed_limit=engine.config.closed_conversations_kept)
+        snapshot = db.load_open()
         persister = Persister(db, engine, options)
         persister.restored = engine.restore(snapshot, time.time() if now is None else now, grace=options.grace)
         persister.restored["milliseconds"] = round((time.perf_counter() - started) * 1000)
+        persister.closed_pending = db.closed_to_load(engine.config.closed_conversations_kept)
+        persister.restored["closed_pending"] = len(persister.closed_pending)
     except BaseException:
         db.close()
         raise

@@ -152,20 +152,78 @@ class Snapshot:
     """Closed conversations stored (those restored are the latest of them)."""
 
 
+@dataclass(slots=True, eq=False)
+class _Built:
+    """What :meth:`RestoreMixin._build` made of a snapshot."""
+
+    convs: dict[str, Conversation] = field(default_factory=dict)
+    closed_at: dict[Conversation, int] = field(default_factory=dict)
+    flags: dict[Client, int] = field(default_factory=dict)
+    """The participants created, with their stored flags."""
+    top: int = 0
+    """The largest sequence number (join order, ring key) seen."""
+    messages: int = 0
+    skipped: int = 0
+
+
 class RestoreMixin(EngineBase):
-    """:meth:`restore`."""
+    """:meth:`restore`, then :meth:`restore_closed` as often as needed, then :meth:`restore_finished`."""
+
+    _restored_clients: dict[str, Client]
 
     def restore(self, snapshot: Snapshot, now: float, *, grace: float | None = None) -> dict[str, int]:
         """Rebuild the state ``snapshot`` holds (see the module documentation);
         return what was restored, counted. Conversations of a queue this
-        engine does not have are skipped (counted as ``skipped``)."""
+        engine does not have are skipped (counted as ``skipped``). Closed
+        conversations may come later, in parts (:meth:`restore_closed`)."""
         if self._conversations or self._conns or self._agents_by_name:
             raise RuntimeError("restore: the engine has served already; restore into a new one")
         cfg = self.config
-        clients: dict[str, Client] = {}
-        flags: dict[Client, int] = {}
-        top = 0
+        self._restored_clients: dict[str, Client] = {}
+        built = self._build(snapshot, self._restored_clients)
+        for s in snapshot.stats:
+            if (queue := self._queues.get(s.queue_name)) is not None:
+                queue.stats = QueueStats(*s[1:])
+        self._seq = itertools.count(built.top + 1)
+        grace = cfg.reconnect_grace if grace is None else grace
+        kept = self._restore_wiring(built.convs, built.closed_at, built.flags, now, grace)
+        # A seeded engine would hand out the first run's uuids again: move its generator on, reproducibly.
+        self._rng.seed(f"{self._rng.getrandbits(64)}:{len(built.convs)}:{built.messages}")
+        self._closed_count = snapshot.closed_total
+        return {
+            "participants": len(self._restored_clients),
+            "resumable": kept,
+            "conversations": len(built.convs),
+            "open": self._open_count,
+            "messages": built.messages,
+            "skipped": built.skipped,
+        }
+
+    def restore_closed(self, snapshot: Snapshot) -> int:
+        """Add the closed conversations of ``snapshot`` (a part of a restart
+        after :meth:`restore`, oldest first), retained as closed ones are;
+        how many. Their participants are those restored already, or new
+        records (nobody can resume into a closed conversation)."""
+        built = self._build(snapshot, self._restored_clients)
+        added = 0
+        for conv in sorted(built.closed_at, key=lambda c: (built.closed_at[c], c.seq)):
+            if conv.uuid not in self._conversations:
+                self._conversations[conv.uuid] = conv
+                self._retention.closed(conv)
+                added += 1
+        return added
+
+    def restore_finished(self) -> None:
+        """No more parts to come: forget the index of restored participants."""
+        self._restored_clients = {}
+
+    def _build(self, snapshot: Snapshot, clients: dict[str, Client]) -> _Built:
+        """The objects of ``snapshot``'s rows (participants added to ``clients``, or found there)."""
+        cfg = self.config
+        built = _Built()
         for p in snapshot.participants:
+            if p.uuid in clients:
+                continue
             role = Role(p.role)
             client = Client(
                 role=role,
@@ -181,15 +239,13 @@ class RestoreMixin(EngineBase):
             if role is Role.AGENT:
                 client.queues = tuple(q for q in p.queues if q in self._queues)
             clients[p.uuid] = client
-            flags[client] = p.flags
-            top = max(top, p.ring_key)
-        convs: dict[str, Conversation] = {}
-        closed_at: dict[Conversation, int] = {}
-        skipped = 0
+            built.flags[client] = p.flags
+            built.top = max(built.top, p.ring_key)
+        convs = built.convs
         for row in snapshot.conversations:
             customer = clients.get(row.customer_uuid)
             if row.queue_name not in self._queues or customer is None:
-                skipped += 1
+                built.skipped += 1
                 continue
             conv = Conversation(
                 uuid=row.uuid,
@@ -210,8 +266,8 @@ class RestoreMixin(EngineBase):
             )
             convs[row.uuid] = conv
             if conv.state is State.CLOSED:
-                closed_at[conv] = row.closed_ms or 0
-            top = max(top, row.seq)
+                built.closed_at[conv] = row.closed_ms or 0
+            built.top = max(built.top, row.seq)
         for m in snapshot.members:
             conv_or_none = convs.get(m.conversation_uuid)
             client_or_none = clients.get(m.participant_uuid)
@@ -225,7 +281,7 @@ class RestoreMixin(EngineBase):
                 last_read_seq=m.last_read_seq,
             )
             conv_or_none.members[client_or_none] = member
-        messages = self._restore_messages(convs, snapshot.messages)
+        built.messages = self._restore_messages(convs, snapshot.messages)
         for conv_uuid, frames in snapshot.rrweb.items():
             held_conv = convs.get(conv_uuid)
             if held_conv is None or held_conv.state is State.CLOSED:
@@ -233,22 +289,7 @@ class RestoreMixin(EngineBase):
             for frame in frames:
                 if frame.event_rrweb is not None:
                     held_conv.hold_rrweb(frame.event_rrweb, frame, limit=cfg.rrweb_hold_bytes)
-        for s in snapshot.stats:
-            if (queue := self._queues.get(s.queue_name)) is not None:
-                queue.stats = QueueStats(*s[1:])
-        self._seq = itertools.count(top + 1)
-        kept = self._restore_wiring(convs, closed_at, flags, now, cfg.reconnect_grace if grace is None else grace)
-        # A seeded engine would hand out the first run's uuids again: move its generator on, reproducibly.
-        self._rng.seed(f"{self._rng.getrandbits(64)}:{len(convs)}:{messages}")
-        self._closed_count = snapshot.closed_total
-        return {
-            "participants": len(clients),
-            "resumable": kept,
-            "conversations": len(convs),
-            "open": self._open_count,
-            "messages": messages,
-            "skipped": skipped,
-        }
+        return built
 
     def _restore_messages(self, convs: dict[str, Conversation], rows: Iterable[MessageRow | tuple[Any, ...]]) -> int:
         """The messages, rebuilt as :meth:`.Conversation.store` built them (and

@@ -153,34 +153,60 @@ class Database:
             raise
         return len(doomed)
 
-    def close(self) -> None:
-        """Checkpoint the WAL into the file and close."""
-        with contextlib.suppress(sqlite3.Error):
-            self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Checkpoint the WAL into the file (unless told not to: another connection writes) and close."""
+        if checkpoint:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.conn.close()
 
     # ------------------------------------------------------------------
     # Reading
 
     def load(self, *, closed_limit: int) -> Snapshot:
-        """What a restart restores: the open conversations and the latest
-        ``closed_limit`` closed ones, their members, messages and recordings,
-        the participants in them and every agent known by name, the queue statistics."""
+        """What a restart restores, at once: :meth:`load_open` and the latest
+        ``closed_limit`` closed conversations (:meth:`closed_to_load`)."""
+        return self._load([], closed_limit=closed_limit)
+
+    def load_open(self) -> Snapshot:
+        """What a restart restores first: the open conversations, their
+        members, messages and recordings, the participants in them and every
+        agent known by name, the queue statistics."""
+        return self._load([], closed_limit=0)
+
+    def closed_to_load(self, limit: int) -> list[str]:
+        """The uuids of the latest ``limit`` closed conversations, oldest first."""
+        rows = self.conn.execute(
+            "SELECT uuid FROM conversations WHERE state = 'closed' ORDER BY closed_ms DESC, seq DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [uuid for (uuid,) in reversed(rows)]
+
+    def load_closed(self, uuids: Sequence[str]) -> Snapshot:
+        """The conversations ``uuids`` (closed ones, restored after :meth:`load_open`) and their participants."""
+        return self._load(uuids, closed_limit=0, agents=False)
+
+    def _load(self, uuids: Sequence[str], *, closed_limit: int, agents: bool = True) -> Snapshot:
+        """The conversations ``uuids``, or (none given) the open ones and the
+        latest ``closed_limit`` closed ones, with everything in them."""
         conn = self.conn
         conn.execute("DROP TABLE IF EXISTS temp.chosen")
         conn.execute("CREATE TEMP TABLE chosen (uuid TEXT PRIMARY KEY) WITHOUT ROWID")
-        conn.execute("INSERT INTO chosen SELECT uuid FROM conversations WHERE state != 'closed'")
-        conn.execute(
-            "INSERT OR IGNORE INTO chosen SELECT uuid FROM conversations WHERE state = 'closed' "
-            "ORDER BY closed_ms DESC, seq DESC LIMIT ?",
-            (closed_limit,),
-        )
+        if uuids:
+            conn.executemany("INSERT OR IGNORE INTO chosen VALUES (?)", [(uuid,) for uuid in uuids])
+        else:
+            conn.execute("INSERT INTO chosen SELECT uuid FROM conversations WHERE state != 'closed'")
+            conn.execute(
+                "INSERT OR IGNORE INTO chosen SELECT uuid FROM conversations WHERE state = 'closed' "
+                "ORDER BY closed_ms DESC, seq DESC LIMIT ?",
+                (closed_limit,),
+            )
         loads = orjson.loads
+        known_agents = "(role = 'agent' AND flags & 1) OR " if agents else ""
         participants = [
             ParticipantRow(uuid, role, arn, name, email, language, token, tuple(loads(queues)), ring_key, flags)
             for uuid, role, arn, name, email, language, token, queues, ring_key, flags in conn.execute(
                 "SELECT uuid, role, arn, name, email, language, resume_token, queues, ring_key, flags "
-                "FROM participants WHERE (role = 'agent' AND flags & 1) OR uuid IN "
+                f"FROM participants WHERE {known_agents}uuid IN "
                 "(SELECT participant_uuid FROM members JOIN chosen ON chosen.uuid = members.conversation_uuid)"
             )
         ]
