@@ -167,7 +167,7 @@ def test_migration_from_an_empty_file_and_from_version_1(tmp_path: Path) -> None
     )
     conn.execute(
         "INSERT INTO conversations VALUES ('c1', 'arn:c1', 'support', 'q1', 1, 1764079525000, 1764079525.0, 'p1', "
-        "'{\"queue_name\": \"support\", \"conversation_participant_name\": \"Ann\"}', 'queued', NULL, NULL)"
+        '\'{"queue_name": "support", "conversation_participant_name": "Ann"}\', \'queued\', NULL, NULL)'
     )
     conn.execute("INSERT INTO members VALUES ('c1', 'p1', 1764079525000, NULL, NULL, 0)")
     conn.commit()

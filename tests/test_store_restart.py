@@ -239,6 +239,7 @@ def test_a_restart_brings_back_waiting_customers_open_chats_and_a_half_streamed_
         first.stop()
     second = MockProcess(args)
     try:
+
         async def after(url: str) -> None:
             (chat_conv, chat_token), (rec_conv, rec_token), (last_conv, last_token) = state["customers"]
             for conv, token, position in ((rec_conv, rec_token, 1), (last_conv, last_token, 2)):
