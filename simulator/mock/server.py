@@ -414,7 +414,7 @@ class WebchatServer:
         return self.store.committed() if self.store is not None and self.store.holding() else None
 
     def _refuse(self, conn: ConnId, error: FrameError) -> None:
-        self._deliver([Delivery((conn,), self.core.error_frame(error))])
+        self._apply([Delivery((conn,), self.core.error_frame(error))])  # with storage: behind held frames
 
     def _apply(self, deliveries: Iterable[Delivery]) -> None:
         """Carry out what one call of the core decided: send its deliveries,
