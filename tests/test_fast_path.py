@@ -14,7 +14,7 @@ import pytest
 
 from simulator.mock.conversation import State
 from simulator.mock.engine import Delivery, Role, Routing
-from simulator.mock.wire import summary_frame, summary_json
+from simulator.mock.wire import summary_bytes, summary_frame
 from simulator.protocol import EventType, Frame, FrameType, decode, encode
 from simulator.protocol.prepared import PreparedFrame, prepared, wire_bytes
 from tests.engine_harness import A1, A2, C1, Chat, engaged_pair, event, of, queue_uuid_of
@@ -43,7 +43,7 @@ def _say(chat: Chat, conn: int, conv: str, body: str, **message: Any) -> list[De
     deliveries = chat.send(conn, {"type": "message", "conversation_uuid": conv, "message": payload})
     expected = _model_frames(chat, conv)
     conversation = chat.engine._conversations[conv]
-    fast = summary_json(conversation, closed=conversation.state is State.CLOSED)
+    fast = summary_bytes(conversation, closed=conversation.state is State.CLOSED)
     for kind, key in (
         (EventType.NEW_MESSAGE, "event_new_message"),
         (EventType.PARTICIPANT_UPDATE, "event_participant_update"),

@@ -156,6 +156,8 @@ class Member:
     """Messages 1..last_read_seq count as read by this member."""
     own_seqs: array[int] = field(default_factory=lambda: array("q"))
     """Sequence numbers of the messages this member wrote (ascending; 8 bytes each)."""
+    wire: Any = None
+    """Its parts of the chat path's JSON, kept by :mod:`.wire` (which checks they still hold)."""
 
     @property
     def present(self) -> bool:
@@ -305,6 +307,8 @@ class Conversation:
     # Queue position pushes
     told_position: tuple[int, bool] | None = None
     pushed_at: float = -math.inf
+    wire: Any = None
+    """Its parts of the chat path's JSON, kept by :mod:`.wire`."""
 
     def __post_init__(self) -> None:
         self._charge(CONVERSATION_BYTES)

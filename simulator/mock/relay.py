@@ -35,7 +35,7 @@ from ..protocol import (
 from .base import Delivery, EngineBase
 from .conversation import Client, ConnId, Conversation, Member, Role, State, cached_dts
 from .rules import LIMITS, Refused, check_length, clip
-from .wire import summary_frame, summary_json
+from .wire import summary_bytes, summary_frame
 
 _ID_LIMIT = LIMITS.identifier
 _LANGUAGE_LIMIT = LIMITS.language
@@ -110,7 +110,7 @@ class RelayMixin(EngineBase):
                     agents.append(conn)
         out = [Delivery(tuple(everyone), stored.frame)] if everyone else []
         if agents or language_changed:
-            summary = summary_json(conv, closed=conv.state is State.CLOSED)
+            summary = summary_bytes(conv, closed=conv.state is State.CLOSED)
             if agents:
                 out.append(Delivery(tuple(agents), summary_frame(conv, _NEW_MESSAGE, "event_new_message", summary)))
             if language_changed and everyone:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
-from ..protocol import EventType, Frame, FrameType, Medium, MessageType, WireModel, dts
+from ..protocol import EventType, Frame, FrameType, Medium, WireModel, dts
 from ..protocol.prepared import prepared
 
 if TYPE_CHECKING:
@@ -35,12 +35,11 @@ __all__ = [
     "STATUS_LEFT",
     "build",
     "cached_dts",
+    "message_bytes",
     "message_frame",
-    "message_json",
     "optional_dts",
-    "participant_json",
+    "summary_bytes",
     "summary_frame",
-    "summary_json",
 ]
 
 # Participant ``status`` strings (free text in UltraCart's model).
@@ -99,120 +98,206 @@ def build(cls: type[M], /, **fields: Any) -> M:
 
 # ---------------------------------------------------------------------------
 # The chat path without models. Each function writes the fields of its model
-# in the model's order (pydantic's serializer follows it), skipping None.
+# in the model's order (pydantic's serializer follows it), skipping None, as
+# spliced bytes: what stays the same from one message to the next (a
+# participant's identity and status, a conversation's ids) is kept, encoded,
+# on the member or the conversation (``wire``), with the values it was made
+# of, and made again when one of them has changed.
 
 _dumps = orjson.dumps
 _MESSAGE = FrameType.MESSAGE
 _EVENT = FrameType.EVENT
-_WEBSOCKET = Medium.WEBSOCKET
-_TYPE_MESSAGE = MessageType.MESSAGE
+_dts_memo: list[Any] = [None, b""]
 
 
-def message_json(stored: StoredMessage) -> dict[str, Any]:
-    """``ConversationMessage`` of ``stored``, as ``encode`` writes it (see :attr:`StoredMessage.model`)."""
-    out: dict[str, Any] = {
-        "author_conversation_participant_arn": stored.author_arn,
-        "author_conversation_participant_name": stored.author_name,
-    }
+def _dts(epoch_millis: int) -> bytes:
+    """The JSON string of :func:`cached_dts` (the latest memoized: a message's stamps are mostly one)."""
+    memo = _dts_memo
+    if memo[0] == epoch_millis:
+        data: bytes = memo[1]
+        return data
+    data = b'"' + cached_dts(epoch_millis).encode() + b'"'
+    memo[0], memo[1] = epoch_millis, data
+    return data
+
+
+class _MemberParts:
+    """A member's encoded parts: its ``ConversationParticipant`` but for
+    ``last_message_dts`` and ``unread_messages``, and the head of the
+    ``message`` frames it writes; ``key`` is what they were made of."""
+
+    __slots__ = ("arn", "head", "key", "message_head", "message_key", "name", "statuses", "statuses_json", "tail")
+
+    def __init__(self, member: Member, key: tuple[Any, ...]) -> None:
+        client = member.client
+        self.key = key
+        self.arn = _dumps(client.arn)
+        self.name = _dumps(client.name)
+        head = [
+            b'{"conversation_participant_arn":',
+            self.arn,
+            b',"conversation_participant_name":',
+            self.name,
+            b',"conversation_participant_uuid":',
+            _dumps(client.uuid),
+        ]
+        if client.email is not None:
+            head += (b',"email":', _dumps(client.email))
+        head += (b',"joined_dts":', _dts(member.joined_ms))
+        if member.language is not None:
+            head += (b',"language_iso_code":', _dumps(member.language))
+        self.head = b"".join(head)
+        left = member.left_ms
+        if left is not None:
+            status = STATUS_LEFT
+        else:
+            status = STATUS_ACTIVE if client.conn is not None else STATUS_DISCONNECTED
+        left_part = b',"left_dts":' + _dts(left) if left is not None else b""
+        self.tail = left_part + b',"status":' + _dumps(status) + b',"unread_messages":'
+        self.message_key: tuple[str, str, str, str] | None = None
+        self.message_head = b""
+        self.statuses: list[tuple[str, Any]] | None = None
+        self.statuses_json = b""
+
+
+def _member_parts(member: Member) -> _MemberParts:
+    client = member.client
+    key = (client.name, client.email, client.conn is None, member.language, member.left_ms, member.joined_ms)
+    parts: _MemberParts | None = member.wire
+    if parts is None or parts.key != key:
+        parts = member.wire = _MemberParts(member, key)
+    return parts
+
+
+class _ConversationParts:
+    """A conversation's encoded parts (its ids, merchant and start never change)."""
+
+    __slots__ = ("closed_head", "end", "envelopes", "middle", "open_head")
+
+    def __init__(self, conv: Conversation) -> None:
+        uuid, arn = _dumps(conv.uuid), _dumps(conv.arn)
+        ids = b',"conversation_arn":' + arn + b',"conversation_uuid":' + uuid
+        self.open_head = b'{"closed":false' + ids
+        self.closed_head = b'{"closed":true' + ids
+        self.middle = b',"medium":' + _dumps(Medium.WEBSOCKET) + b',"merchant_id":' + _dumps(conv.merchant_id)
+        self.middle += b',"message_count":'
+        self.end = b'],"start_dts":' + _dts(conv.start_ms) + b',"unread_messages":'
+        self.envelopes: dict[tuple[EventType, str], bytes] = {}
+
+
+def _conversation_parts(conv: Conversation) -> _ConversationParts:
+    parts: _ConversationParts | None = conv.wire
+    if parts is None:
+        parts = conv.wire = _ConversationParts(conv)
+    return parts
+
+
+def message_bytes(stored: StoredMessage) -> bytes:
+    """The ``message`` frame of ``stored``, as ``encode`` writes :meth:`StoredMessage.model_frame`."""
+    author = _member_parts(stored.author)
+    key = (stored.author_arn, stored.author_name, stored.conversation_uuid, stored.conversation_arn)
+    if author.message_key != key:
+        author.message_key = key
+        author.message_head = b"".join(
+            (
+                b'{"type":"message","conversation_uuid":',
+                _dumps(stored.conversation_uuid),
+                b',"conversation_arn":',
+                _dumps(stored.conversation_arn),
+                b',"message":{"author_conversation_participant_arn":',
+                _dumps(stored.author_arn),
+                b',"author_conversation_participant_name":',
+                _dumps(stored.author_name),
+            )
+        )
+    out = [author.message_head]
     if stored.body is not None:
-        out["body"] = stored.body
+        out += (b',"body":', _dumps(stored.body))
     if stored.client_message_id is not None:
-        out["client_message_id"] = stored.client_message_id
-    out["conversation_message_uuid"] = stored.uuid
+        out += (b',"client_message_id":', _dumps(stored.client_message_id))
+    out += (b',"conversation_message_uuid":', _dumps(stored.uuid))
     if stored.language is not None:
-        out["language_iso_code"] = stored.language
+        out += (b',"language_iso_code":', _dumps(stored.language))
     if stored.media_urls:
-        out["media_urls"] = stored.media_urls
-    if stored.merchant_id is not None:
-        out["merchant_id"] = stored.merchant_id
-    out["message_dts"] = cached_dts(stored.epoch)
-    out["message_epoch"] = stored.epoch
-    out["transport_statuses"] = [
-        {"conversation_participant_arn": arn, "status": status} for arn, status in stored.statuses
-    ]
-    out["type"] = _TYPE_MESSAGE
-    return out
+        out += (b',"media_urls":', _dumps(stored.media_urls))
+    out += (
+        b',"merchant_id":',
+        _dumps(stored.merchant_id),
+        b',"message_dts":',
+        _dts(stored.epoch),
+        b',"message_epoch":',
+        str(stored.epoch).encode(),
+        b',"transport_statuses":',
+        _statuses_json(stored, author),
+        b',"type":"message"}}',
+    )
+    return b"".join(out)
+
+
+def _statuses_json(stored: StoredMessage, author: _MemberParts) -> bytes:
+    """The transport statuses of ``stored``: mostly those of its author's previous message."""
+    statuses = stored.statuses
+    if author.statuses == statuses:
+        return author.statuses_json
+    data = _dumps([{"conversation_participant_arn": arn, "status": status} for arn, status in statuses])
+    author.statuses, author.statuses_json = list(statuses), data
+    return data
 
 
 def message_frame(stored: StoredMessage) -> Frame:
     """The ``message`` frame that carries ``stored`` (see :attr:`StoredMessage.frame`)."""
-    data = _dumps(
-        {
-            "type": _MESSAGE,
-            "conversation_uuid": stored.conversation_uuid,
-            "conversation_arn": stored.conversation_arn,
-            "message": message_json(stored),
-        }
-    )
+    data = message_bytes(stored)
     return prepared(data, _MESSAGE, None, stored.conversation_uuid, stored.conversation_arn)
 
 
-def participant_json(member: Member, total: int) -> dict[str, Any]:
-    """``ConversationParticipant`` of ``member`` (see :meth:`Member.participant`)."""
-    client = member.client
-    left = member.left_ms
-    out: dict[str, Any] = {
-        "conversation_participant_arn": client.arn,
-        "conversation_participant_name": client.name,
-        "conversation_participant_uuid": client.uuid,
-    }
-    if client.email is not None:
-        out["email"] = client.email
-    out["joined_dts"] = cached_dts(member.joined_ms)
-    if member.language is not None:
-        out["language_iso_code"] = member.language
-    if member.last_message_ms is not None:
-        out["last_message_dts"] = cached_dts(member.last_message_ms)
-    if left is not None:
-        out["left_dts"] = cached_dts(left)
-        out["status"] = STATUS_LEFT
-    else:
-        out["status"] = STATUS_ACTIVE if client.conn is not None else STATUS_DISCONNECTED
-    out["unread_messages"] = member.unread(total)
-    return out
-
-
-def summary_json(conv: Conversation, *, closed: bool) -> dict[str, Any]:
-    """``ConversationSummary`` of ``conv`` (see :meth:`Conversation.summary`)."""
+def summary_bytes(conv: Conversation, *, closed: bool) -> bytes:
+    """``ConversationSummary`` of ``conv``, as ``encode`` writes :meth:`Conversation.summary`."""
+    parts = _conversation_parts(conv)
     messages = conv.messages
     total = conv.dropped + len(messages)
-    participants = []
-    unread = False
-    for member in conv.members.values():
-        participant = participant_json(member, total)
-        participants.append(participant)
-        if member.left_ms is None and participant["unread_messages"]:
-            unread = True
-    out: dict[str, Any] = {"closed": closed, "conversation_arn": conv.arn, "conversation_uuid": conv.uuid}
+    out = [parts.closed_head if closed else parts.open_head]
     if conv.first_unresponded_ms is not None:
-        out["customer_first_message_unresponded_to_dts"] = cached_dts(conv.first_unresponded_ms)
+        out += (b',"customer_first_message_unresponded_to_dts":', _dts(conv.first_unresponded_ms))
     if messages:
         last = messages[-1]
         if last.body is not None:
-            out["last_conversation_message_body"] = last.body
-        author = last.author.client
-        out["last_conversation_participant_arn"] = author.arn
-        out["last_conversation_participant_name"] = author.name
-        out["last_interactive_message_dts"] = out["last_message_dts"] = cached_dts(last.epoch)
-    out["medium"] = _WEBSOCKET
-    out["merchant_id"] = conv.merchant_id
-    out["message_count"] = total
-    out["participants"] = participants
-    out["start_dts"] = cached_dts(conv.start_ms)
-    out["unread_messages"] = unread
-    out["visible"] = True
-    return out
+            out += (b',"last_conversation_message_body":', _dumps(last.body))
+        author = _member_parts(last.author)
+        last_dts = _dts(last.epoch)
+        out += (
+            b',"last_conversation_participant_arn":',
+            author.arn,
+            b',"last_conversation_participant_name":',
+            author.name,
+            b',"last_interactive_message_dts":',
+            last_dts,
+            b',"last_message_dts":',
+            last_dts,
+        )
+    out += (parts.middle, str(total).encode(), b',"participants":[')
+    unread = False
+    comma = False
+    for member in conv.members.values():
+        member_parts = _member_parts(member)
+        if comma:
+            out.append(b",")
+        comma = True
+        out.append(member_parts.head)
+        if member.last_message_ms is not None:
+            out += (b',"last_message_dts":', _dts(member.last_message_ms))
+        count = member.unread(total)
+        out += (member_parts.tail, str(count).encode(), b"}")
+        if count and member.left_ms is None:
+            unread = True
+    out += (parts.end, b"true" if unread else b"false", b',"visible":true}')
+    return b"".join(out)
 
 
-def summary_frame(conv: Conversation, event_type: EventType, key: str, summary: dict[str, Any]) -> Frame:
-    """The ``event`` frame of ``conv`` carrying ``summary`` (of :func:`summary_json`) as ``key``."""
-    data = _dumps(
-        {
-            "type": _EVENT,
-            "event_type": event_type,
-            "conversation_uuid": conv.uuid,
-            "conversation_arn": conv.arn,
-            key: summary,
-        }
-    )
-    return prepared(data, _EVENT, event_type, conv.uuid, conv.arn)
+def summary_frame(conv: Conversation, event_type: EventType, key: str, summary: bytes) -> Frame:
+    """The ``event`` frame of ``conv`` carrying ``summary`` (of :func:`summary_bytes`) as ``key``."""
+    parts = _conversation_parts(conv)
+    envelope = parts.envelopes.get((event_type, key))
+    if envelope is None:
+        head = {"type": _EVENT, "event_type": event_type, "conversation_uuid": conv.uuid, "conversation_arn": conv.arn}
+        envelope = parts.envelopes[event_type, key] = _dumps(head)[:-1] + b"," + _dumps(key) + b":"
+    return prepared(envelope + summary + b"}", _EVENT, event_type, conv.uuid, conv.arn)
