@@ -8,16 +8,28 @@ a plain ``Frame`` as soon as anything looks inside."""
 
 from __future__ import annotations
 
+import asyncio
+import random
 from typing import Any
 
+import orjson
 import pytest
+from websockets.asyncio.client import connect
+from websockets.extensions.permessage_deflate import PerMessageDeflate
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
+from websockets.protocol import OPEN
+from websockets.server import ServerProtocol
 
 from simulator.mock.conversation import State
-from simulator.mock.engine import Delivery, Role, Routing
+from simulator.mock.engine import Delivery, Engine, EngineConfig, Role, Routing
+from simulator.mock.framing import queue_text, text_frame
+from simulator.mock.server import ServerConfig, WebchatServer
 from simulator.mock.wire import summary_bytes, summary_frame
 from simulator.protocol import EventType, Frame, FrameType, decode, encode
 from simulator.protocol.prepared import PreparedFrame, prepared, wire_bytes
 from tests.engine_harness import A1, A2, C1, Chat, engaged_pair, event, of, queue_uuid_of
+from tests.sdk import sdk_validate
 
 BODIES = [
     "hello?",
@@ -165,3 +177,76 @@ def test_the_author_reads_everything_before_its_message(role: Role) -> None:
     summary = deliveries[-1].frame.event_new_message
     assert summary is not None and summary.participants is not None
     assert [p.unread_messages for p in summary.participants] == ([0, 1] if role is Role.CUSTOMER else [1, 0])
+
+
+# ---------------------------------------------------------------------------
+# Framing once per frame (simulator/mock/framing.py)
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])
+def test_text_frame_is_what_websockets_writes(length: int) -> None:
+    data = b"x" * length
+    assert text_frame(data) == WsFrame(Opcode.TEXT, data).serialize(mask=False, extensions=[])
+
+
+def test_queue_text_frames_once_and_leaves_extensions_to_websockets() -> None:
+    plain = ServerProtocol()
+    plain.state = OPEN
+    framed = queue_text(plain, b'{"type":"ping"}', None)
+    assert framed == text_frame(b'{"type":"ping"}')
+    assert queue_text(plain, b'{"type":"ping"}', framed) is framed  # the next recipient: the same bytes
+    assert plain.data_to_send() == [framed, framed]
+    compressed = ServerProtocol()
+    compressed.state = OPEN
+    compressed.extensions = [PerMessageDeflate(False, False, 15, 15)]
+    assert queue_text(compressed, b'{"type":"ping"}' * 20, None) is None
+    (written,) = compressed.data_to_send()
+    assert written[0] == 0xC1 and written != text_frame(b'{"type":"ping"}' * 20)  # RSV1: compressed
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("compression", [False, True], ids=["plain", "deflate"])
+def test_a_real_server_relays_the_fast_frames(compression: bool) -> None:
+    async def scenario() -> None:
+        engine = Engine(EngineConfig(), rng=random.Random(5))
+        async with WebchatServer(engine, ServerConfig(port=0, compression=compression)) as server:
+            deflate = "deflate" if compression else None
+            async with (
+                connect(f"{server.url}?role=agent&name=Ann", proxy=None, compression=deflate) as agent,
+                connect(f"{server.url}?role=customer&name=Cy", proxy=None, compression=deflate) as customer,
+            ):
+                start = {"queue_name": "support", "question": "hi"}
+                await customer.send(
+                    orjson.dumps(event("webchat start conversation", None, event_engage_customer=start)).decode()
+                )
+                conv = None
+                while conv is None:
+                    frame = decode(await agent.recv())
+                    if frame.event_type is EventType.PARTICIPANT_JOIN:
+                        conv = frame.conversation_uuid
+                say = {
+                    "type": "message",
+                    "conversation_uuid": conv,
+                    "message": {"body": "über 🎉", "client_message_id": "c-9"},
+                }
+                await customer.send(orjson.dumps(say).decode())
+                got: list[Frame] = []
+                while len(got) < 2:
+                    raw = await agent.recv()
+                    assert isinstance(raw, str)
+                    sdk_validate(raw)
+                    frame = decode(raw)
+                    ours = frame.message is not None and frame.message.client_message_id == "c-9"
+                    if ours or (got and frame.event_type is EventType.NEW_MESSAGE):
+                        got.append(frame)
+                assert got[0].message is not None and got[0].message.body == "über 🎉"
+                assert got[1].event_new_message is not None and got[1].event_new_message.message_count == 2
+                while (ack := decode(await customer.recv())).message is None or ack.message.client_message_id != "c-9":
+                    pass
+                assert ack == got[0]
+
+    async def bounded() -> None:
+        async with asyncio.timeout(20):
+            await scenario()
+
+    asyncio.run(bounded())
