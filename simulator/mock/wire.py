@@ -126,7 +126,19 @@ class _MemberParts:
     ``last_message_dts`` and ``unread_messages``, and the head of the
     ``message`` frames it writes; ``key`` is what they were made of."""
 
-    __slots__ = ("arn", "head", "key", "message_head", "message_key", "name", "statuses", "statuses_json", "tail")
+    __slots__ = (
+        "arn",
+        "head",
+        "key",
+        "last_dts",
+        "last_ms",
+        "message_head",
+        "message_key",
+        "name",
+        "statuses",
+        "statuses_json",
+        "tail",
+    )
 
     def __init__(self, member: Member, key: tuple[Any, ...]) -> None:
         client = member.client
@@ -158,6 +170,8 @@ class _MemberParts:
         self.message_head = b""
         self.statuses: list[tuple[str, Any]] | None = None
         self.statuses_json = b""
+        self.last_ms: int | None = None
+        self.last_dts = b""
 
 
 def _member_parts(member: Member) -> _MemberParts:
@@ -172,7 +186,7 @@ def _member_parts(member: Member) -> _MemberParts:
 class _ConversationParts:
     """A conversation's encoded parts (its ids, merchant and start never change)."""
 
-    __slots__ = ("closed_head", "end", "envelopes", "middle", "open_head")
+    __slots__ = ("closed_head", "end", "envelopes", "middle", "open_head", "unresponded", "unresponded_ms")
 
     def __init__(self, conv: Conversation) -> None:
         uuid, arn = _dumps(conv.uuid), _dumps(conv.arn)
@@ -183,6 +197,8 @@ class _ConversationParts:
         self.middle += b',"message_count":'
         self.end = b'],"start_dts":' + _dts(conv.start_ms) + b',"unread_messages":'
         self.envelopes: dict[tuple[EventType, str], bytes] = {}
+        self.unresponded_ms: int | None = None
+        self.unresponded = b""
 
 
 def _conversation_parts(conv: Conversation) -> _ConversationParts:
@@ -256,8 +272,14 @@ def summary_bytes(conv: Conversation, *, closed: bool) -> bytes:
     messages = conv.messages
     total = conv.dropped + len(messages)
     out = [parts.closed_head if closed else parts.open_head]
-    if conv.first_unresponded_ms is not None:
-        out += (b',"customer_first_message_unresponded_to_dts":', _dts(conv.first_unresponded_ms))
+    if (unresponded := conv.first_unresponded_ms) is not None:
+        if parts.unresponded_ms != unresponded:
+            stamp = _dts(unresponded)
+            parts.unresponded_ms, parts.unresponded = (
+                unresponded,
+                b',"customer_first_message_unresponded_to_dts":' + stamp,
+            )
+        out.append(parts.unresponded)
     if messages:
         last = messages[-1]
         if last.body is not None:
@@ -283,8 +305,10 @@ def summary_bytes(conv: Conversation, *, closed: bool) -> bytes:
             out.append(b",")
         comma = True
         out.append(member_parts.head)
-        if member.last_message_ms is not None:
-            out += (b',"last_message_dts":', _dts(member.last_message_ms))
+        if (last_ms := member.last_message_ms) is not None:
+            if member_parts.last_ms != last_ms:
+                member_parts.last_ms, member_parts.last_dts = last_ms, b',"last_message_dts":' + _dts(last_ms)
+            out.append(member_parts.last_dts)
         count = member.unread(total)
         out += (member_parts.tail, str(count).encode(), b"}")
         if count and member.left_ms is None:
