@@ -9,6 +9,8 @@ a plain ``Frame`` as soon as anything looks inside."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import pickle
 import random
 from typing import Any
 
@@ -27,7 +29,7 @@ from simulator.mock.framing import queue_text, text_frame
 from simulator.mock.server import ServerConfig, WebchatServer
 from simulator.mock.wire import summary_bytes, summary_frame
 from simulator.protocol import EventType, Frame, FrameType, decode, encode
-from simulator.protocol.prepared import PreparedFrame, prepared, wire_bytes
+from simulator.protocol.prepared import PreparedFrame, envelope, prepared, wire_bytes
 from tests.engine_harness import A1, A2, C1, Chat, engaged_pair, event, of, queue_uuid_of
 from tests.sdk import sdk_validate
 
@@ -164,7 +166,7 @@ def test_a_prepared_frame_is_a_frame_when_looked_into() -> None:
     assert frame.event_new_message is not None and frame.event_new_message.message_count == 2
     other = message.frame
     assert other.model_dump(exclude_none=True)["message"]["body"] == "look inside"
-    assert "look inside" in repr(prepared(encode(other), FrameType.MESSAGE, None, conv, "arn"))
+    assert "look inside" in repr(prepared(encode(other), envelope(FrameType.MESSAGE, None, conv, "arn")))
 
 
 @pytest.mark.parametrize("role", [Role.CUSTOMER, Role.AGENT])
@@ -250,3 +252,20 @@ def test_a_real_server_relays_the_fast_frames(compression: bool) -> None:
             await scenario()
 
     asyncio.run(bounded())
+
+
+def test_every_way_into_a_prepared_frame_makes_it_a_frame_first() -> None:
+    chat = Chat()
+    conv = engaged_pair(chat)
+    data = wire_bytes(_say(chat, C1, conv, "copy me")[0].frame)
+    assert data is not None
+    decoded = decode(data, context=False)
+    made = [prepared(data, envelope(FrameType.MESSAGE, None, conv, decoded.conversation_arn or "")) for _ in range(7)]
+    assert copy.copy(made[0]) == decoded
+    assert pickle.loads(pickle.dumps(made[1])) == decoded
+    assert made[2].model_copy(update={"conversation_arn": "x"}).conversation_arn == "x"
+    made[3].conversation_arn = "changed"  # its own fields now, not the shared envelope's
+    assert made[3].conversation_arn == "changed" and made[4].conversation_arn == decoded.conversation_arn
+    assert made[4].model_fields_set == decoded.model_fields_set
+    assert Frame.model_validate(made[5]) == decoded
+    assert copy.deepcopy(made[6]) == decoded

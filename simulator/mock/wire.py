@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from ..protocol import EventType, Frame, FrameType, Medium, WireModel, dts
-from ..protocol.prepared import prepared
+from ..protocol.prepared import envelope, prepared
 
 if TYPE_CHECKING:
     from .conversation import Conversation, Member, StoredMessage
@@ -132,6 +132,7 @@ class _MemberParts:
         "key",
         "last_dts",
         "last_ms",
+        "message_envelope",
         "message_head",
         "message_key",
         "name",
@@ -168,6 +169,7 @@ class _MemberParts:
         self.tail = left_part + b',"status":' + _dumps(status) + b',"unread_messages":'
         self.message_key: tuple[str, str, str, str] | None = None
         self.message_head = b""
+        self.message_envelope: dict[str, Any] = {}
         self.statuses: list[tuple[str, Any]] | None = None
         self.statuses_json = b""
         self.last_ms: int | None = None
@@ -196,7 +198,7 @@ class _ConversationParts:
         self.middle = b',"medium":' + _dumps(Medium.WEBSOCKET) + b',"merchant_id":' + _dumps(conv.merchant_id)
         self.middle += b',"message_count":'
         self.end = b'],"start_dts":' + _dts(conv.start_ms) + b',"unread_messages":'
-        self.envelopes: dict[tuple[EventType, str], bytes] = {}
+        self.envelopes: dict[tuple[EventType, str], tuple[bytes, dict[str, Any]]] = {}
         self.unresponded_ms: int | None = None
         self.unresponded = b""
 
@@ -208,12 +210,13 @@ def _conversation_parts(conv: Conversation) -> _ConversationParts:
     return parts
 
 
-def message_bytes(stored: StoredMessage) -> bytes:
-    """The ``message`` frame of ``stored``, as ``encode`` writes :meth:`StoredMessage.model_frame`."""
+def _message_parts(stored: StoredMessage) -> _MemberParts:
+    """Its author's parts, with the head and envelope of its ``message`` frames made for ``stored``."""
     author = _member_parts(stored.author)
     key = (stored.author_arn, stored.author_name, stored.conversation_uuid, stored.conversation_arn)
     if author.message_key != key:
         author.message_key = key
+        author.message_envelope = envelope(_MESSAGE, None, stored.conversation_uuid, stored.conversation_arn)
         author.message_head = b"".join(
             (
                 b'{"type":"message","conversation_uuid":',
@@ -226,6 +229,15 @@ def message_bytes(stored: StoredMessage) -> bytes:
                 _dumps(stored.author_name),
             )
         )
+    return author
+
+
+def message_bytes(stored: StoredMessage) -> bytes:
+    """The ``message`` frame of ``stored``, as ``encode`` writes :meth:`StoredMessage.model_frame`."""
+    return _message_bytes(stored, _message_parts(stored))
+
+
+def _message_bytes(stored: StoredMessage, author: _MemberParts) -> bytes:
     out = [author.message_head]
     if stored.body is not None:
         out += (b',"body":', _dumps(stored.body))
@@ -262,8 +274,8 @@ def _statuses_json(stored: StoredMessage, author: _MemberParts) -> bytes:
 
 def message_frame(stored: StoredMessage) -> Frame:
     """The ``message`` frame that carries ``stored`` (see :attr:`StoredMessage.frame`)."""
-    data = message_bytes(stored)
-    return prepared(data, _MESSAGE, None, stored.conversation_uuid, stored.conversation_arn)
+    author = _message_parts(stored)
+    return prepared(_message_bytes(stored, author), author.message_envelope)
 
 
 def summary_bytes(conv: Conversation, *, closed: bool) -> bytes:
@@ -320,8 +332,9 @@ def summary_bytes(conv: Conversation, *, closed: bool) -> bytes:
 def summary_frame(conv: Conversation, event_type: EventType, key: str, summary: bytes) -> Frame:
     """The ``event`` frame of ``conv`` carrying ``summary`` (of :func:`summary_bytes`) as ``key``."""
     parts = _conversation_parts(conv)
-    envelope = parts.envelopes.get((event_type, key))
-    if envelope is None:
+    made = parts.envelopes.get((event_type, key))
+    if made is None:
+        fields = envelope(_EVENT, event_type, conv.uuid, conv.arn)
         head = {"type": _EVENT, "event_type": event_type, "conversation_uuid": conv.uuid, "conversation_arn": conv.arn}
-        envelope = parts.envelopes[event_type, key] = _dumps(head)[:-1] + b"," + _dumps(key) + b":"
-    return prepared(envelope + summary + b"}", _EVENT, event_type, conv.uuid, conv.arn)
+        made = parts.envelopes[event_type, key] = (_dumps(head)[:-1] + b"," + _dumps(key) + b":", fields)
+    return prepared(made[0] + summary + b"}", made[1])

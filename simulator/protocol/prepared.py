@@ -8,7 +8,8 @@ websocket shell, the autopilot agents, REST, the tests) keeps working:
 
 * :func:`prepared` makes a :class:`PreparedFrame`, a ``Frame`` that holds
   its bytes and the envelope fields the shell reads per frame (``type``,
-  ``event_type``, ``conversation_uuid``, ``conversation_arn``, ``error``);
+  ``event_type``, ``conversation_uuid``, ``conversation_arn``, ``error``:
+  an :func:`envelope`, which the maker may keep for its next frames);
   :func:`~.codec.encode` returns those bytes as they are (encoded once,
   the same bytes for every recipient);
 * any other use (a payload field, ``model_dump``, ``==``, ``repr``…)
@@ -23,9 +24,10 @@ from typing import Any
 from .enums import EventType, FrameType
 from .models import Frame
 
-__all__ = ["PreparedFrame", "prepared", "wire_bytes"]
+__all__ = ["PreparedFrame", "envelope", "prepared", "wire_bytes"]
 
 _get = object.__getattribute__
+_new = object.__new__
 _set = object.__setattr__
 _ENVELOPE = frozenset({"type", "event_type", "conversation_uuid", "conversation_arn", "error"})
 
@@ -50,26 +52,37 @@ class PreparedFrame(Frame):
         _materialize(self)
         return repr(self)
 
+    # Looked up on the type, not through __getattribute__: a plain Frame first, then its own.
+    def __copy__(self) -> Frame:  # type: ignore[override]  # a Frame: it is one by then
+        _materialize(self)
+        return self.__copy__()
 
-def prepared(
-    data: bytes, frame_type: FrameType, event_type: EventType | None, conversation_uuid: str, conversation_arn: str
-) -> Frame:
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Frame:  # type: ignore[override]
+        _materialize(self)
+        return self.__deepcopy__(memo)
+
+
+def envelope(
+    frame_type: FrameType, event_type: EventType | None, conversation_uuid: str, conversation_arn: str
+) -> dict[str, Any]:
+    """The envelope fields of prepared frames (read only: one may serve many frames)."""
+    return {
+        "type": frame_type,
+        "event_type": event_type,
+        "conversation_uuid": conversation_uuid,
+        "conversation_arn": conversation_arn,
+        "error": None,
+    }
+
+
+def prepared(data: bytes, fields: dict[str, Any]) -> Frame:
     """A frame whose encoding is ``data`` (which the caller wrote as
-    :func:`~.codec.encode` would) and whose envelope is the rest."""
-    frame = PreparedFrame.__new__(PreparedFrame)
-    _set(
-        frame,
-        "__dict__",
-        {
-            "type": frame_type,
-            "event_type": event_type,
-            "conversation_uuid": conversation_uuid,
-            "conversation_arn": conversation_arn,
-            "error": None,
-        },
-    )
-    _set(frame, "__pydantic_fields_set__", None)
-    _set(frame, "__pydantic_extra__", None)
+    :func:`~.codec.encode` would) and whose envelope is ``fields`` (of
+    :func:`envelope`; never written to: a frame used as a model gets its own
+    fields first). Its other pydantic slots stay unset until then: anything
+    but the envelope turns it into a plain ``Frame`` first."""
+    frame = _new(PreparedFrame)
+    _set(frame, "__dict__", fields)
     _set(frame, "__pydantic_private__", data)
     return frame
 
