@@ -10,7 +10,10 @@ summaries; :mod:`simulator.mock.engine` decides what happens and when.
   times, language, what it has read).
 * :class:`Conversation` — one chat: its members, its messages (indexed by
   uuid and by author and ``client_message_id``), its queue entry, held context and
-  rrweb recording; :meth:`Conversation.summary` builds the ``ConversationSummary``.
+  rrweb recording; :meth:`Conversation.summary` builds the ``ConversationSummary``
+  (the chat path writes it as bytes instead: :mod:`.wire`).
+* :class:`StoredMessage` — one message as plain values (its model and frame
+  made when needed).
 * :class:`RRWebStream` — verification of chunked rrweb recordings with
   incremental hashing (O(1) memory per recording whatever its size) and a
   bounded buffer of the latest recording for agents who join later.
