@@ -8,7 +8,9 @@
   :data:`STATUS_BYTES` per transport status (one per other participant);
 * each held rrweb frame: its ``data`` plus :data:`RRWEB_FRAME_BYTES`;
 * each conversation itself: :data:`CONVERSATION_BYTES`, plus 8 bytes per
-  message ever written (its author's sequence number, kept for unread counts).
+  message ever written (its author's sequence number, kept for unread counts),
+  plus :data:`WIRE_BYTES` while it is open and chatting (the chat path's
+  encoded parts, dropped when it closes).
 
 :mod:`.retention` keeps it within the budget. The constants were measured
 with ``tracemalloc`` (CPython 3.11, pydantic 2; messages re-measured 2026-12-01): for ASCII chats the account
@@ -26,6 +28,7 @@ __all__ = [
     "RRWEB_FRAME_BYTES",
     "SEQ_BYTES",
     "STATUS_BYTES",
+    "WIRE_BYTES",
     "Held",
     "text_bytes",
 ]
@@ -41,6 +44,9 @@ CONVERSATION_BYTES = 4_096
 RRWEB_FRAME_BYTES = 1_024
 """A held rrweb frame without its ``data``."""
 SEQ_BYTES = 8
+WIRE_BYTES = 5_120
+"""The encoded parts :mod:`.wire` keeps for an open conversation with a
+customer and an agent (its ids, the participants' identities and heads)."""
 """What a message costs its conversation for good, even once dropped (its author's sequence number)."""
 
 

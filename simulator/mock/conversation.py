@@ -57,7 +57,16 @@ from ..protocol import (
     RRWebType,
     TransportStatus,
 )
-from .account import CONVERSATION_BYTES, MESSAGE_BYTES, RRWEB_FRAME_BYTES, SEQ_BYTES, STATUS_BYTES, Held, text_bytes
+from .account import (
+    CONVERSATION_BYTES,
+    MESSAGE_BYTES,
+    RRWEB_FRAME_BYTES,
+    SEQ_BYTES,
+    STATUS_BYTES,
+    WIRE_BYTES,
+    Held,
+    text_bytes,
+)
 from .wire import STATUS_ACTIVE, STATUS_DISCONNECTED, STATUS_LEFT, build, cached_dts, message_frame
 from .wire import optional_dts as _optional_dts
 
@@ -451,10 +460,25 @@ class Conversation:
         """:meth:`RRWebStream.hold`, on the account."""
         self._charge(self.rrweb.hold(part, frame, limit=limit))
 
+    def keep_wire(self, parts: Any) -> None:
+        """Keep :mod:`.wire`'s encoded parts of this conversation (on the account)."""
+        if self.wire is None:
+            self._charge(WIRE_BYTES)
+        self.wire = parts
+
+    def drop_wire(self) -> None:
+        """Forget the encoded parts :mod:`.wire` keeps (made again if needed)."""
+        if self.wire is not None:
+            self._charge(-WIRE_BYTES)
+            self.wire = None
+        for member in self.members.values():
+            member.wire = None
+
     def release(self) -> None:
         """The engine forgets this (closed) conversation: its messages and its
         share of the account go (a participant still in its reconnect grace
         is told it closed, without the messages)."""
+        self.drop_wire()
         self.held.messages -= len(self.messages)
         self.dropped += len(self.messages)
         self.messages = []

@@ -35,7 +35,7 @@ from ..protocol import (
 from .base import Delivery, EngineBase
 from .conversation import Client, ConnId, Conversation, Member, Role, State, cached_dts
 from .rules import LIMITS, Refused, check_length, clip
-from .wire import summary_bytes, summary_frame
+from .wire import prepare, summary_bytes, summary_frame
 
 _ID_LIMIT = LIMITS.identifier
 _LANGUAGE_LIMIT = LIMITS.language
@@ -108,6 +108,8 @@ class RelayMixin(EngineBase):
                 everyone.append(conn)
                 if m.client.role is Role.AGENT:
                     agents.append(conn)
+        if conv.wire is None:
+            prepare(conv)  # its members' parts are made below: on the account with the conversation's
         out = [Delivery(tuple(everyone), stored.frame)] if everyone else []
         if agents or language_changed:
             summary = summary_bytes(conv, closed=conv.state is State.CLOSED)

@@ -38,6 +38,7 @@ __all__ = [
     "message_bytes",
     "message_frame",
     "optional_dts",
+    "prepare",
     "summary_bytes",
     "summary_frame",
 ]
@@ -106,6 +107,14 @@ def build(cls: type[M], /, **fields: Any) -> M:
 
 _dumps = orjson.dumps
 _MESSAGE = FrameType.MESSAGE
+
+
+def _kept(data: bytes) -> bytes:
+    """``data`` in a bytes object of its own size, to be kept: orjson's output
+    keeps its 4 KiB buffer (a kept ARN would hold 4 KiB)."""
+    return memoryview(data).tobytes()
+
+
 _EVENT = FrameType.EVENT
 _dts_memo: list[Any] = [None, b""]
 
@@ -144,8 +153,8 @@ class _MemberParts:
     def __init__(self, member: Member, key: tuple[Any, ...]) -> None:
         client = member.client
         self.key = key
-        self.arn = _dumps(client.arn)
-        self.name = _dumps(client.name)
+        self.arn = _kept(_dumps(client.arn))
+        self.name = _kept(_dumps(client.name))
         head = [
             b'{"conversation_participant_arn":',
             self.arn,
@@ -206,8 +215,15 @@ class _ConversationParts:
 def _conversation_parts(conv: Conversation) -> _ConversationParts:
     parts: _ConversationParts | None = conv.wire
     if parts is None:
-        parts = conv.wire = _ConversationParts(conv)
+        parts = _ConversationParts(conv)
+        conv.keep_wire(parts)  # on the byte account, with its members' parts
     return parts
+
+
+def prepare(conv: Conversation) -> None:
+    """Make (and put on the account) ``conv``'s encoded parts, if not yet kept."""
+    if conv.wire is None:
+        _conversation_parts(conv)
 
 
 def _message_parts(stored: StoredMessage) -> _MemberParts:
@@ -267,7 +283,7 @@ def _statuses_json(stored: StoredMessage, author: _MemberParts) -> bytes:
     statuses = stored.statuses
     if author.statuses == statuses:
         return author.statuses_json
-    data = _dumps([{"conversation_participant_arn": arn, "status": status} for arn, status in statuses])
+    data = _kept(_dumps([{"conversation_participant_arn": arn, "status": status} for arn, status in statuses]))
     author.statuses, author.statuses_json = list(statuses), data
     return data
 
