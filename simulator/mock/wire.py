@@ -107,16 +107,14 @@ def build(cls: type[M], /, **fields: Any) -> M:
 
 _dumps = orjson.dumps
 _MESSAGE = FrameType.MESSAGE
+_EVENT = FrameType.EVENT
+_dts_memo: list[Any] = [None, b""]
 
 
 def _kept(data: bytes) -> bytes:
     """``data`` in a bytes object of its own size, to be kept: orjson's output
     keeps its 4 KiB buffer (a kept ARN would hold 4 KiB)."""
     return memoryview(data).tobytes()
-
-
-_EVENT = FrameType.EVENT
-_dts_memo: list[Any] = [None, b""]
 
 
 def _dts(epoch_millis: int) -> bytes:
