@@ -45,7 +45,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
+import os
 import signal
 import statistics
 import subprocess
@@ -86,6 +88,7 @@ DB = "db"
 DB_TARGET = 0.75
 LOOPS = ("asyncio", "uvloop")
 TARGET = 0.6
+PROFILE_ENV = "BENCH_RELAY_PROFILE"  # set by --profile-server for the server processes
 
 # Bounds
 CONNECT_TIMEOUT = 20.0
@@ -100,8 +103,11 @@ MAX_PER_PROCESS = 5_000
 
 
 def serve(variant: str, loop_name: str, lifetime: float, db: str | None = None) -> None:
-    """Print ``PORT <n>``; serve until SIGTERM or ``lifetime`` seconds."""
+    """Print ``PORT <n>``; serve until SIGTERM or ``lifetime`` seconds (with
+    ``--profile-server``, ours under cProfile, its stats written at the end)."""
     pin("server")
+    profile_to = os.environ.get(PROFILE_ENV) if variant == "ours" else None
+    profiler = cProfile.Profile(time.process_time) if profile_to else None  # CPU time: the machine may be shared
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -111,7 +117,15 @@ def serve(variant: str, loop_name: str, lifetime: float, db: str | None = None) 
         else:
             await serve_bare(stop, lifetime, floor=variant == FLOOR)
 
-    run_loop(loop_name, main())
+    if profiler is None:
+        run_loop(loop_name, main())
+        return
+    profiler.enable()
+    try:
+        run_loop(loop_name, main())
+    finally:
+        profiler.disable()
+        profiler.dump_stats(f"{profile_to}.{os.getpid()}")
 
 
 async def serve_ours(stop: asyncio.Event, lifetime: float, db: str | None = None) -> None:
@@ -575,6 +589,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--json", type=Path, default=RESULTS, help=f"results file (default {RESULTS.relative_to(ROOT)})"
     )
+    parser.add_argument(
+        "--profile-server",
+        type=Path,
+        metavar="PREFIX",
+        help="run ours under cProfile (CPU time); each server process writes PREFIX.<pid> (pstats)",
+    )
     # Internal modes
     parser.add_argument(
         "--floor", action="store_true", help="also measure the I/O floor: bare sending what ours sends, no engine"
@@ -597,6 +617,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.client:
         client_process(client_main(args.client, args.port, args.pairs[0], args.index))
         return 0
+    if args.profile_server:
+        os.environ[PROFILE_ENV] = str(args.profile_server.resolve())
     pair_counts = args.pairs or ([20] if args.quick else [50, 200])
     if max(pair_counts) * 2 > MAX_PER_PROCESS * args.processes:
         parser.error(f"at most {MAX_PER_PROCESS} connections per client process")

@@ -8,10 +8,12 @@
   :data:`STATUS_BYTES` per transport status (one per other participant);
 * each held rrweb frame: its ``data`` plus :data:`RRWEB_FRAME_BYTES`;
 * each conversation itself: :data:`CONVERSATION_BYTES`, plus 8 bytes per
-  message ever written (its author's sequence number, kept for unread counts).
+  message ever written (its author's sequence number, kept for unread counts),
+  plus :data:`WIRE_BYTES` while it is open and chatting (the chat path's
+  encoded parts, dropped when it closes).
 
 :mod:`.retention` keeps it within the budget. The constants were measured
-with ``tracemalloc`` (CPython 3.11, pydantic 2): for ASCII chats the account
+with ``tracemalloc`` (CPython 3.11, pydantic 2; messages re-measured 2026-12-01): for ASCII chats the account
 is within 20 % of what Python really holds (tests/test_retention.py checks a
 factor); non-ASCII text is counted at its largest.
 """
@@ -26,19 +28,25 @@ __all__ = [
     "RRWEB_FRAME_BYTES",
     "SEQ_BYTES",
     "STATUS_BYTES",
+    "WIRE_BYTES",
     "Held",
     "text_bytes",
 ]
 
-MESSAGE_BYTES = 1_856
-"""A stored message without its strings: its record, model, indexes and fields set."""
-STATUS_BYTES = 672
-"""One transport status of a stored message (one per other participant)."""
+MESSAGE_BYTES = 544
+"""A stored message without its strings: its slotted record (no model since
+issue 12: 1,856 bytes then), its indexes and its author's sequence number."""
+STATUS_BYTES = 48
+"""One transport status of a stored message (one per other participant: an
+(ARN, status) pair; 672 bytes as a model)."""
 CONVERSATION_BYTES = 4_096
 """A conversation without its messages: its record, members, queue entry, summary fields and indexes."""
 RRWEB_FRAME_BYTES = 1_024
 """A held rrweb frame without its ``data``."""
 SEQ_BYTES = 8
+WIRE_BYTES = 5_120
+"""The encoded parts :mod:`.wire` keeps for an open conversation with a
+customer and an agent (its ids, the participants' identities and heads)."""
 """What a message costs its conversation for good, even once dropped (its author's sequence number)."""
 
 

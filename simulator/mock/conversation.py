@@ -10,7 +10,10 @@ summaries; :mod:`simulator.mock.engine` decides what happens and when.
   times, language, what it has read).
 * :class:`Conversation` — one chat: its members, its messages (indexed by
   uuid and by author and ``client_message_id``), its queue entry, held context and
-  rrweb recording; :meth:`Conversation.summary` builds the ``ConversationSummary``.
+  rrweb recording; :meth:`Conversation.summary` builds the ``ConversationSummary``
+  (the chat path writes it as bytes instead: :mod:`.wire`).
+* :class:`StoredMessage` — one message as plain values (its model and frame
+  made when needed).
 * :class:`RRWebStream` — verification of chunked rrweb recordings with
   incremental hashing (O(1) memory per recording whatever its size) and a
   bounded buffer of the latest recording for agents who join later.
@@ -35,8 +38,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
-from functools import lru_cache
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from ..protocol import (
     ConversationEventRRWeb,
@@ -54,10 +56,19 @@ from ..protocol import (
     MessageType,
     RRWebType,
     TransportStatus,
-    WireModel,
-    dts,
 )
-from .account import CONVERSATION_BYTES, MESSAGE_BYTES, RRWEB_FRAME_BYTES, SEQ_BYTES, STATUS_BYTES, Held, text_bytes
+from .account import (
+    CONVERSATION_BYTES,
+    MESSAGE_BYTES,
+    RRWEB_FRAME_BYTES,
+    SEQ_BYTES,
+    STATUS_BYTES,
+    WIRE_BYTES,
+    Held,
+    text_bytes,
+)
+from .wire import STATUS_ACTIVE, STATUS_DISCONNECTED, STATUS_LEFT, build, cached_dts, message_frame
+from .wire import optional_dts as _optional_dts
 
 __all__ = [
     "ARN_PREFIX",
@@ -75,54 +86,6 @@ __all__ = [
     "conversation_arn",
     "participant_arn",
 ]
-
-
-@lru_cache(maxsize=64)
-def _dts_second(epoch_seconds: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS`` of a whole second: :func:`protocol.dts` without its milliseconds."""
-    return dts(epoch_seconds * 1000)[:-5]
-
-
-def cached_dts(epoch_millis: int) -> str:
-    """``protocol.dts`` with the date and time of day memoized per second (a
-    chat message's timestamp is a new millisecond, rarely a new second)."""
-    seconds, millis = divmod(epoch_millis, 1000)
-    return f"{_dts_second(seconds)}.{millis:03d}Z"
-
-
-M = TypeVar("M", bound=WireModel)
-
-_set_slot = object.__setattr__
-_ALL_NONE: dict[type[WireModel], dict[str, None]] = {}
-
-
-def build(cls: type[M], /, **fields: Any) -> M:
-    """``cls(**fields)`` without validation, for the frames the engine sends:
-    their values are its own or come from frames validated when decoded.
-
-    What pydantic's ``model_construct`` does, without its per-field Python
-    loop: 2-3x faster than validating, and than ``model_construct``. Every
-    field of the wire models defaults to ``None``; keys that are not fields
-    are additional properties, as validation would keep them.
-    """
-    defaults = _ALL_NONE.get(cls)
-    if defaults is None:
-        if any(info.default is not None or info.default_factory is not None for info in cls.model_fields.values()):
-            raise TypeError(f"{cls.__name__}: build() needs every field to default to None")
-        defaults = _ALL_NONE[cls] = dict.fromkeys(cls.model_fields)
-    values = defaults.copy()
-    values.update(fields)
-    extra = {key: values.pop(key) for key in fields if key not in defaults} if len(values) > len(defaults) else {}
-    model = cls.__new__(cls)
-    _set_slot(model, "__dict__", values)
-    _set_slot(model, "__pydantic_fields_set__", set(fields))
-    _set_slot(model, "__pydantic_extra__", extra)
-    _set_slot(model, "__pydantic_private__", None)
-    return model
-
-
-def _optional_dts(epoch_millis: int | None) -> str | None:
-    return cached_dts(epoch_millis) if epoch_millis is not None else None
 
 
 ConnId = int
@@ -156,12 +119,6 @@ class State(Enum):
     QUEUED = "queued"
     ENGAGED = "engaged"
     CLOSED = "closed"
-
-
-# Participant ``status`` strings (free text in UltraCart's model).
-STATUS_ACTIVE = "active"
-STATUS_DISCONNECTED = "disconnected"
-STATUS_LEFT = "left"
 
 
 @dataclass(eq=False, slots=True, kw_only=True)
@@ -211,6 +168,8 @@ class Member:
     """Messages 1..last_read_seq count as read by this member."""
     own_seqs: array[int] = field(default_factory=lambda: array("q"))
     """Sequence numbers of the messages this member wrote (ascending; 8 bytes each)."""
+    wire: Any = None
+    """Its parts of the chat path's JSON, kept by :mod:`.wire` (which checks they still hold)."""
 
     @property
     def present(self) -> bool:
@@ -249,13 +208,26 @@ class Member:
 
 @dataclass(eq=False, slots=True, kw_only=True)
 class StoredMessage:
-    """One message of a conversation."""
+    """One message of a conversation: its fields as plain values (no model:
+    one per message would cost its construction and ~1.5 KB more); the
+    ``ConversationMessage`` (:attr:`model`) and its frame are made when needed."""
 
     seq: int
     """1-based place in the conversation."""
     author: Member
     epoch: int
-    model: ConversationMessage
+    uuid: str
+    """``conversation_message_uuid``."""
+    author_arn: str
+    author_name: str
+    body: str | None
+    client_message_id: str | None
+    language: str | None
+    """The author's language when it wrote it."""
+    media_urls: list[str] | None
+    merchant_id: str
+    statuses: list[tuple[str, TransportStatus]]
+    """Transport status per other participant (``conversation_participant_arn``, ``status``), in order."""
     conversation_uuid: str
     conversation_arn: str
     readers: set[str] | None = None
@@ -268,10 +240,35 @@ class StoredMessage:
     """Its share of the byte account (see :class:`Held`)."""
 
     @property
+    def model(self) -> ConversationMessage:
+        """The ``ConversationMessage`` (built on each use: REST, replays, read receipts)."""
+        return build(
+            ConversationMessage,
+            author_conversation_participant_arn=self.author_arn,
+            author_conversation_participant_name=self.author_name,
+            body=self.body,
+            client_message_id=self.client_message_id,
+            conversation_message_uuid=self.uuid,
+            language_iso_code=self.language,
+            media_urls=list(self.media_urls) if self.media_urls else None,
+            merchant_id=self.merchant_id,
+            message_dts=cached_dts(self.epoch),
+            message_epoch=self.epoch,
+            transport_statuses=[
+                build(ConversationMessageTransportStatus, conversation_participant_arn=arn, status=status)
+                for arn, status in self.statuses
+            ],
+            type=MessageType.MESSAGE,
+        )
+
+    @property
     def frame(self) -> Frame:
-        """The ``message`` frame that carries it, built when needed: a frame
-        kept per stored message would cost ~1.5 KB and four more objects for
-        the garbage collector to scan, for the rare replay."""
+        """The ``message`` frame that carries it, its bytes written at once
+        (:func:`.wire.message_frame`)."""
+        return message_frame(self)
+
+    def model_frame(self) -> Frame:
+        """:attr:`frame` built from :attr:`model` (what the fast path must equal)."""
         return build(
             Frame,
             type=FrameType.MESSAGE,
@@ -322,6 +319,8 @@ class Conversation:
     # Queue position pushes
     told_position: tuple[int, bool] | None = None
     pushed_at: float = -math.inf
+    wire: Any = None
+    """Its parts of the chat path's JSON, kept by :mod:`.wire`."""
 
     def __post_init__(self) -> None:
         self._charge(CONVERSATION_BYTES)
@@ -378,29 +377,10 @@ class Conversation:
         epoch = self.next_epoch(now_ms)
         client = author.client
         statuses = [
-            build(
-                ConversationMessageTransportStatus,
-                conversation_participant_arn=m.client.arn,
-                status=TransportStatus.SENT if m.client.conn is not None else TransportStatus.QUEUED,
-            )
-            for m in self.present()
-            if m is not author
+            (m.client.arn, TransportStatus.SENT if m.client.conn is not None else TransportStatus.QUEUED)
+            for m in self.members.values()
+            if m.left_ms is None and m is not author
         ]
-        model = build(
-            ConversationMessage,
-            author_conversation_participant_arn=client.arn,
-            author_conversation_participant_name=client.name,
-            body=body,
-            client_message_id=client_message_id,
-            conversation_message_uuid=message_uuid,
-            language_iso_code=author.language,
-            media_urls=list(media_urls) if media_urls else None,
-            merchant_id=self.merchant_id,
-            message_dts=cached_dts(epoch),
-            message_epoch=epoch,
-            transport_statuses=statuses,
-            type=MessageType.MESSAGE,
-        )
         seq = self.dropped + len(self.messages) + 1
         size = MESSAGE_BYTES + STATUS_BYTES * len(statuses) + text_bytes(message_uuid)
         if body is not None:
@@ -413,7 +393,15 @@ class Conversation:
             seq=seq,
             author=author,
             epoch=epoch,
-            model=model,
+            uuid=message_uuid,
+            author_arn=client.arn,
+            author_name=client.name,
+            body=body,
+            client_message_id=client_message_id,
+            language=author.language,
+            media_urls=list(media_urls) if media_urls else None,
+            merchant_id=self.merchant_id,
+            statuses=statuses,
             conversation_uuid=self.uuid,
             conversation_arn=self.arn,
             size=size,
@@ -448,8 +436,8 @@ class Conversation:
         while count < last and freed < excess:
             stored = messages[count]
             freed += stored.size
-            del self.by_uuid[stored.model.conversation_message_uuid or ""]
-            client_id = stored.model.client_message_id
+            del self.by_uuid[stored.uuid]
+            client_id = stored.client_message_id
             if client_id is not None and self.by_client_id.get((stored.author, client_id)) is stored:
                 del self.by_client_id[stored.author, client_id]
             count += 1
@@ -472,10 +460,25 @@ class Conversation:
         """:meth:`RRWebStream.hold`, on the account."""
         self._charge(self.rrweb.hold(part, frame, limit=limit))
 
+    def keep_wire(self, parts: Any) -> None:
+        """Keep :mod:`.wire`'s encoded parts of this conversation (on the account)."""
+        if self.wire is None:
+            self._charge(WIRE_BYTES)
+        self.wire = parts
+
+    def drop_wire(self) -> None:
+        """Forget the encoded parts :mod:`.wire` keeps (made again if needed)."""
+        if self.wire is not None:
+            self._charge(-WIRE_BYTES)
+            self.wire = None
+        for member in self.members.values():
+            member.wire = None
+
     def release(self) -> None:
         """The engine forgets this (closed) conversation: its messages and its
         share of the account go (a participant still in its reconnect grace
         is told it closed, without the messages)."""
+        self.drop_wire()
         self.held.messages -= len(self.messages)
         self.dropped += len(self.messages)
         self.messages = []
@@ -496,11 +499,9 @@ class Conversation:
             stored.readers = set()
         stored.readers.add(arn)
         reader.last_read_seq = max(reader.last_read_seq, stored.seq)
-        statuses = [s for s in stored.model.transport_statuses or () if s.conversation_participant_arn != arn]
-        statuses.append(
-            ConversationMessageTransportStatus(conversation_participant_arn=arn, status=TransportStatus.READ)
-        )
-        stored.model = stored.model.model_copy(update={"transport_statuses": statuses})
+        statuses = [s for s in stored.statuses if s[0] != arn]
+        statuses.append((arn, TransportStatus.READ))
+        stored.statuses = statuses
         stored.status_epoch = max(now_ms, self.last_epoch + 1)
         return True
 
@@ -529,7 +530,7 @@ class Conversation:
             customer_first_message_unresponded_to_dts=cached_dts(first_unresponded)
             if first_unresponded is not None
             else None,
-            last_conversation_message_body=last.model.body if last is not None else None,
+            last_conversation_message_body=last.body if last is not None else None,
             last_conversation_participant_arn=last.author.client.arn if last is not None else None,
             last_conversation_participant_name=last.author.client.name if last is not None else None,
             last_interactive_message_dts=last_dts,

@@ -33,13 +33,16 @@ from ..protocol import (
     epoch_ms,
 )
 from .base import Delivery, EngineBase
-from .conversation import Client, Conversation, Member, Role
+from .conversation import Client, ConnId, Conversation, Member, Role, State, cached_dts
 from .journal import CLIENT, CONTEXT, MEMBER, MSG, READ, RRWEB
 from .rules import LIMITS, Refused, check_length, clip
+from .wire import prepare, summary_bytes, summary_frame
 
 _ID_LIMIT = LIMITS.identifier
 _LANGUAGE_LIMIT = LIMITS.language
 _URL_LIMIT = LIMITS.url
+_NEW_MESSAGE = EventType.NEW_MESSAGE
+_PARTICIPANT_UPDATE = EventType.PARTICIPANT_UPDATE
 
 __all__ = ["RelayMixin"]
 
@@ -101,15 +104,25 @@ class RelayMixin(EngineBase):
             journal.append((MSG, stored))
             if language_changed:
                 journal += ((MEMBER, conv, member), (CLIENT, client))
-        out: list[Delivery] = []
-        present = list(conv.present())
-        self._send(out, (m.client for m in present), stored.frame)
-        summary = conv.summary()
-        new_message = conv.event(EventType.NEW_MESSAGE, event_new_message=summary)
-        self._send(out, (m.client for m in present if m.client.role is Role.AGENT), new_message)
-        if language_changed:
-            update = conv.event(EventType.PARTICIPANT_UPDATE, event_participant_update=summary)
-            self._send(out, (m.client for m in present), update)
+        # The frames of the chat path are written as bytes, not models (:mod:`.wire`): the message
+        # once for the sender's copy and every other participant, the summary once for the agents.
+        everyone: list[ConnId] = []
+        agents: list[ConnId] = []
+        for m in conv.members.values():
+            if m.left_ms is None and (conn := m.client.conn) is not None:
+                everyone.append(conn)
+                if m.client.role is Role.AGENT:
+                    agents.append(conn)
+        if conv.wire is None:
+            prepare(conv)  # its members' parts are made below: on the account with the conversation's
+        out = [Delivery(tuple(everyone), stored.frame)] if everyone else []
+        if agents or language_changed:
+            summary = summary_bytes(conv, closed=conv.state is State.CLOSED)
+            if agents:
+                out.append(Delivery(tuple(agents), summary_frame(conv, _NEW_MESSAGE, "event_new_message", summary)))
+            if language_changed and everyone:
+                update = summary_frame(conv, _PARTICIPANT_UPDATE, "event_participant_update", summary)
+                out.append(Delivery(tuple(everyone), update))
         return out
 
     def _on_typing(self, conv: Conversation, member: Member, frame: Frame, now: float) -> list[Delivery]:
@@ -142,7 +155,7 @@ class RelayMixin(EngineBase):
         if self.journal is not None:
             self.journal.append((READ, conv, stored, member))
         receipt = ConversationEventReadMessage(
-            conversation_message_uuid=message_uuid, message_dts=stored.model.message_dts, message_epoch=stored.epoch
+            conversation_message_uuid=message_uuid, message_dts=cached_dts(stored.epoch), message_epoch=stored.epoch
         )
         out: list[Delivery] = []
         others = (m.client for m in conv.present() if m is not member)

@@ -35,17 +35,14 @@ import orjson
 
 from ..protocol import (
     ConversationEventWebchatContext,
-    ConversationMessage,
-    ConversationMessageTransportStatus,
     ConversationWebchatQueueStatusQueueEntry,
     Frame,
-    MessageType,
     TransportStatus,
     encoded_length,
 )
 from .account import MESSAGE_BYTES, SEQ_BYTES, STATUS_BYTES, text_bytes
 from .base import EngineBase
-from .conversation import Client, Conversation, Member, Role, State, StoredMessage, build, cached_dts
+from .conversation import Client, Conversation, Member, Role, State, StoredMessage
 from .stats import QueueStats
 
 __all__ = [
@@ -299,8 +296,6 @@ class RestoreMixin(EngineBase):
         count = 0
         merchant_id = self.config.merchant_id
         sent = {status.value: status for status in TransportStatus}
-        shared: dict[tuple[str, str], ConversationMessageTransportStatus] = {}  # immutable: one object per value
-        message_type = MessageType.MESSAGE
         loads = orjson.loads
         customer_role = Role.CUSTOMER
         current = ""
@@ -326,42 +321,29 @@ class RestoreMixin(EngineBase):
             if conv is None or author is None:
                 continue
             client = author.client
-            statuses = []
-            for arn, status in loads(states):
-                found = shared.get((arn, status))
-                if found is None:
-                    found = shared[arn, status] = build(
-                        ConversationMessageTransportStatus, conversation_participant_arn=arn, status=sent[status]
-                    )
-                statuses.append(found)
-            model = build(
-                ConversationMessage,
-                author_conversation_participant_arn=client.arn,
-                author_conversation_participant_name=name,
-                body=body,
-                client_message_id=client_id,
-                conversation_message_uuid=uuid,
-                language_iso_code=language,
-                media_urls=media and loads(media),
-                merchant_id=merchant_id,
-                message_dts=cached_dts(epoch),
-                message_epoch=epoch,
-                transport_statuses=statuses,
-                type=message_type,
-            )
+            statuses = [(arn, sent[status]) for arn, status in loads(states)]
+            urls = loads(media) if media else None
             size = MESSAGE_BYTES + STATUS_BYTES * len(statuses) + text_bytes(uuid)
             if body is not None:
                 size += text_bytes(body)
             if client_id is not None:
                 size += text_bytes(client_id)
             if media:
-                size += sum(map(text_bytes, model.media_urls or ()))
+                size += sum(map(text_bytes, urls or ()))
             seq = conv.dropped + len(messages) + 1  # gaps (none expected) close up
             stored = StoredMessage(
                 seq=seq,
                 author=author,
                 epoch=epoch,
-                model=model,
+                uuid=uuid,
+                author_arn=client.arn,
+                author_name=name if name is not None else client.name,
+                body=body,
+                client_message_id=client_id,
+                language=language,
+                media_urls=urls,
+                merchant_id=merchant_id,
+                statuses=statuses,
                 conversation_uuid=conv_uuid,
                 conversation_arn=conv.arn,
                 readers=set(loads(readers)) if readers else None,

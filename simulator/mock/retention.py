@@ -77,7 +77,9 @@ class Retention:
             self._enforce()
 
     def closed(self, conv: Conversation) -> None:
-        """``conv`` closed: it is retained, newest, until it is evicted."""
+        """``conv`` closed: it is retained, newest, until it is evicted (without
+        the encoded parts of its chat path: no message is written to it any more)."""
+        conv.drop_wire()
         self._active.pop(conv, None)
         self._closed[conv.uuid] = conv
         if len(self._closed) > self.closed_kept:

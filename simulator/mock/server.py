@@ -54,6 +54,7 @@ from ..protocol import ErrorCode, Frame, FrameType, decode, encode
 from .access import FrontDoor, parse_identity
 from .engine import Close, ConnId, Delivery, Identity
 from .faults import REORDER_HOLD, Decision, FaultConfig, FaultDecider
+from .framing import queue_text
 from .metrics import Counters
 
 if TYPE_CHECKING:
@@ -466,8 +467,8 @@ class WebchatServer:
         ws.connection_lost_waiter.add_done_callback(lambda _: abort.cancel())
 
     def _deliver(self, deliveries: Iterable[Delivery]) -> None:
-        """Encode each frame once, whatever the number of recipients, and queue
-        it on each recipient's protocol; then write what each connection got
+        """Encode and frame (:mod:`.framing`) each frame once, whatever the number
+        of recipients, and queue it on each recipient's protocol; then write what each connection got
         with one ``transport.write`` (a chat message costs its agent one
         syscall for the ``message`` and its ``new message`` summary, not two).
         Connections that are not open are skipped; one whose unsent data grows
@@ -496,11 +497,12 @@ class WebchatServer:
                 if taps and (watchers := taps.get(frame.conversation_uuid or "")):
                     _tap(watchers, "out", data)
                 sent = 0
+                framed = None  # framed once, the same bytes for every recipient (.framing)
                 for conn in recipients:
                     if (ws := conns.get(conn)) is not None:
                         sent += 1
                         if ws.protocol.state is OPEN and ws.send_in_progress is None:
-                            ws.protocol.send_text(data)
+                            framed = queue_text(ws.protocol, data, framed)
                             touched[ws] = conn
                 self.frames_out += sent
                 kind = frame.event_type or frame.type

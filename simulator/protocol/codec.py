@@ -24,6 +24,7 @@ from pydantic_core import ErrorDetails
 from ..errors import FrameError
 from .enums import ErrorCode, EventType, FrameType
 from .models import ConversationWebsocketMessage, Frame, WireModel
+from .prepared import PreparedFrame
 
 __all__ = [
     "CONVERSATION_EVENTS",
@@ -83,12 +84,17 @@ CONVERSATION_EVENTS: frozenset[EventType] = frozenset(
 )
 
 _dumps = orjson.dumps
+_get_slot = object.__getattribute__
 _serialize = ConversationWebsocketMessage.__pydantic_serializer__.to_python
 _validate_json = ConversationWebsocketMessage.__pydantic_validator__.validate_json
 
 
 def encode(frame: Frame) -> bytes:
-    """Serialize ``frame`` to the bytes of one websocket text frame."""
+    """Serialize ``frame`` to the bytes of one websocket text frame (a
+    :class:`~.prepared.PreparedFrame`'s: the bytes it was made with)."""
+    if type(frame) is PreparedFrame:
+        data: bytes = _get_slot(frame, "__pydantic_private__")
+        return data
     return _dumps(_serialize(frame, exclude_none=True))
 
 

@@ -59,8 +59,8 @@ _STATS = (
 _dumps = orjson.dumps
 
 
-def _statuses(model: Any) -> str:
-    return _dumps([(s.conversation_participant_arn, s.status) for s in model.transport_statuses or ()]).decode()
+def _statuses(stored: Any) -> str:
+    return _dumps([(arn, status.value) for arn, status in stored.statuses]).decode()
 
 
 class Rows:
@@ -110,27 +110,26 @@ class Rows:
             op = record[0]
             if op == MSG:
                 stored = record[1]
-                model = stored.model
-                media = model.media_urls
+                media = stored.media_urls
                 messages.append(
                     (
                         stored.conversation_uuid,
                         stored.seq,
-                        model.conversation_message_uuid,
+                        stored.uuid,
                         stored.author.client.uuid,
-                        model.author_conversation_participant_name,
+                        stored.author_name,
                         stored.epoch,
-                        model.body,
-                        model.client_message_id,
+                        stored.body,
+                        stored.client_message_id,
                         _dumps(media).decode() if media else None,
-                        model.language_iso_code,
-                        _statuses(model),
+                        stored.language,
+                        _statuses(stored),
                     )
                 )
             elif op == READ:
                 conv, stored, member = record[1], record[2], record[3]
                 readers = _dumps(sorted(stored.readers)).decode() if stored.readers else None
-                reads.append((_statuses(stored.model), readers, stored.status_epoch, conv.uuid, stored.seq))
+                reads.append((_statuses(stored), readers, stored.status_epoch, conv.uuid, stored.seq))
                 members[conv, member] = None
             elif op == CONV:
                 conv = record[1]
