@@ -154,3 +154,14 @@ def test_an_unreadable_file_is_no_lag(tmp_path: Path) -> None:
     assert read_lag(prefix) is None
     lag_path(prefix).write_text("[1, 2]")
     assert read_lag(prefix) is None
+
+
+def test_once_every_user_is_started_the_long_lived_objects_are_frozen(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    calls: list[object] = []
+    monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "get_threshold", lambda: (700, 10, 10))
+    monkeypatch.setattr(gc, "set_threshold", lambda *limits: calls.append(limits))
+    _LocustLag().on_spawning_complete(user_count=10)
+    assert calls == ["freeze", (700, 2, 100)]  # smaller middle collections, rarer full ones
