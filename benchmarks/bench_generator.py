@@ -630,7 +630,7 @@ def orchestrate(
     print()
     targets = []
     largest = max(user_counts)
-    for row in summary:
+    for row in summary if "echo" in parts else ():
         goal = target_vs_artillery(row["users"])
         vs_artillery = f"ours >= {goal:g}x Artillery at {row['users']:,} VUs"
         if binary is None:
