@@ -41,7 +41,7 @@ try:  # websockets' C speed-up (always built for CPython wheels); the pure-Pytho
 except ImportError:  # pragma: no cover - depends on the websockets build
     from websockets.utils import apply_mask
 
-__all__ = ["FrameSplitter", "fast_receiving", "fast_sending", "text_frame"]
+__all__ = ["FrameSplitter", "fast_receiving", "fast_sending", "max_message_size", "text_frame"]
 
 _TEXT_FIN: Final = 0x81  # FIN, no reserved bits, opcode 1 (text)
 _MASKED: Final = 0x80
@@ -98,7 +98,7 @@ def fast_receiving(protocol: ClientProtocol) -> bool:
     return (
         protocol.state is OPEN
         and not protocol.extensions
-        and protocol.current_size is None
+        and getattr(protocol, "current_size", getattr(protocol, "cur_size", None)) is None  # older websockets
         and not protocol.reader.buffer
         and _parser_at_frame_start(protocol)
     )
@@ -107,6 +107,12 @@ def fast_receiving(protocol: ClientProtocol) -> bool:
 def fast_sending(protocol: ClientProtocol) -> bool:
     """Whether :func:`text_frame` may replace ``protocol.send_text`` (open, no extension, no fragmented message)."""
     return protocol.state is OPEN and not protocol.extensions and not protocol.expect_continuation_frame
+
+
+def max_message_size(protocol: ClientProtocol) -> int | None:
+    """The protocol's limit on a message (``max_size``; websockets before 15 named it so)."""
+    found = getattr(protocol, "max_message_size", getattr(protocol, "max_size", None))
+    return found if isinstance(found, int) else None
 
 
 class FrameSplitter:

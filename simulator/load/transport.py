@@ -70,7 +70,7 @@ from websockets.protocol import CLOSED, OPEN
 
 from ..errors import FrameError
 from ..protocol import ErrorCode, Frame, decode, encode
-from .framing import FrameSplitter, fast_receiving, fast_sending, text_frame
+from .framing import FrameSplitter, fast_receiving, fast_sending, max_message_size, text_frame
 from .handshake import (
     RECV_SIZE,
     ConnectError,
@@ -164,7 +164,7 @@ class Connection(FrameWriting, FrameWaiters):
         self._reader: gevent.Greenlet | None = None  # the receive greenlet (TLS)
         self._fragments: list[bytes] | None = None
         self._fragments_binary = False
-        self._splitter = FrameSplitter(protocol.max_message_size)  # simple text frames: no protocol parsing
+        self._splitter = FrameSplitter(max_message_size(protocol))  # simple text frames: no protocol parsing
         self._fast = fast_receiving(protocol)
         self._pings: dict[bytes, tuple[AsyncResult, float]] = {}
         self._ping_ids = count(1)
