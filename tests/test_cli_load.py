@@ -154,6 +154,9 @@ def test_summary_counts_match_locusts_final_statistics(tmp_path: Path) -> None:
     assert proc.stdout.rstrip().endswith("result: PASS (0 failures)")
     assert summary["verdict"] == "result: PASS (0 failures)" and summary["exit_code"] == 0
     assert "chat(s) started, 0 abandoned while queued" in proc.stdout
+    # the generator's own event-loop lag: measured through the run, in the summary and its JSON
+    assert summary["loop_lag"]["samples"] > 0 and summary["loop_lag"]["processes"] == 1
+    assert "Generator event-loop lag: p50 " in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
 
 

@@ -57,6 +57,7 @@ def test_a_master_and_two_workers_aggregate_on_the_master(tmp_path: Path) -> Non
     total = sum(int(row["requests"]) for row in summary["kpis"].values())
     assert sum(requests.values()) == total  # the master's statistics are exactly what the workers reported
     assert summary["chaos_drops"] > 0  # --chaos was given to the master only: the workers got it from there
+    assert summary["loop_lag"]["processes"] == 2 and summary["loop_lag"]["samples"] > 0  # each worker's loop lag
     for proc, out in zip(workers, worker_outs, strict=True):
         assert proc.returncode == 0, out[-3000:]
         assert "worker done (Locust exit status 0)" in out

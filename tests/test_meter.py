@@ -347,3 +347,33 @@ def test_the_meter_is_sans_io() -> None:
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30,
                           check=True)
     assert proc.stdout.strip() == ""
+
+
+def test_a_message_whose_send_failed_owes_no_acknowledgement() -> None:
+    """A message the connection could not send (it broke first) is the broken
+    connection's failure, reported once as such: not also a missing ack when the
+    session ends (seen as a flaky ``no acknowledgement … before the session ended``
+    beside the 1006 failures of ``load --fault disconnect``)."""
+    import random
+
+    from simulator.fake import ChatFaker
+    from simulator.load.sessions import CustomerSession, Pacing
+    from simulator.load.transport import ConnectionClosedError
+
+    class BrokenConnection:
+        closed = True
+
+        def send(self, frame: object) -> None:
+            raise ConnectionClosedError(1006, "")
+
+    rec = Recorder()
+    customer = CustomerSession(
+        "ws://127.0.0.1:9/ws", record=rec, faker=ChatFaker(1), rng=random.Random(1), pacing=Pacing.of("none")
+    )
+    customer.conn = BrokenConnection()  # type: ignore[assignment]
+    customer.conversation_uuid = "c-1"
+    with pytest.raises(ConnectionClosedError):
+        customer.say("hello", wait_ack=False)
+    assert not customer.meter.acks_pending()
+    customer.expire_pending(final=True)
+    assert rec.failures == []

@@ -273,3 +273,19 @@ def test_a_report_that_cannot_be_written_is_one_line_and_the_verdict_stands(tmp_
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"cannot write the report to {tmp_path}" in proc.stdout and "result: PASS" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_the_page_shows_the_generators_loop_lag_and_its_warning(tmp_path: Path) -> None:
+    import json
+
+    from simulator.load.looplag import LagHistogram, lag_path
+
+    prefix = synthetic_run(tmp_path, history=False)
+    lag = LagHistogram()
+    for ms in (0.2, 0.4, 30.0):
+        lag.add(ms)
+    lag_path(prefix).write_text(json.dumps({**lag.to_json(), "interval_ms": 50}))
+    page = build_report(prefix, parameters={}, verdict="result: PASS (0 failures)")
+    _check_self_contained(page)
+    assert "<p>Generator event-loop lag: p50 0.4 ms, p99 30.0 ms, max 30.0 ms" in page
+    assert '<p class="note">warning: event-loop lag p99 above 10 ms' in page

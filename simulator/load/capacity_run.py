@@ -19,7 +19,8 @@ from typing import IO, Any
 
 from ..errors import UsageError
 from .capacity import DEFAULT_SLOS, SLO, Plan, SLOError, StepResult, Verdict, answer, holds, parse_slo, table
-from .runner import LoadOptions, Progress, Runner, check_options, locust_command
+from .progress import Progress
+from .runner import LoadOptions, Runner, check_options, locust_command
 
 __all__ = ["CapacityOptions", "run_capacity"]
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from .looplag import lag_lines
 from .meter import KPI
 from .runner import KPI_ORDER, UNTIMED, read_summary
 
@@ -317,6 +318,8 @@ def build_report(
         parts.append(
             f"<p>{chats} chat(s) started, {abandons} abandoned while queued ({100 * abandons / chats:.1f}%)</p>"
         )
+    for number, lag in enumerate(lag_lines(summary.get("loop_lag"))):  # the figures, then a warning if any
+        parts.append(('<p class="note">' if number else "<p>") + esc(lag.strip()) + "</p>")
     if history:
         parts += ["<h2>Over time</h2>", _svg(main_figure(history, queues))]
         if not queues:

@@ -11,7 +11,6 @@ those CSV files; ``--report`` builds this project's own page from them
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import importlib.util
 import json
@@ -34,8 +33,10 @@ from ..pace import DEFAULT_LOAD_PACE, DEFAULT_MAX_CHATS
 from .chaos import parse_chaos
 from .distributed import EXPECT_WORKERS_MAX_WAIT, master_args, master_report, start_worker
 from .locust_cli import locust_invocation
+from .looplag import lag_lines, read_lag
 from .meter import KPI
 from .mockproc import _NO_PROXY, MockProcess
+from .progress import Progress, _fmt, _num, _read_rows
 from .scenario import ScenarioError, parse_mix
 
 __all__ = ["KPI_ORDER", "LoadOptions", "MockProcess", "check_options", "parse_duration", "read_summary", "run_load"]
@@ -144,21 +145,6 @@ class LoadOptions:
         return max(2, -(-self.users // MAX_CHATS_PER_AGENT))
 
 
-def _num(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _read_rows(path: Path) -> list[dict[str, str]]:
-    try:
-        with path.open(newline="") as fh:
-            return list(csv.DictReader(fh))
-    except (OSError, csv.Error):
-        return []
-
-
 def read_summary(prefix: str) -> dict[str, Any]:
     """The chat KPIs of a Locust CSV prefix: per operation count, failures,
     p50/p95/p99 and mean (ms), plus the failures by reason and the unexpected
@@ -197,11 +183,8 @@ def read_summary(prefix: str) -> dict[str, Any]:
         "abandons": abandons,
         "chats": rows.get(KPI.START_CHAT.value, {}).get("requests", 0),
         "chaos_drops": rows.get(KPI.CHAOS_DROP.value, {}).get("requests", 0),
+        "loop_lag": read_lag(prefix),
     }
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0f}"
 
 
 def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
@@ -224,6 +207,8 @@ def print_summary(summary: dict[str, Any], out: IO[str]) -> None:
         resumes = summary["kpis"].get(KPI.RECONNECT.value, {}).get("requests", 0)
         refused = summary["kpis"].get(KPI.CHAOS_CLOSED.value, {}).get("requests", 0)
         out.write(f"{drops} chaos drop(s) (--chaos), {resumes} resume(s) timed, {refused} refused as closed\n")
+    for line in lag_lines(summary.get("loop_lag")):
+        out.write(line + "\n")
     if summary["failures"]:
         out.write("\nFailures (occurrences, operation: reason)\n")
         for f in summary["failures"][:20]:
@@ -326,53 +311,6 @@ def locust_command(opts: LoadOptions, host: str, prefix: str) -> list[str]:
     cmd += opts.locust_args
     cmd += ["AgentUser", "CustomerUser"] if opts.agent_users > 0 else ["CustomerUser"]
     return cmd
-
-
-class Progress:
-    """The status line of a run in progress, from the CSV files Locust
-    rewrites every second: users, chats per second, p95 queue wait and first
-    reply, failures."""
-
-    def __init__(self, prefix: str, out: IO[str]) -> None:
-        self.prefix = prefix
-        self.out = out
-        self.started = time.monotonic()
-        self._last: tuple[float, int] | None = None
-        self.shown = False
-
-    def line(self) -> str | None:
-        rows = {r["Name"]: r for r in _read_rows(Path(f"{self.prefix}_stats.csv"))}
-        if not rows:
-            return None
-        history = _read_rows(Path(f"{self.prefix}_stats_history.csv"))
-        users = history[-1].get("User Count", "?") if history else "?"
-        now = time.monotonic()
-
-        def count(name: str, column: str = "Request Count") -> int:
-            row = rows.get(name)
-            return int(row[column]) if row and row[column].isdigit() else 0
-
-        def p95(name: str) -> str:
-            row = rows.get(name)
-            return _fmt(_num(row["95%"])) if row else "-"
-
-        chats = count(KPI.START_CHAT.value)
-        rate = 0.0
-        if self._last is not None and now > self._last[0]:
-            rate = max(0, chats - self._last[1]) / (now - self._last[0])
-        self._last = (now, chats)
-        failures = count("Aggregated", "Failure Count")
-        return (
-            f"[{now - self.started:5.0f}s] users {users}, chats {chats} ({rate:.1f}/s), "
-            f"p95 queue wait {p95(KPI.QUEUE_WAIT.value)} ms, first reply {p95(KPI.FIRST_REPLY.value)} ms, "
-            f"failures {failures}"
-        )
-
-    def show(self) -> None:
-        if (text := self.line()) is not None:
-            self.out.write(text + "\n")
-            self.out.flush()
-            self.shown = True
 
 
 class Runner:

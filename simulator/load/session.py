@@ -357,7 +357,11 @@ class Session:
             self.pause(self.pacing.typing_time(text))
         cid = self.faker.client_message_id()
         self.meter.sent(KPI.MESSAGE_ACK, cid, time.perf_counter())
-        conn.send(self.dialect.message(conversation_uuid, text, cid, language))
+        try:
+            conn.send(self.dialect.message(conversation_uuid, text, cid, language))
+        except TransportError:
+            self.meter.cancel(KPI.MESSAGE_ACK, cid)  # never sent: the broken connection is the failure, not an ack
+            raise
         return cid
 
     def wait_for_ack(

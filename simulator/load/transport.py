@@ -35,8 +35,11 @@ from the event loop, which must never block, a short-lived greenlet flushes.
 The module is split along those concepts: :mod:`.handshake` opens the
 websocket (URL, TCP, TLS, the opening handshake) and defines the errors,
 this module the connection itself (the receive loop, decoding, sending,
-pings, closing); :mod:`.waiters` is its base class, the inbox and the
-waiters. The public names are importable from here.
+pings, closing); :mod:`.waiters` and :mod:`.writing` are its base classes
+(the inbox and the waiters; flushing to the socket); :mod:`.framing` frames
+simple text frames on both sides without websockets' parser and ``Frame``
+objects (every other frame still goes through the protocol). The public
+names are importable from here.
 
 No proxy is ever used, whatever the environment says.
 """
@@ -44,7 +47,6 @@ No proxy is ever used, whatever the environment says.
 from __future__ import annotations
 
 import logging
-import socket
 import ssl as ssl_module
 import struct
 from collections.abc import Callable, Iterable, Mapping
@@ -68,6 +70,7 @@ from websockets.protocol import CLOSED, OPEN
 
 from ..errors import FrameError
 from ..protocol import ErrorCode, Frame, decode, encode
+from .framing import FrameSplitter, fast_receiving, fast_sending, max_message_size, text_frame
 from .handshake import (
     RECV_SIZE,
     ConnectError,
@@ -82,6 +85,7 @@ from .handshake import (
     redact_url,
 )
 from .waiters import FrameWaiters, _Failure, _Waiter
+from .writing import FrameWriting
 
 __all__ = [
     "ConnectError",
@@ -114,7 +118,7 @@ _PONG: Final = Opcode.PONG
 _CLOSE: Final = Opcode.CLOSE
 
 
-class Connection(FrameWaiters):
+class Connection(FrameWriting, FrameWaiters):
     """One websocket client connection: send frames, wait for frames.
 
     Create it with :meth:`connect`. Every method must be called from a greenlet
@@ -160,6 +164,8 @@ class Connection(FrameWaiters):
         self._reader: gevent.Greenlet | None = None  # the receive greenlet (TLS)
         self._fragments: list[bytes] | None = None
         self._fragments_binary = False
+        self._splitter = FrameSplitter(max_message_size(protocol))  # simple text frames: no protocol parsing
+        self._fast = fast_receiving(protocol)
         self._pings: dict[bytes, tuple[AsyncResult, float]] = {}
         self._ping_ids = count(1)
         # Sending
@@ -282,9 +288,13 @@ class Connection(FrameWaiters):
         lock = self._write_lock
         lock.acquire()
         try:
-            if self._protocol.state is not OPEN:
+            protocol = self._protocol
+            if protocol.state is not OPEN:
                 raise self._closed_error()
-            self._protocol.send_text(payload)
+            if fast_sending(protocol):  # what send_text() would queue, framed without its Frame and BytesIO
+                protocol.writes.append(text_frame(payload))
+            else:
+                protocol.send_text(payload)
             cause = self._drain()
         finally:
             lock.release()
@@ -384,9 +394,14 @@ class Connection(FrameWaiters):
         batch: list[tuple[_Waiter, object]] = []
         self._batch = batch
         try:
-            protocol.receive_data(data)
             arrived = perf_counter() if self._on_frame is not None else 0.0
-            if self._process(protocol.events_received(), arrived) or protocol.state is not OPEN:
+            if self._fast:
+                flush = self._split(data, arrived)
+            else:
+                protocol.receive_data(data)
+                flush = self._process(protocol.events_received(), arrived)
+                self._fast = fast_receiving(protocol)
+            if flush or protocol.state is not OPEN:
                 cause = self._flush_from_reader()
                 if cause is not None:
                     self._terminate(cause)
@@ -399,6 +414,29 @@ class Connection(FrameWaiters):
             self._batch = None
             for waiter, value in batch:
                 self._hand(waiter, value)
+
+    def _split(self, data: bytes, arrived: float) -> bool:
+        """The fast path of :meth:`_received` (:mod:`.framing`): simple text
+        frames are delivered as they are cut out, every other frame goes
+        through the protocol; once that ends the fast path (a close frame, a
+        protocol failure), so does the rest. Return whether to flush."""
+        splitter, protocol, deliver = self._splitter, self._protocol, self._deliver
+        flush = False
+        while True:
+            texts, other = splitter.split(data)
+            for text in texts:
+                deliver(text, arrived)
+            if other is None:
+                return flush
+            protocol.receive_data(other)
+            flush = self._process(protocol.events_received(), arrived) or flush
+            if not fast_receiving(protocol):
+                self._fast = False
+                if rest := splitter.take():
+                    protocol.receive_data(rest)
+                    flush = self._process(protocol.events_received(), arrived) or flush
+                return flush
+            data = b""
 
     def _end(self, cause: BaseException | None) -> None:
         """No more bytes will come (EOF, a read error, or the protocol is closed)."""
@@ -602,80 +640,6 @@ class Connection(FrameWaiters):
             exc = ConnectionClosedError(CloseCode.ABNORMAL_CLOSURE, "" if cause is None else describe_cause(cause))
         exc.__cause__ = self._cause
         return exc
-
-    # -- Writing ------------------------------------------------------------
-
-    def _drain(self) -> BaseException | None:
-        """Write what the protocol has to send; the caller holds the write lock.
-
-        Return the error that broke the connection, if any.
-        """
-        protocol = self._protocol
-        raw = self._raw
-        try:
-            while True:
-                for chunk in protocol.data_to_send():
-                    if not chunk:
-                        self._sock.shutdown(socket.SHUT_WR)
-                        continue
-                    if raw is not None:  # fast path: one non-blocking send, no timer
-                        try:
-                            sent = raw.send(chunk)
-                        except BlockingIOError:
-                            sent = 0
-                        if sent == len(chunk):
-                            continue
-                        self._write_slowly(memoryview(chunk)[sent:])
-                    else:
-                        self._write_slowly(chunk)
-                if not self._flush_requested:
-                    return None
-                self._flush_requested = False
-        except gevent.Timeout as exc:
-            if exc is not self._write_timer:
-                raise
-            return TimeoutError("timed out while writing")
-        except OSError as exc:
-            return exc
-
-    def _write_slowly(self, data: bytes | memoryview) -> None:
-        """Write what could not be written at once, within ``write_timeout``."""
-        timer = self._write_timer
-        if timer is None:
-            self._sock.sendall(data)
-            return
-        timer.start()
-        try:
-            self._sock.sendall(data)
-        finally:
-            timer.cancel()
-
-    def _flush_from_reader(self) -> BaseException | None:
-        """Flush from the receiving side without ever blocking on the write lock.
-
-        In the event loop, which must not block at all, a greenlet is spawned
-        to flush (rare: pongs and closing frames), and errors are its own.
-        """
-        if getcurrent() is self._hub:
-            if not self._flush_spawned:
-                self._flush_spawned = True
-                gevent.spawn(self._flush_later)
-            return None
-        lock = self._write_lock
-        if not lock.acquire(blocking=False):
-            self._flush_requested = True  # the holder flushes once more before releasing
-            return None
-        try:
-            return self._drain()
-        finally:
-            lock.release()
-
-    def _flush_later(self) -> None:
-        self._flush_spawned = False
-        if not self._terminated:
-            cause = self._flush_from_reader()
-            if cause is not None:
-                self._terminate(cause)
 
     # -- Context manager ------------------------------------------------------
 

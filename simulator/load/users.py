@@ -48,6 +48,7 @@ from ..pace import (
 from ..protocol import Frame
 from .chaos import ChaosMonkey, parse_chaos
 from .dialect import AuthSettings, Dialect
+from .looplag import install as install_loop_lag
 from .scenario import ScenarioError, ScenarioMix, parse_mix
 from .sessions import KPI, AgentSession, Backoff, CustomerSession, OperationFailed, Pacing
 from .transport import TransportError
@@ -255,6 +256,7 @@ events.init_command_line_parser.add_listener(_add_options)  # type: ignore[no-un
 events.init.add_listener(_on_init)  # type: ignore[no-untyped-call]
 events.worker_report.add_listener(_on_worker_report)  # type: ignore[no-untyped-call]
 events.quitting.add_listener(_on_quitting)  # type: ignore[no-untyped-call]
+install_loop_lag(events)  # the generator's own event-loop lag, in the KPI summary
 
 
 class ChatUser(User):
