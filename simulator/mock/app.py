@@ -65,6 +65,8 @@ class MockOptions:
     token_ttl: float = 3600.0
     rest_rate: float = 50.0
     """REST calls a second per caller (bursts of twice that); 0: no limit."""
+    record: str | None = None
+    """``--record FILE.jsonl``: a transcript of every frame (:mod:`.record`)."""
 
     @property
     def http_port_or_default(self) -> int:
@@ -166,6 +168,13 @@ async def serve_until_stopped(
     """Serve until SIGINT/SIGTERM (or ``stop`` is set); ``ready`` is called
     once both listeners are up, ``before_stop`` awaited before they close."""
     core = build_core(options)
+    writer = None
+    if options.record:
+        from ..transcript import TranscriptWriter
+        from .record import RecordingCore
+
+        writer = TranscriptWriter(options.record, source="serve", meta={"seed": options.seed})
+        core = RecordingCore(core, writer)
     door = build_door(options)
     server = WebchatServer(core, options.server, door=door)
     rate = options.rest_rate
@@ -217,6 +226,8 @@ async def serve_until_stopped(
             print("webchat-sim: shutting down (closing connections with 1001)", file=out, flush=True)
             await web.stop()
             await server.stop()
+            if writer is not None:
+                writer.close()
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
