@@ -63,6 +63,7 @@ OTHER_SIDE: Final = frozenset(
     {
         ("message", "other"),
         ("event", "conversation closed"),
+        ("event", "participant join"),
         ("event", "participant left"),
         ("event", "add coupon"),
         ("event", "add item"),
@@ -70,7 +71,7 @@ OTHER_SIDE: Final = frozenset(
 )
 """What the other side does of its own accord: when that side is not
 replayed (a live agent answers the replayed customers), waited for but not
-required (the live side may say more or less, or close earlier)."""
+required (the live side may join later, say more or less, close earlier)."""
 RACES: Final = frozenset({"conversation_closed", "already_engaged", "queue_entry_not_found"})
 """Error codes of races (the chat closed meanwhile, another agent was faster): never required."""
 _ID_SUFFIXES: Final = ("_uuid", "_arn")
@@ -193,7 +194,8 @@ class Plan:
                 expects, start_t, start_line, last_t = [], t, entry.line, t
                 if entry.frame.get("type") == "check queue position":
                     answer_due = True
-        plan.steps.append(Step(expects, None, 0.0, start_line))
+        end = entries[-1].t / 1000 if entries[-1].dir == "close" else last_t
+        plan.steps.append(Step(expects, None, max(0.0, end - max(start_t, last_t)), start_line))
         return plan
 
 
@@ -332,7 +334,10 @@ class Replayer:
     def run(self) -> ReplayResult:
         self._started = time.perf_counter()
         greenlets = [gevent.spawn(self._run_conn, conn) for conn in self.plan.conns]
-        gevent.joinall(greenlets)
+        try:
+            gevent.joinall(greenlets)
+        finally:  # stopped from outside (Locust stopping the user): its connections go too
+            gevent.killall(greenlets, block=False)
         return self.result
 
     # -- Failures ------------------------------------------------------------------
@@ -403,7 +408,10 @@ class Replayer:
             last = self._expect(plan, step, inbox, step_start)
             self._unexpected_errors(plan, step, inbox, errors)
             send = step.send
-            if send is None or send.frame is None:
+            if send is None or send.frame is None:  # the end: closed as long after as recorded
+                pause = step.gap / self.speed - (time.perf_counter() - max(step_start, last))
+                if pause > 0:
+                    gevent.sleep(pause)
                 return
             chat = send.frame.get("conversation_uuid")
             if not step.chat_closed and isinstance(chat, str) and self.ids.get(chat, chat) in inbox.closed_chats:
@@ -412,6 +420,10 @@ class Replayer:
                 else:
                     self.result.cut_short += 1  # the live agent closed earlier than the recorded one
                 return
+            if not self.plan.both_sides and self._names_the_unknown(send.frame):
+                self.result.skipped += 1  # e.g. a read receipt of a message the live agent never wrote
+                step_start = time.perf_counter()
+                continue
             pause = step.gap / self.speed - (time.perf_counter() - max(step_start, last))
             if pause > 0:
                 gevent.sleep(pause)
@@ -471,6 +483,10 @@ class Replayer:
                 inbox.event.wait(max(0.0, left))
                 continue
             if left <= 0 or (inbox.closed and not self._has_unconsumed(inbox)):
+                chat = (first.entry.frame or {}).get("conversation_uuid")
+                if not self.plan.both_sides and isinstance(chat, str) and self.ids.get(chat) in inbox.closed_chats:
+                    self.result.cut_short += 1  # the live agent closed the chat earlier than the recorded one
+                    raise _Stop
                 seen = ", ".join(kind_text(kind_of(f[0], self.own[plan.role])) for f in inbox.frames if not f[2])
                 closed = " (the server closed the connection)" if inbox.closed else ""
                 self._fail(
@@ -561,6 +577,12 @@ class Replayer:
         role = "agent" if frame.get("event_type") == "queue status update" else "customer"
         if token != REDACTED:
             self.tokens[role] = token
+
+    def _names_the_unknown(self, frame: Any) -> bool:
+        """Whether ``frame`` names a recorded message the new server never showed (no mapping)."""
+        read = frame.get("event_read_message") if isinstance(frame, dict) else None
+        uuid_ = read.get("conversation_message_uuid") if isinstance(read, dict) else None
+        return isinstance(uuid_, str) and uuid_ not in self.ids
 
     def _rewrite(self, frame: Any, role: str) -> Any:
         """The frame to send: recorded ids replaced by the new server's, a new ``client_message_id``."""
