@@ -135,7 +135,8 @@ def import_har(path: str, output: str) -> str:
             lines.append(((at - t0) * 1000, len(lines), number, role, direction, data))
         lines.append(((frames[-1][0] - t0) * 1000, len(lines), number, role, "close", None))
     lines.sort(key=lambda line: (line[0], line[1]))
-    writer = TranscriptWriter(output, source="har", meta={"har": path, "started_epoch_ms": int(t0 * 1000)})
+    meta = {"har": path, "started_epoch_ms": int(t0 * 1000)}
+    writer = TranscriptWriter(output, source="har", meta=meta, careful=True)  # another backend's frames
     sent = received = 0
     try:
         for at_ms, _, conn, role, direction, data in lines:

@@ -170,11 +170,18 @@ def test_redaction_of_frames_and_urls(tmp_path: Path) -> None:
     writer = TranscriptWriter(path, source="test")
     writer.opened(1, "agent", f"ws://u:pw@127.0.0.1:1/ws?role=agent&name=A&token=SECRET1&api_key=SECRET2&jwt={_JWT}")
     writer.frame(1, "agent", "recv", orjson.dumps({"type": "event", "resume_token": "SECRET3", "x": [_JWT]}))
-    writer.frame(1, "agent", "send", b'{"type":"ping","Authorization":"Bearer SECRET4","api_key":"SECRET5"}')
+    # a frame with a token is parsed: every sensitive key goes
+    writer.frame(1, "agent", "send", b'{"type":"ping","token":"SECRET4","api_key":"SECRET5"}')
     writer.frame(1, "agent", "recv", b"not json SECRET-free")
+    writer.frames([(1, "agent"), (2, "customer")], "recv", b'{"type":"ping","note":"eyJ' + _JWT[3:].encode() + b'"}')
     writer.close()
-    text = path.read_text()
-    for secret in ("SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5", _JWT, "pw@"):
+    careful = tmp_path / "careful.jsonl"
+    with_keys = b'{"type":"ping","Authorization":"Bearer SECRET6","password":"SECRET7"}'
+    writer = TranscriptWriter(careful, source="test", careful=True)  # an import: every frame parsed
+    writer.frame(1, "agent", "send", with_keys)
+    writer.close()
+    text = path.read_text() + careful.read_text()
+    for secret in ("SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5", "SECRET6", "SECRET7", _JWT, "pw@"):
         assert secret not in text
     entries = lines_of(path)
     assert entries[1]["url"] == (
@@ -182,6 +189,7 @@ def test_redaction_of_frames_and_urls(tmp_path: Path) -> None:
     )
     assert entries[2]["frame"] == {"type": "event", "resume_token": REDACTED, "x": [REDACTED]}
     assert entries[4]["frame"] == {"invalid": "not json SECRET-free"}
+    assert [e["conn"] for e in entries[5:]] == [1, 2] and entries[5]["frame"] == {"type": "ping", "note": REDACTED}
     assert redact_url("ws://h/ws?role=customer&since=5") == "ws://h/ws?role=customer&since=5"
 
 

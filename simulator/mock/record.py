@@ -75,14 +75,10 @@ class RecordingCore:
         roles = self._roles
         writer = self.writer
         for recipients, frame in deliveries:
-            data: bytes | None = None
-            for conn in recipients:
-                role = roles.get(conn)
-                if role is None:
-                    continue  # an autopilot agent inside the hub
-                if data is None:
-                    data = encode(frame)
-                writer.frame(conn, role, "recv", data)
+            # autopilot agents inside the hub have no role here: not recorded
+            known = [(conn, role) for conn in recipients if (role := roles.get(conn)) is not None]
+            if known:
+                writer.frames(known, "recv", encode(frame))
         return deliveries
 
     def start(self, now: float) -> list[Delivery]:
