@@ -233,7 +233,7 @@ class ReplayResult:
 class _Inbox:
     """What a replayed connection received: decoded JSON, arrival time, consumed mark."""
 
-    __slots__ = ("closed", "closed_chats", "event", "frames")
+    __slots__ = ("closed", "closed_chats", "event", "frames", "ids", "images")
 
     def __init__(self) -> None:
         self.frames: list[list[Any]] = []  # [frame, arrived (perf_counter), consumed]
@@ -241,6 +241,11 @@ class _Inbox:
         self.closed = False
         self.closed_chats: set[str] = set()
         """Conversations a ``conversation closed`` frame or error said were closed."""
+        self.ids: dict[str, str] = {}
+        """Recorded id -> the new server's, as this connection saw them (the first learned stays):
+        with several users, a replayed agent may be given another user's customer."""
+        self.images: set[str] = set()
+        """The new server's ids that some recorded id maps to."""
 
 
 class ReplayConnection(Connection):
@@ -322,10 +327,8 @@ class Replayer:
         self.on_failure = on_failure
         self.on_match = on_match
         self.result = ReplayResult()
-        self.ids: dict[str, str] = {}
-        """Recorded id -> the new server's (the first learned stays)."""
-        self.images: set[str] = set()
-        """The new server's ids that some recorded id maps to."""
+        self.cids: dict[str, str] = {}
+        """Recorded ``client_message_id`` -> this user's."""
         self.tokens: dict[str, str] = {}
         """The latest ``resume_token`` the new server gave each role."""
         self.own: dict[str, set[str]] = {"customer": set(), "agent": set()}
@@ -414,20 +417,20 @@ class Replayer:
                     gevent.sleep(pause)
                 return
             chat = send.frame.get("conversation_uuid")
-            if not step.chat_closed and isinstance(chat, str) and self.ids.get(chat, chat) in inbox.closed_chats:
+            if not step.chat_closed and isinstance(chat, str) and inbox.ids.get(chat, chat) in inbox.closed_chats:
                 if self.plan.both_sides:
                     self._fail(send.line, plan, "the conversation was closed before this frame (not so when recorded)")
                 else:
                     self.result.cut_short += 1  # the live agent closed earlier than the recorded one
                 return
-            if not self.plan.both_sides and self._names_the_unknown(send.frame):
+            if not self.plan.both_sides and self._names_the_unknown(send.frame, inbox):
                 self.result.skipped += 1  # e.g. a read receipt of a message the live agent never wrote
                 step_start = time.perf_counter()
                 continue
             pause = step.gap / self.speed - (time.perf_counter() - max(step_start, last))
             if pause > 0:
                 gevent.sleep(pause)
-            data = orjson.dumps(self._rewrite(send.frame, plan.role))
+            data = orjson.dumps(self._rewrite(send.frame, plan.role, inbox))
             if connection.recorder is not None:
                 writer, number, role = connection.recorder
                 writer.frame(number, role, "send", data)
@@ -484,7 +487,7 @@ class Replayer:
                 continue
             if left <= 0 or (inbox.closed and not self._has_unconsumed(inbox)):
                 chat = (first.entry.frame or {}).get("conversation_uuid")
-                if not self.plan.both_sides and isinstance(chat, str) and self.ids.get(chat) in inbox.closed_chats:
+                if not self.plan.both_sides and isinstance(chat, str) and inbox.ids.get(chat) in inbox.closed_chats:
                     self.result.cut_short += 1  # the live agent closed the chat earlier than the recorded one
                     raise _Stop
                 seen = ", ".join(kind_text(kind_of(f[0], self.own[plan.role])) for f in inbox.frames if not f[2])
@@ -512,25 +515,26 @@ class Replayer:
         own = self.own[role]
         recorded = expect.entry.frame or {}
         for item in inbox.frames:
-            if item[2] or kind_of(item[0], own) != expect.kind or not self._same_chat(recorded, item[0]):
+            if item[2] or kind_of(item[0], own) != expect.kind or not self._same_chat(recorded, item[0], inbox):
                 continue
             item[2] = True
             if expect.required:
-                self._learn(recorded, item[0])
+                self._learn(recorded, item[0], inbox)
             else:
                 self._learn_tokens(recorded, item[0])
             return float(item[1])
         return None
 
-    def _same_chat(self, recorded: dict[str, Any], actual: dict[str, Any]) -> bool:
+    @staticmethod
+    def _same_chat(recorded: dict[str, Any], actual: dict[str, Any], inbox: _Inbox) -> bool:
         """Whether ``actual`` may be the new server's ``recorded``: the
         conversation the recorded one names maps to the actual one's, or,
         not mapped yet, the actual one is no other recorded chat's."""
         old, new = recorded.get("conversation_uuid"), actual.get("conversation_uuid")
         if not isinstance(old, str) or not isinstance(new, str):
             return True
-        mapped = self.ids.get(old)
-        return new == mapped if mapped is not None else new not in self.images
+        mapped = inbox.ids.get(old)
+        return new == mapped if mapped is not None else new not in inbox.images
 
     def _learn_tokens(self, recorded: dict[str, Any], actual: dict[str, Any]) -> None:
         token = actual.get("resume_token")
@@ -554,7 +558,7 @@ class Replayer:
 
     # -- Correlation -----------------------------------------------------------------
 
-    def _learn(self, recorded: Any, actual: Any) -> None:
+    def _learn(self, recorded: Any, actual: Any, inbox: _Inbox) -> None:
         """Map the recorded ids to the new server's, walking both frames alike."""
         if isinstance(recorded, dict) and isinstance(actual, dict):
             for key, old in recorded.items():
@@ -564,42 +568,43 @@ class Replayer:
                 if isinstance(old, str) and isinstance(new, str):
                     if key == "resume_token":
                         self._learn_token(actual, new)
-                    elif key.endswith(_ID_SUFFIXES) and old not in self.ids and new not in self.images:
-                        self.ids[old] = new
-                        self.images.add(new)
+                    elif key.endswith(_ID_SUFFIXES) and old not in inbox.ids and new not in inbox.images:
+                        inbox.ids[old] = new
+                        inbox.images.add(new)
                 elif isinstance(old, dict | list):
-                    self._learn(old, new)
+                    self._learn(old, new, inbox)
         elif isinstance(recorded, list) and isinstance(actual, list):
             for old, new in zip(recorded, actual, strict=False):
-                self._learn(old, new)
+                self._learn(old, new, inbox)
 
     def _learn_token(self, frame: dict[str, Any], token: str) -> None:
         role = "agent" if frame.get("event_type") == "queue status update" else "customer"
         if token != REDACTED:
             self.tokens[role] = token
 
-    def _names_the_unknown(self, frame: Any) -> bool:
+    @staticmethod
+    def _names_the_unknown(frame: Any, inbox: _Inbox) -> bool:
         """Whether ``frame`` names a recorded message the new server never showed (no mapping)."""
         read = frame.get("event_read_message") if isinstance(frame, dict) else None
         uuid_ = read.get("conversation_message_uuid") if isinstance(read, dict) else None
-        return isinstance(uuid_, str) and uuid_ not in self.ids
+        return isinstance(uuid_, str) and uuid_ not in inbox.ids
 
-    def _rewrite(self, frame: Any, role: str) -> Any:
+    def _rewrite(self, frame: Any, role: str, inbox: _Inbox) -> Any:
         """The frame to send: recorded ids replaced by the new server's, a new ``client_message_id``."""
         if isinstance(frame, dict):
             out: dict[str, Any] = {}
             for key, value in frame.items():
                 if key == "client_message_id" and isinstance(value, str):
-                    new = self.ids.get(value)
+                    new = self.cids.get(value)
                     if new is None:
-                        new = self.ids[value] = str(uuid.uuid4())
+                        new = self.cids[value] = str(uuid.uuid4())
                     self.own[role].add(new)
                     out[key] = new
                 else:
-                    out[key] = self._rewrite(value, role)
+                    out[key] = self._rewrite(value, role, inbox)
             return out
         if isinstance(frame, list):
-            return [self._rewrite(v, role) for v in frame]
+            return [self._rewrite(v, role, inbox) for v in frame]
         if isinstance(frame, str):
-            return self.ids.get(frame, frame)
+            return inbox.ids.get(frame, frame)
         return frame

@@ -138,6 +138,8 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
     if len(failures) > _SHOWN:
         out.write(f"… and {len(failures) - _SHOWN} more failure(s)\n")
     sent = sum(r.result.sent for r in replayers)
+    skipped = sum(r.result.skipped for r in replayers)
+    cut = sum(r.result.cut_short for r in replayers)
     matched = sum(r.result.matched for r in replayers)
     latencies = sorted(x for r in replayers for x in r.result.latencies)
     p95 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] * 1000 if latencies else 0.0
@@ -145,6 +147,11 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
         f"{opts.users} user(s): {sent} frame(s) sent, {matched} of {plan.expected * opts.users} expected frame(s) "
         f"matched (p95 {p95:.0f} ms after the step began), {len(failures)} failure(s), in {seconds:.1f} s\n"
     )
+    if skipped or cut:
+        out.write(
+            f"not replayed: {skipped} frame(s) the live agents did not send, {cut} chat(s) they closed earlier "
+            "than recorded (replay the agents too with --agents)\n"
+        )
     if opts.json_path:
         report = {
             "file": opts.file,
@@ -155,6 +162,8 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
             "sent": sent,
             "expected": plan.expected * opts.users,
             "matched": matched,
+            "skipped": skipped,
+            "cut_short": cut,
             "seconds": round(seconds, 3),
             "failures": [
                 {"line": f.line, "user": f.user, "conn": f.conn, "role": f.role, "reason": f.reason} for f in failures
