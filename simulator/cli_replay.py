@@ -30,6 +30,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             host=args.host,
             speed=args.speed,
             users=args.users,
+            spawn_rate=args.spawn_rate,
             agents=args.agents,
             tolerance=args.tolerance,
             json_path=args.json,
@@ -61,6 +62,9 @@ def add_replay_parsers(sub: Any, types: dict[str, Any]) -> None:
         "--speed", type=types["positive_float"], default=1.0, help="pace: 2.0 halves the recorded pauses (1.0)"
     )
     replay.add_argument("--users", type=types["positive_int"], default=1, help="copies replayed at once (1)")
+    replay.add_argument(
+        "--spawn-rate", type=types["positive_float"], default=20.0, help="copies started per second (20)"
+    )
     replay.add_argument(
         "--agents",
         action="store_true",

@@ -312,6 +312,7 @@ class Replayer:
         tolerance: float = 2.0,
         connect_timeout: float = 10.0,
         agent_suffix: str = "",
+        delay: float = 0.0,
         writer: TranscriptWriter | None = None,
         on_failure: Callable[[Failure], None] | None = None,
         on_match: Callable[[float], None] | None = None,
@@ -323,6 +324,8 @@ class Replayer:
         self.tolerance = tolerance
         self.connect_timeout = connect_timeout
         self.agent_suffix = agent_suffix
+        self.delay = delay
+        """Seconds before this copy starts (``--spawn-rate``)."""
         self.writer = writer
         self.on_failure = on_failure
         self.on_match = on_match
@@ -335,6 +338,8 @@ class Replayer:
         self._started = 0.0
 
     def run(self) -> ReplayResult:
+        if self.delay > 0:
+            gevent.sleep(self.delay)
         self._started = time.perf_counter()
         greenlets = [gevent.spawn(self._run_conn, conn) for conn in self.plan.conns]
         try:
@@ -457,7 +462,7 @@ class Replayer:
                     continue
                 pending.remove(expect)
                 last = max(last, arrived)
-                took = arrived - start
+                took = max(0.0, arrived - start)  # it may have come before the step began
                 if expect.soft:
                     continue
                 self.result.matched += 1

@@ -40,6 +40,7 @@ class ReplayOptions:
     host: str | None = None
     speed: float = 1.0
     users: int = 1
+    spawn_rate: float = 20.0
     agents: bool = False
     tolerance: float = 2.0
     json_path: str | None = None
@@ -50,6 +51,8 @@ class ReplayOptions:
 def check_options(opts: ReplayOptions) -> None:
     if not opts.speed > 0 or not math.isfinite(opts.speed):
         raise UsageError(f"--speed must be more than 0 (got {opts.speed:g})")
+    if not opts.spawn_rate > 0:
+        raise UsageError(f"--spawn-rate must be more than 0 (got {opts.spawn_rate:g})")
     if opts.users < 1:
         raise UsageError(f"--users must be at least 1 (got {opts.users})")
     if not opts.tolerance >= 0 or not math.isfinite(opts.tolerance):
@@ -108,7 +111,7 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
             return 1
         out.write(
             f"replaying {opts.file} ({len(plan.conns)} connection(s), {plan.expected} expected frame(s) each) "
-            f"as {opts.users} user(s) against {host} at speed {opts.speed:g}\n"
+            f"as {opts.users} user(s) ({opts.spawn_rate:g} a second) against {host} at speed {opts.speed:g}\n"
         )
         out.flush()
         replayers = [
@@ -119,6 +122,7 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
                 speed=opts.speed,
                 tolerance=opts.tolerance,
                 agent_suffix=f" #{user + 1}" if user and opts.agents else "",
+                delay=user / opts.spawn_rate,
                 writer=writer,
             )
             for user in range(opts.users)

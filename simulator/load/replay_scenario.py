@@ -6,7 +6,8 @@ one recorded conversation becomes as many as there are users.
 The agents are the server's (the embedded mock's autopilot, or the
 backend's, or ``--agent-users``). Each expected frame that came is timed as
 ``replay answer`` (milliseconds from the step's start: the send before it);
-each difference is a failure of ``replay`` naming the transcript line.
+each difference is a failure of ``replay`` naming the transcript line; each
+replay without a difference is timed as ``replay run`` (the whole transcript).
 ``WEBCHAT_REPLAY_SPEED`` (default 1.0) scales the recorded pauses and
 ``WEBCHAT_REPLAY_TOLERANCE`` (seconds, default 2) is the lateness allowed.
 """
@@ -14,6 +15,7 @@ each difference is a failure of ``replay`` naming the transcript line.
 from __future__ import annotations
 
 import os
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -26,6 +28,7 @@ __all__ = ["replay_scenario"]
 
 ANSWER = "replay answer"
 FAILURE = "replay"
+RUN = "replay run"
 
 
 @lru_cache(maxsize=16)
@@ -67,9 +70,12 @@ def replay_scenario(spec: str) -> Scenario:
         def matched(seconds: float) -> None:
             customer.record(ANSWER, seconds * 1000)
 
-        Replayer(
+        started = time.perf_counter()
+        result = Replayer(
             plan, customer.host, speed=speed, tolerance=tolerance, on_failure=failed, on_match=matched
         ).run()
+        if not result.failures:
+            customer.record(RUN, (time.perf_counter() - started) * 1000)
 
     doc = f"Replay of {path}: its customer side, with the recorded pacing."
     return Scenario(name=f"replay:{os.path.basename(path)}", run=run, doc=doc, weight=int(weight_text))
