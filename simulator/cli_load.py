@@ -103,14 +103,17 @@ def add_load_extras(load: argparse.ArgumentParser) -> None:
     load.add_argument("--master-port", type=_port, default=5557, help="with --worker: the master's --master-bind-port")
 
 
-def _check_record(path: str | None, processes: int) -> None:
-    """``--record``: one process (one file), in a folder that exists."""
+def _check_record(path: str | None, processes: int, master: bool) -> None:
+    """``--record``: one process (one file), in a folder that exists; not
+    on a master (it runs no users: each worker records its own)."""
     import os
 
     from .errors import UsageError
 
     if path is None:
         return
+    if master:
+        raise UsageError("--record on the master records nothing: give each --worker its own --record FILE")
     if processes != 1:
         raise UsageError("--record writes one transcript: run it with one process (no --processes)")
     folder = os.path.dirname(os.path.abspath(path))
@@ -121,7 +124,7 @@ def _check_record(path: str | None, processes: int) -> None:
 def cmd_load(args: argparse.Namespace) -> int:
     from .load.runner import LoadOptions, run_load
 
-    _check_record(args.record, args.processes)
+    _check_record(args.record, args.processes, args.master)
     return run_load(
         LoadOptions(
             host=args.host,

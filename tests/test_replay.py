@@ -66,10 +66,10 @@ def kinds_by_chat(path: Path) -> list[tuple[str, tuple[tuple[str, ...], ...], tu
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A happy_path run with one simulated agent (both sides in the
-    transcript), against the embedded mock, 3 seconds."""
+    transcript), against the embedded mock, 4 seconds."""
     path = tmp_path_factory.mktemp("record") / "happy.jsonl"
     proc = run_cli(
-        "load", "--users", "2", "--agent-users", "1", "--spawn-rate", "10", "--run-time", "3s",
+        "load", "--users", "2", "--agent-users", "1", "--spawn-rate", "10", "--run-time", "4s",
         "--pace", "fast", "--scenario", "happy_path", "--record", str(path), timeout=90,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -105,7 +105,7 @@ def test_replay_against_a_fresh_mock_has_the_same_frame_kinds_and_no_failure(rec
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "result: PASS (0 failure(s))" in proc.stdout
     result = json.loads(report.read_text())
-    assert result["failures"] == [] and result["matched"] == result["expected"] > 10
+    assert result["failures"] == [] and result["matched"] == result["expected"] > 0
     assert kinds_by_chat(replayed) == kinds_by_chat(recorded)
 
 
@@ -128,14 +128,23 @@ def test_replay_of_the_customer_side_alone_against_autopilot_agents(recorded: Pa
     assert "3 user(s):" in proc.stdout
 
 
+def test_replay_of_both_sides_as_several_users(recorded: Path) -> None:
+    """Round-robin may give one user's replayed agent another user's
+    customer: each connection learns its own ids, nothing fails."""
+    proc = run_cli("replay", str(recorded), "--agents", "--users", "4", "--speed", "2", timeout=90)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"^4 user\(s\): \d+ frame\(s\) sent, (\d+) of \1 expected", proc.stdout, re.M), proc.stdout
+
+
 def test_load_scenario_replay_makes_many_chats_of_one(recorded: Path) -> None:
     proc = run_cli(
-        "load", "--users", "3", "--spawn-rate", "10", "--run-time", "3s", "--pace", "fast",
-        "--scenario", f"replay:{recorded}", timeout=90,
+        "load", "--users", "3", "--spawn-rate", "10", "--run-time", "6s", "--pace", "fast",
+        "--scenario", f"replay:{recorded}", timeout=90, WEBCHAT_REPLAY_SPEED="8", WEBCHAT_REPLAY_TOLERANCE="1",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     row = re.search(r"^replay answer\s+(\d+)\s+0\s", proc.stdout, re.M)
     assert row and int(row.group(1)) > 10, proc.stdout
+    assert re.search(r"^replay run\s+[1-9]\d*\s+0\s", proc.stdout, re.M), proc.stdout
 
 
 def test_serve_record_writes_each_connection_with_its_role(tmp_path: Path, recorded: Path) -> None:
@@ -285,6 +294,9 @@ def test_replay_of_a_bad_file_is_one_line_and_exit_2(tmp_path: Path, content: by
         (["replay", "{missing}", "--speed", "0"], "--speed"),
         (["load", "--record", "/no/such/folder/x.jsonl", "--run-time", "1s"], "no folder"),
         (["load", "--record", "{out}", "--processes", "2", "--run-time", "1s"], "one process"),
+        (["load", "--record", "{out}", "--master"], "each --worker its own --record"),
+        (["serve", "--port", "0", "--record", "/no/such/folder/x.jsonl"], "cannot write the transcript"),
+        (["replay", "{missing}", "--host", "http://x"], "--host must be a websocket URL"),
     ],
 )
 def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], says: str) -> None:

@@ -313,6 +313,7 @@ class Replayer:
         connect_timeout: float = 10.0,
         agent_suffix: str = "",
         delay: float = 0.0,
+        queue_suffix: str = "",
         writer: TranscriptWriter | None = None,
         on_failure: Callable[[Failure], None] | None = None,
         on_match: Callable[[float], None] | None = None,
@@ -325,6 +326,8 @@ class Replayer:
         self.connect_timeout = connect_timeout
         self.agent_suffix = agent_suffix
         self.delay = delay
+        self.queue_suffix = queue_suffix
+        """Appended to every queue name sent or logged in to: copies in queues of their own."""
         """Seconds before this copy starts (``--spawn-rate``)."""
         self.writer = writer
         self.on_failure = on_failure
@@ -389,6 +392,8 @@ class Replayer:
         params.setdefault("role", plan.role)
         if plan.role == "agent" and self.agent_suffix and params.get("name"):
             params["name"] += self.agent_suffix
+        if self.queue_suffix and params.get("queues"):
+            params["queues"] = ",".join(q + self.queue_suffix for q in params["queues"].split(",") if q)
         if token is not None and (fresh := self.tokens.get(plan.role)) is not None:
             params["token"] = fresh
         elif token is not None and token != REDACTED:
@@ -407,6 +412,8 @@ class Replayer:
             number = self.writer.new_conn()
             connection.recorder = (self.writer, number, plan.role)
             self.writer.opened(number, plan.role, url)
+            for item in connection.inbox.frames:  # what came with the handshake, before the recorder
+                self.writer.frame(number, plan.role, "recv", orjson.dumps(item[0]))
         return connection
 
     def _steps(self, plan: ConnPlan, connection: ReplayConnection, inbox: _Inbox) -> None:
@@ -599,7 +606,9 @@ class Replayer:
         if isinstance(frame, dict):
             out: dict[str, Any] = {}
             for key, value in frame.items():
-                if key == "client_message_id" and isinstance(value, str):
+                if key == "queue_name" and isinstance(value, str) and self.queue_suffix:
+                    out[key] = value + self.queue_suffix
+                elif key == "client_message_id" and isinstance(value, str):
                     new = self.cids.get(value)
                     if new is None:
                         new = self.cids[value] = str(uuid.uuid4())

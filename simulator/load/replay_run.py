@@ -2,7 +2,12 @@
 ``--agents`` its agent side) replayed against ``--host`` or, without it,
 the embedded mock (started as ``load`` starts it, with the recorded run's
 seed and queues; no autopilot agents with ``--agents``: the replayed agents
-answer). ``--users N`` plays N copies at once, each with its own ids.
+answer). ``--users N`` plays N copies, ``--spawn-rate`` a second, each with
+its own ids; with ``--agents`` on the embedded mock each copy has queues of
+its own (``support#2``…), so no copy's agent takes another copy's customer
+(against ``--host`` the backend routes: a copy's agent may get another's
+customer, which the per-connection ids allow, but an agent given more chats
+than it recorded leaves one unanswered).
 
 Prints each failure (naming the transcript line), a summary, the verdict;
 exit status 0 when nothing differed, 1 on any failure or when the backend
@@ -19,11 +24,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import IO
+from urllib.parse import parse_qsl, urlsplit
 
 import gevent
 
 from ..errors import UsageError
-from ..transcript import TranscriptWriter, read_transcript
+from ..transcript import Transcript, TranscriptWriter, read_transcript
 from .check import reachable
 from .mockproc import MockProcess
 from .replay import Failure, Plan, Replayer
@@ -66,9 +72,35 @@ def check_options(opts: ReplayOptions) -> None:
             raise UsageError(f"{name}: no folder {os.path.dirname(os.path.abspath(path))} for {path}")
 
 
-def mock_args(opts: ReplayOptions, header: dict[str, object]) -> list[str]:
+def recorded_queues(transcript: Transcript) -> list[str]:
+    """The queues the transcript names: the header's (a load run), those of
+    ``webchat start conversation`` frames and of agents' URLs; else support."""
+    found: dict[str, None] = {}
+    header = transcript.header.get("queues")
+    for name in header.split(",") if isinstance(header, str) else ():
+        found[name.strip()] = None
+    for entry in transcript.entries:
+        if entry.dir == "send" and isinstance(start := (entry.frame or {}).get("event_engage_customer"), dict):
+            if isinstance(queue := start.get("queue_name"), str):
+                found[queue] = None
+        elif entry.dir == "open" and entry.url and entry.role == "agent":
+            for name in dict(parse_qsl(urlsplit(entry.url).query)).get("queues", "").split(","):
+                found[name] = None
+    return [q for q in found if q] or ["support"]
+
+
+def isolated(opts: ReplayOptions) -> bool:
+    """Whether each copy gets queues of its own (both sides replayed, several
+    users, the embedded mock): no copy's agent takes another copy's customer."""
+    return opts.agents and opts.users > 1 and opts.host is None
+
+
+def mock_args(opts: ReplayOptions, transcript: Transcript) -> list[str]:
     """The embedded mock's ``serve`` arguments: the recorded run's seed, queues and pace."""
-    queues = header.get("queues")
+    header = transcript.header
+    names = recorded_queues(transcript)
+    copies = [f"#{n + 1}" if n else "" for n in range(opts.users)] if isolated(opts) else [""]
+    queues = ",".join(q + suffix for suffix in copies for q in names)
     pace = "human" if header.get("pace") == "human" else "fast"
     agents = 0 if opts.agents else max(1, math.ceil(opts.users / 3))
     return [
@@ -79,7 +111,7 @@ def mock_args(opts: ReplayOptions, header: dict[str, object]) -> list[str]:
         "--seed",
         str(header.get("seed") if isinstance(header.get("seed"), int) else 0),
         "--queues",
-        queues if isinstance(queues, str) and queues else "support",
+        queues,
         "--rate",
         "1000",
         "--burst",
@@ -103,7 +135,7 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
     failures: list[Failure] = []
     try:
         if host is None:
-            mock = MockProcess(mock_args(opts, transcript.header))
+            mock = MockProcess(mock_args(opts, transcript))
             host = mock.url
             out.write(f"embedded mock server at {host}\n")
         elif (why := reachable(host, 5.0)) is not None:
@@ -123,6 +155,7 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
                 tolerance=opts.tolerance,
                 agent_suffix=f" #{user + 1}" if user and opts.agents else "",
                 delay=user / opts.spawn_rate,
+                queue_suffix=f"#{user + 1}" if user and isolated(opts) else "",
                 writer=writer,
             )
             for user in range(opts.users)
