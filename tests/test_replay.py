@@ -122,6 +122,20 @@ def test_replay_against_a_mock_that_drops_frames_names_the_transcript_line(recor
     assert "result: FAIL" in proc.stdout
 
 
+def test_replay_against_a_slow_mock_reports_late_answers_with_their_timing(recorded: Path) -> None:
+    """Every frame 1.5 s late, a tolerance of 1 s: the first answer (``new
+    conversation``) is late, not missing, and the failure says by how much."""
+    proc = run_cli("replay", str(recorded), "--agents", "--tolerance", "1", "--fault", "latency=1.5s", timeout=90)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    pattern = r"^FAIL line (\d+) .*: `new conversation` came ([\d.]+) s after line \d+, recorded after"
+    late = re.findall(pattern, proc.stdout, re.M)
+    assert late, proc.stdout
+    entries = recorded.read_bytes().splitlines()
+    for line, seconds in late:
+        assert orjson.loads(entries[int(line) - 1])["frame"]["event_type"] == "new conversation"
+        assert 1.0 < float(seconds) < 3.0
+
+
 def test_replay_of_the_customer_side_alone_against_autopilot_agents(recorded: Path) -> None:
     proc = run_cli("replay", str(recorded), "--users", "3", "--speed", "2", timeout=90)
     assert proc.returncode == 0, proc.stdout + proc.stderr
