@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,25 @@ def kinds_by_chat(path: Path) -> list[tuple[str, tuple[tuple[str, ...], ...], tu
     )
 
 
+_RACES_AT_THE_END = {("message", "other"), ("message", "ack"), ("event", "new message")}
+
+
+def same_kinds(recorded: list[Any], replayed: list[Any], *, exact: bool = False) -> None:
+    """The same chats (role and milestones in order), each recorded kind
+    received again as often; beyond that only a message that raced the end
+    of a chat (sent just before the close, where the recording had it just
+    after and refused), at most two a chat."""
+    assert [(role, milestones) for role, milestones, _ in replayed] == [(r, m) for r, m, _ in recorded]
+    for role in ("customer", "agent"):
+        before = Counter(k for r, _, kinds in recorded if r == role for k in kinds)
+        after = Counter(k for r, _, kinds in replayed if r == role for k in kinds)
+        assert not before - after, (role, before - after)
+        extra = after - before
+        assert set(extra) <= _RACES_AT_THE_END and extra.total() <= 2 * len(recorded), (role, extra)
+        if exact:
+            assert not extra, (role, extra)
+
+
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A happy_path run with one simulated agent (both sides in the
@@ -106,7 +126,7 @@ def test_replay_against_a_fresh_mock_has_the_same_frame_kinds_and_no_failure(rec
     assert "result: PASS (0 failure(s))" in proc.stdout
     result = json.loads(report.read_text())
     assert result["failures"] == [] and result["matched"] == result["expected"] > 0
-    assert kinds_by_chat(replayed) == kinds_by_chat(recorded)
+    same_kinds(kinds_by_chat(recorded), kinds_by_chat(replayed))
 
 
 def test_replay_against_a_mock_that_drops_frames_names_the_transcript_line(recorded: Path) -> None:
@@ -263,7 +283,7 @@ def test_import_har_then_replay(recorded: Path, tmp_path: Path) -> None:
     assert {e.role for e in transcript.entries} == {"customer"}
     customers = len({e["conn"] for e in lines_of(recorded)[1:] if e["role"] == "customer"})
     assert len(transcript.connections()) == customers
-    assert kinds_by_chat(out) == [k for k in kinds_by_chat(recorded) if k[0] == "customer"]
+    same_kinds([k for k in kinds_by_chat(recorded) if k[0] == "customer"], kinds_by_chat(out), exact=True)
     replay = run_cli("replay", str(out), "--tolerance", "3", timeout=90)
     assert replay.returncode == 0, replay.stdout + replay.stderr
 
