@@ -226,6 +226,8 @@ class ReplayResult:
     """Seconds from each step's start to each required frame's arrival."""
     skipped: int = 0
     """Frames of the live other side (:data:`OTHER_SIDE`) that did not come."""
+    connect_failed: int = 0
+    """Connections that could not be opened."""
     cut_short: int = 0
     """Connections whose replay stopped because the live other side closed the chat earlier than recorded."""
 
@@ -406,6 +408,7 @@ class Replayer:
         try:
             connection = cast(ReplayConnection, ReplayConnection.connect(url, timeout=self.connect_timeout))
         except (TransportError, ValueError) as exc:
+            self.result.connect_failed += 1
             self._fail(plan.open_line, plan, f"cannot open the connection: {exc}")
             raise _Stop from None
         if self.writer is not None:

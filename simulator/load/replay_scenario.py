@@ -76,6 +76,8 @@ def replay_scenario(spec: str) -> Scenario:
         ).run()
         if not result.failures:
             customer.record(RUN, (time.perf_counter() - started) * 1000)
+        # a backend that refuses or is down: the user backs off before its next chat (WebchatCustomer.chat)
+        customer.connect_ok = result.connect_failed == 0
 
     doc = f"Replay of {path}: its customer side, with the recorded pacing."
     return Scenario(name=f"replay:{os.path.basename(path)}", run=run, doc=doc, weight=int(weight_text))
