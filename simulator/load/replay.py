@@ -12,15 +12,21 @@ connections, one greenlet per connection, each opened at its recorded time
   rest of the recorded pause (``speed`` 2.0: half of it);
 * expected frames are matched by kind (:func:`kind_of`: the frame type, the
   event type, the error code, whether a ``message`` acknowledges one of the
-  participant's own), in any order between two sends, each within its
-  recorded delay after the previous send plus ``tolerance`` seconds;
+  participant's own) and conversation, in any order between two sends, each
+  within its recorded delay after the previous send plus ``tolerance``
+  seconds (late: a failure; not within twice that: a failure, and the
+  connection's replay stops);
 * frames that come and go with timing (typing, read receipts, queue position
-  pushes, status updates: :data:`INCIDENTAL`) are never required, and a
-  ``conversation_closed`` refusal, a race, is not required either;
-* correlation ids are rewritten: each matched frame teaches the mapping from
-  the recorded ids (keys ending in ``_uuid`` or ``_arn``) to the new
-  server's, and the tokens it hands out (``resume_token``) fill the
-  redacted ones of later URLs; ``client_message_id`` is new per user.
+  pushes, status updates: :data:`INCIDENTAL`) are never required, nor are
+  race refusals (:data:`RACES`); when the other side is not replayed (a live
+  agent answers), what it does of its own accord (:data:`OTHER_SIDE`) is
+  waited for but not required;
+* correlation ids are rewritten: each matched frame teaches its connection
+  the mapping from the recorded ids (keys ending in ``_uuid`` or ``_arn``) to
+  the new server's (per connection: with several users a replayed agent may
+  be given another user's customer), and the tokens the server hands out
+  (``resume_token``) fill the redacted ones of later URLs;
+  ``client_message_id`` is new per user.
 
 Differences are :class:`Failure` objects naming the transcript line: an
 expected frame that came late, one that never came (the connection's replay
@@ -328,9 +334,9 @@ class Replayer:
         self.connect_timeout = connect_timeout
         self.agent_suffix = agent_suffix
         self.delay = delay
+        """Seconds before this copy starts (``--spawn-rate``)."""
         self.queue_suffix = queue_suffix
         """Appended to every queue name sent or logged in to: copies in queues of their own."""
-        """Seconds before this copy starts (``--spawn-rate``)."""
         self.writer = writer
         self.on_failure = on_failure
         self.on_match = on_match
