@@ -183,9 +183,9 @@ def test_load_scenario_replay_makes_many_chats_of_one(recorded: Path) -> None:
 
 def test_serve_record_writes_each_connection_with_its_role(tmp_path: Path, recorded: Path) -> None:
     path = tmp_path / "served.jsonl"
-    mock = MockProcess(["--agents", "1", "--pace", "fast", "--record", str(path)])
+    mock = MockProcess(["--agents", "0", "--record", str(path)])  # the replayed agent is the only one
     try:
-        proc = run_cli("replay", str(recorded), "--host", mock.url, "--tolerance", "3", timeout=90)
+        proc = run_cli("replay", str(recorded), "--agents", "--host", mock.url, "--tolerance", "3", timeout=90)
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
         mock.stop()
@@ -195,7 +195,10 @@ def test_serve_record_writes_each_connection_with_its_role(tmp_path: Path, recor
     customers = {e["conn"] for e in rest if e["role"] == "customer" and e["dir"] == "open"}
     replayed = len({e["conn"] for e in lines_of(recorded)[1:] if e["role"] == "customer"})
     assert len(customers) == replayed + 1  # and replay's reachability probe
-    assert all("role=customer" in e["url"] for e in rest if e["dir"] == "open")
+    agents = [e for e in rest if e["role"] == "agent" and e["dir"] == "open"]
+    assert len(agents) == 1 and "role=agent&name=" in agents[0]["url"] and "queues=support" in agents[0]["url"]
+    assert all("role=customer" in e["url"] for e in rest if e["dir"] == "open" and e["role"] == "customer")
+    assert {e["dir"] for e in rest if e["role"] == "agent"} == {"open", "send", "recv", "close"}
     sent = [e for e in rest if e["dir"] == "send"]
     received = [e for e in rest if e["dir"] == "recv"]
     assert sent and received
@@ -204,7 +207,7 @@ def test_serve_record_writes_each_connection_with_its_role(tmp_path: Path, recor
     text = path.read_text()
     assert '"resume_token":"REDACTED"' in text and not re.search(r'"resume_token":"(?!REDACTED)', text)
     # and a serve transcript replays like any other
-    again = run_cli("replay", str(path), timeout=90)
+    again = run_cli("replay", str(path), "--agents", timeout=90)
     assert again.returncode == 0, again.stdout + again.stderr
 
 
