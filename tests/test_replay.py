@@ -183,7 +183,8 @@ def test_load_scenario_replay_makes_many_chats_of_one(recorded: Path) -> None:
 
 def test_serve_record_writes_each_connection_with_its_role(tmp_path: Path, recorded: Path) -> None:
     path = tmp_path / "served.jsonl"
-    mock = MockProcess(["--agents", "0", "--record", str(path)])  # the replayed agent is the only one
+    # the replayed agent is the only one; the recording's mock allowed more than 30 frames a second
+    mock = MockProcess(["--agents", "0", "--rate", "1000", "--burst", "2000", "--record", str(path)])
     try:
         proc = run_cli("replay", str(recorded), "--agents", "--host", mock.url, "--tolerance", "3", timeout=90)
         assert proc.returncode == 0, proc.stdout + proc.stderr
