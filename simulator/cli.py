@@ -1,5 +1,5 @@
 """The ``webchat-sim`` command line: ``serve``, ``load``, ``capacity``, ``check``, ``demo``, ``db``,
-``schema``, ``scenarios``."""
+``schema``, ``scenarios``, ``replay``, ``import-har``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import orjson
 from . import __version__
 from .cli_db import add_db_parser, default_demo_db, demo_store, store_options
 from .cli_load import add_capacity_parser, add_load_extras
+from .cli_replay import add_replay_parsers
 from .cli_types import (
     _languages,
     _non_negative_int,
@@ -129,6 +130,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         jwt_secret=args.jwt_secret,
         token_ttl=args.token_ttl,
         store=store_options(args.db, args.retain),
+        record=args.record,
     )
     return run(options)
 
@@ -347,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--fault-profile", type=_serve_fault_profile, metavar="FILE", help="faults, one NAME=VALUE a line (# comments)"
     )
     serve.add_argument(
+        "--record", default=None, metavar="FILE.jsonl", help="write a transcript of every frame (tokens redacted)"
+    )
+    serve.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], default="warning", help="server log on stderr"
     )
     serve.set_defaults(func=_cmd_serve)
@@ -432,16 +437,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_load_extras(load)
     load.add_argument("locust_args", nargs="*", help="extra Locust arguments after --")
     load.set_defaults(func=_cmd_load)
-    add_capacity_parser(
-        sub,
-        {
-            "positive_int": _positive_int,
-            "non_negative_int": _non_negative_int,
-            "positive_float": _positive_float,
-            "run_time": _run_time,
-            "fault": _serve_fault,
-        },
-    )
+    types = {
+        "positive_int": _positive_int,
+        "non_negative_int": _non_negative_int,
+        "positive_float": _positive_float,
+        "run_time": _run_time,
+        "fault": _serve_fault,
+    }
+    add_capacity_parser(sub, types)
+    add_replay_parsers(sub, types)
 
     check = sub.add_parser(
         "check",

@@ -75,6 +75,13 @@ def add_load_extras(load: argparse.ArgumentParser) -> None:
         help="customers' faults: before each verb mid-chat, drop the connection abruptly with probability P "
         "and resume the chat with its resume token (counted as `chaos drop`; none: no chaos)",
     )
+    load.add_argument(
+        "--record",
+        default=None,
+        metavar="FILE.jsonl",
+        help="write a transcript: every frame the simulated users send and receive, one JSON line each, "
+        "tokens redacted (replay it with `webchat-sim replay`); one process only",
+    )
     role = load.add_mutually_exclusive_group()
     role.add_argument(
         "--master",
@@ -96,9 +103,28 @@ def add_load_extras(load: argparse.ArgumentParser) -> None:
     load.add_argument("--master-port", type=_port, default=5557, help="with --worker: the master's --master-bind-port")
 
 
+def _check_record(path: str | None, processes: int, master: bool) -> None:
+    """``--record``: one process (one file), in a folder that exists; not
+    on a master (it runs no users: each worker records its own)."""
+    import os
+
+    from .errors import UsageError
+
+    if path is None:
+        return
+    if master:
+        raise UsageError("--record on the master records nothing: give each --worker its own --record FILE")
+    if processes != 1:
+        raise UsageError("--record writes one transcript: run it with one process (no --processes)")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--record: no folder {folder} for {path}")
+
+
 def cmd_load(args: argparse.Namespace) -> int:
     from .load.runner import LoadOptions, run_load
 
+    _check_record(args.record, args.processes, args.master)
     return run_load(
         LoadOptions(
             host=args.host,
@@ -126,6 +152,7 @@ def cmd_load(args: argparse.Namespace) -> int:
             api_key=args.api_key,
             rest_url=args.rest_url,
             chaos=args.chaos,
+            record=args.record,
             role="master" if args.master else "worker" if args.worker else "local",
             expect_workers=args.expect_workers,
             master_bind_host=args.master_bind_host,

@@ -6,6 +6,7 @@ carries structured fields and builds a readable, one-line message.
     SimulatorError
     ├── FrameError               a frame that is not a valid ConversationWebsocketMessage (the peer's fault)
     ├── UsageError               options that cannot work: one line, exit status 2, before anything starts
+    │   └── TranscriptError      a transcript (record / replay) that cannot be read: names the file and line
     ├── MockStartError           the embedded mock server did not start
     ├── Interrupted              SIGINT/SIGTERM before a load run started
     ├── ScenarioError            a scenario spec or script that cannot be loaded
@@ -67,6 +68,7 @@ __all__ = [
     "TokenForged",
     "TokenMalformed",
     "TokenWrongRole",
+    "TranscriptError",
     "TransportError",
     "UsageError",
     "WaitTimeout",
@@ -97,6 +99,11 @@ class FrameError(SimulatorError):
 class UsageError(SimulatorError):
     """Options or arguments that cannot work: the CLI prints the message as one
     line and exits with status 2, before anything is started."""
+
+
+class TranscriptError(UsageError):
+    """A transcript (``--record``, ``replay``, ``replay import-har``) that
+    cannot be read or written; the message names the file (and the line)."""
 
 
 class MockStartError(SimulatorError):

@@ -112,6 +112,7 @@ class LoadOptions:
     api_key: str | None = None  # with --auth rest (comma-separated: agent users take them in turn)
     rest_url: str | None = None  # with --auth rest; None: the embedded mock's, or from --host
     chaos: str = ""  # --chaos disconnect=P (simulator.load.chaos)
+    record: str | None = None  # --record FILE.jsonl: a transcript (simulator.load.record)
     role: str = "local"  # "master" / "worker": Locust's distributed mode (simulator.load.distributed)
     expect_workers: int = 1
     master_bind_host: str = "*"
@@ -307,6 +308,8 @@ def locust_command(opts: LoadOptions, host: str, prefix: str) -> list[str]:
             cmd += ["--rest-url", opts.rest_url]
     if opts.chaos:
         cmd += ["--chaos", opts.chaos]
+    if opts.record:
+        cmd += ["--record", os.path.abspath(opts.record)]
     cmd += master_args(opts)
     cmd += opts.locust_args
     cmd += ["AgentUser", "CustomerUser"] if opts.agent_users > 0 else ["CustomerUser"]

@@ -85,6 +85,11 @@ def parse_mix(spec: str) -> list[Scenario]:
     for part in (p.strip() for p in spec.split(",")):
         if not part:
             continue
+        if part.startswith("replay:"):  # replay:FILE.jsonl[:WEIGHT] (simulator.load.replay_scenario)
+            from .replay_scenario import replay_scenario
+
+            out.append(replay_scenario(part.removeprefix("replay:")))
+            continue
         name, colon, weight_text = part.rpartition(":")
         if not colon:
             name, weight_text = part, "1"

@@ -33,6 +33,7 @@ from ..protocol import ConversationMessage, Error, ErrorCode, EventType, Frame, 
 from .dialect import Auth, AuthError, AuthRequest, AuthSettings, Dialect
 from .handshake import describe_cause
 from .meter import BOARD, KPI, Arrival, DeliveryBoard, Meter, OperationFailed, Recorder, server_reason
+from .record import opener
 from .transport import Connection, TransportError, WaitTimeout
 
 __all__ = ["Session", "SessionStateError"]
@@ -227,7 +228,7 @@ class Session:
     def _open(self, url: str, headers: dict[str, str] | None = None) -> None:
         """Open the connection; its errors' messages name ``url`` without its query string."""
         self.connect_ok = False
-        self.conn = Connection.connect(
+        self.conn = opener(self.role)(  # Connection.connect, or a recording one (load --record)
             url,
             timeout=self.timeout,
             headers=self.dialect.headers(self.role) if headers is None else headers,

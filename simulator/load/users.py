@@ -46,6 +46,7 @@ from ..pace import (
     chat_pacing_wait,
 )
 from ..protocol import Frame
+from . import record_locust  # noqa: F401 - registers --record (load --record)
 from .chaos import ChaosMonkey, parse_chaos
 from .dialect import AuthSettings, Dialect
 from .looplag import install as install_loop_lag

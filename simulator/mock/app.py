@@ -68,6 +68,8 @@ class MockOptions:
     """REST calls a second per caller (bursts of twice that); 0: no limit."""
     store: StoreOptions | None = None
     """``--db PATH`` (and ``--retain``): stored, restored at start (:mod:`.persist`); ``None``: memory only."""
+    record: str | None = None
+    """``--record FILE.jsonl``: a transcript of every frame (:mod:`.record`)."""
 
     @property
     def http_port_or_default(self) -> int:
@@ -169,6 +171,13 @@ async def serve_until_stopped(
     """Serve until SIGINT/SIGTERM (or ``stop`` is set); ``ready`` is called
     once both listeners are up, ``before_stop`` awaited before they close."""
     core = build_core(options)
+    writer = None
+    if options.record:
+        from ..transcript import TranscriptWriter
+        from .record import RecordingCore
+
+        writer = TranscriptWriter(options.record, source="serve", meta={"seed": options.seed})
+        core = RecordingCore(core, writer)
     door = build_door(options)
     server = WebchatServer(core, options.server, door=door)
     rate = options.rest_rate
@@ -235,6 +244,8 @@ async def serve_until_stopped(
             if store is not None:
                 await store.drain()  # what the last frames changed is committed
                 store.close()
+            if writer is not None:
+                writer.close()
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:
