@@ -74,6 +74,7 @@ __all__ = [
     "scrub",
 ]
 
+
 class SimulatorError(Exception):
     """Base class of every exception raised by webchat-sim."""
 

@@ -86,6 +86,7 @@ class Recorder(Protocol):
 
 # Failures -------------------------------------------------------------------
 
+
 def server_reason(error: Error) -> str:
     """What a server's error frame says, for a failure reason: its code and
     its user message (a developer message may name ids)."""
