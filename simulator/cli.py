@@ -380,13 +380,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--processes", type=_processes, default=1, help="Locust worker processes (-1: one per core)")
     load.add_argument("--csv", default=None, help="keep Locust's CSV statistics (and its log) with this prefix")
     load.add_argument("--html", default=None, help="write Locust's HTML report to this file")
-    load.add_argument(
-        "--report",
-        default=None,
-        metavar="FILE.html",
-        help="write a self-contained HTML page: "
-        "the KPI table and plots over time (needs matplotlib: webchat-sim[report])",
-    )
+    load.add_argument("--report", default=None, metavar="FILE.html", help="write a self-contained HTML page: "
+                      "the KPI table and plots over time (needs matplotlib: webchat-sim[report])")
     load.add_argument("--seed", type=int, default=0, help="base seed of the fake data")
     load.add_argument(
         "--pace",

@@ -12,7 +12,6 @@ from typing import TypeVar
 
 _T = TypeVar("_T")
 
-
 def _serve_int(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: an integer in ``[low, high]`` (no upper bound if None)."""
 
@@ -225,6 +224,8 @@ def _parse(kind: Callable[[str], _T], text: str, what: str) -> _T:
     except ValueError:
         raise argparse.ArgumentTypeError(f'"{text}" is not {what}') from None
     return value
+
+
 
 
 _RETAIN = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")

@@ -74,7 +74,6 @@ __all__ = [
     "scrub",
 ]
 
-
 class SimulatorError(Exception):
     """Base class of every exception raised by webchat-sim."""
 

@@ -254,7 +254,9 @@ class RRWebProvider(SeededProvider):
         at most ``batch_size`` events, indexes ``first_index + 1``, …"""
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        init, events = self.rrweb_events(count, url=url, title=title, language=language, typed=typed, start_ms=start_ms)
+        init, events = self.rrweb_events(
+            count, url=url, title=title, language=language, typed=typed, start_ms=start_ms
+        )
         chunks = split_recording(_dumps(init), kind=RRWebType.INIT, event_index=first_index, chunk_size=chunk_size)
         for batch, start in enumerate(range(0, len(events), batch_size), start=1):
             data = _dumps(events[start : start + batch_size])

@@ -89,18 +89,15 @@ def parse_slo(text: str) -> SLO:
     """One SLO; :class:`SLOError` with a one-line reason otherwise."""
     spec = " ".join(text.lower().split())
     if match := _FAILURES.match(spec):
-        return SLO(
-            text=text.strip(),
-            kpi="failures",
-            stat="ratio",
-            limit=float(match["value"]) / 100.0,
-            inclusive=match["op"] == "<=",
-        )
+        return SLO(text=text.strip(), kpi="failures", stat="ratio", limit=float(match["value"]) / 100.0,
+                   inclusive=match["op"] == "<=")
     if spec.startswith("failures"):
         raise SLOError(f'bad SLO "{text}": failures take a percentage, e.g. failures<1%')
     match = _SLO.match(spec)
     if match is None:
-        raise SLOError(f'bad SLO "{text}": expected "KPI STAT<LIMIT" such as "queue wait p99<5s" or "failures<1%"')
+        raise SLOError(
+            f'bad SLO "{text}": expected "KPI STAT<LIMIT" such as "queue wait p99<5s" or "failures<1%"'
+        )
     kpi, stat = match["kpi"].strip(), match["stat"]
     if kpi not in TIMED:
         raise SLOError(f'unknown KPI "{kpi}" in SLO "{text}" (known: {", ".join(TIMED)})')
@@ -244,13 +241,8 @@ class StepResult:
         return all(v.ok for v in self.verdicts)
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "step": self.number,
-            "users": self.users,
-            "requests": self.requests,
-            "ok": self.ok,
-            "verdicts": [v.to_json() for v in self.verdicts],
-        }
+        return {"step": self.number, "users": self.users, "requests": self.requests, "ok": self.ok,
+                "verdicts": [v.to_json() for v in self.verdicts]}
 
 
 def answer(steps: list[StepResult], plan: Plan) -> str:

@@ -60,7 +60,8 @@ class CapacityShape(LoadTestShape):
 
     def _close_step(self, plan: Plan) -> bool:
         """Judge the step that just ended, write its line; ``True`` if it held."""
-        result = StepResult(self.index + 1, plan.steps[self.index], self.window.requests, judge(self.slos, self.window))
+        result = StepResult(self.index + 1, plan.steps[self.index], self.window.requests,
+                            judge(self.slos, self.window))
         if self.results is not None:
             with self.results.open("a") as fh:
                 fh.write(json.dumps(result.to_json()) + "\n")

@@ -92,9 +92,8 @@ class CapacityRunner(Runner):
         self.results = Path(folder) / (os.path.basename(prefix) + "_capacity_steps.jsonl")
         self.results.write_text("")
         spec = Path(folder) / (os.path.basename(prefix) + "_capacity_plan.json")
-        spec.write_text(
-            json.dumps({"plan": self.plan.to_json(), "slos": [s.text for s in self.slos], "results": str(self.results)})
-        )
+        spec.write_text(json.dumps({"plan": self.plan.to_json(), "slos": [s.text for s in self.slos],
+                                    "results": str(self.results)}))
         cmd = locust_command(self.opts, host, prefix)
         cmd[cmd.index("-f") + 1] = str(Path(__file__).with_name("capacity_locustfile.py"))
         for option in ("--users", "--spawn-rate", "--run-time"):  # the shape decides

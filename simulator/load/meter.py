@@ -86,7 +86,6 @@ class Recorder(Protocol):
 
 # Failures -------------------------------------------------------------------
 
-
 def server_reason(error: Error) -> str:
     """What a server's error frame says, for a failure reason: its code and
     its user message (a developer message may name ids)."""

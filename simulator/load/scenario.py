@@ -20,7 +20,6 @@ from ..errors import ScenarioError
 
 __all__ = ["Scenario", "ScenarioError", "ScenarioMix", "available_scenarios", "load_scenario", "parse_mix"]
 
-
 @dataclass(frozen=True)
 class Scenario:
     name: str

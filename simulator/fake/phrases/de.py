@@ -244,7 +244,8 @@ PHRASEBOOK = Phrasebook(
             "packen Sie den Artikel ein und geben Sie ihn in einer {carrier}-Filiale ab.",
             "Es tut mir leid, dass der Artikel „{product}“ beschädigt ankam! Ich habe die {rma} erstellt; "
             "sobald {carrier} das Paket scannt, wird Ihre Erstattung über {amount} veranlasst.",
-            "Ich kann ihn gegen {color} umtauschen: Ich habe die {rma} eröffnet und Ersatz in Größe {size} reserviert.",
+            "Ich kann ihn gegen {color} umtauschen: Ich habe die {rma} eröffnet "
+            "und Ersatz in Größe {size} reserviert.",
             "Ihre Rücksendung ist am {date} bei uns eingegangen. Die Erstattung über {amount} ist veranlasst "
             "und sollte in {days} Werktagen auf Ihrem Konto sein.",
             "Das Rücksendeetikett für die {rma} finden Sie auf Ihrer Bestellseite; "

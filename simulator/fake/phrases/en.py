@@ -228,7 +228,8 @@ PHRASEBOOK = Phrasebook(
             "If you order before 2 pm, express orders leave the same day with {carrier}.",
             "I've updated the shipping address on order {order} to {city}. "
             "You'll receive a confirmation email shortly.",
-            "We can ship to pickup points: choose '{carrier} pickup' at checkout and select the one closest to {city}.",
+            "We can ship to pickup points: choose '{carrier} pickup' at checkout and select the one "
+            "closest to {city}.",
             "Orders to {country} may be subject to import duties, which {carrier} collects on delivery.",
             "Overnight shipping to {city} is {amount} if the order is placed by 1 pm on a business day.",
             "For the {product}, the fastest option is express shipping, which would arrive by {weekday}.",

@@ -210,7 +210,8 @@ PHRASEBOOK = Phrasebook(
             "El pedido {order} ya está embalado y se entregará hoy a {carrier}. "
             "Recibirás un correo con el enlace de seguimiento en cuanto lo escaneen.",
             "Según {carrier}, el paquete está en reparto hoy en {city}.",
-            "Veo que la etiqueta se creó el {date}, pero falta el primer escaneo. Suele resolverse en {hours} horas.",
+            "Veo que la etiqueta se creó el {date}, pero falta el primer escaneo. "
+            "Suele resolverse en {hours} horas.",
             "Tu pedido salió en {count} paquetes; el segundo tiene el número de seguimiento {tracking} "
             "y llegará el {weekday}.",
             "He abierto una investigación con {carrier} para el envío {tracking}. "

@@ -206,7 +206,8 @@ PHRASEBOOK = Phrasebook(
             "Votre numéro de suivi est {tracking}.",
             "Votre commande est en route ! {carrier} prévoit de la livrer {weekday}. "
             "Vous pouvez la suivre avec le numéro {tracking}.",
-            "La commande {order} a été retardée au centre de tri de {city}. Elle devrait repartir d'ici {days} jours.",
+            "La commande {order} a été retardée au centre de tri de {city}. "
+            "Elle devrait repartir d'ici {days} jours.",
             "La commande {order} est emballée et sera remise à {carrier} aujourd'hui. "
             "Vous recevrez un e-mail avec le lien de suivi dès le premier scan.",
             "D'après {carrier}, le colis est en cours de livraison aujourd'hui à {city}.",
