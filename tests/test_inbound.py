@@ -89,3 +89,37 @@ def test_invalid_utf8_is_closed_by_websockets_with_1007(monkeypatch: pytest.Monk
                 peer.abort()
 
     run(scenario())
+
+
+def test_a_core_failure_on_the_fast_path_closes_with_1011_and_reads_nothing_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    taken = counting_fast_path(monkeypatch)
+
+    async def scenario() -> None:
+        async with mock() as srv:
+            receive = srv.core.receive
+            seen: list[Any] = []
+
+            def failing(conn: Any, frame: Any, now: float) -> Any:
+                seen.append(frame.type)
+                raise RuntimeError("a bug in the core")
+
+            monkeypatch.setattr(srv.core, "receive", failing)
+            peer = await RawPeer.open(srv.port, "/ws?role=customer")
+            try:
+                ping = frame(OP_TEXT, b'{"type":"ping"}')
+                await peer.send(ping * 3)  # one read: the first fails the connection, the others are dropped
+                async with asyncio.timeout(TIMEOUT):
+                    close = await peer.receive_close()
+                assert close is not None and close.close_code == 1011
+                assert close.payload[2:] == b"internal error"
+                assert len(seen) == 1 and len(taken) == 1
+                assert srv.frames_in == 1  # nothing more of that read reached the shell
+                # The engine was told at once, in the same callback (as the handler task's finally).
+                assert srv.status()["sockets"] == 0 and srv.core.status()["connections"] == 0
+            finally:
+                peer.abort()
+                monkeypatch.setattr(srv.core, "receive", receive)
+
+    run(scenario())
