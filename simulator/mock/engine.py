@@ -259,11 +259,12 @@ class Engine(SessionsMixin, RelayMixin, QueriesMixin, RestoreMixin):
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` next has work (``None``: nothing pending)."""
-        best = self._next_grace_end()
+        best = self._next_grace_end() if self._graces else math.inf  # per frame: no call, no tuple
         for queue in self._queues.values():
-            for due in (queue.pushes.due, queue.status_due):
-                if due is not None and due < best:
-                    best = due
+            if (due := queue.pushes.due) is not None and due < best:
+                best = due
+            if (due := queue.status_due) is not None and due < best:
+                best = due
         return None if best == math.inf else best
 
     def take_closes(self) -> Sequence[Close]:

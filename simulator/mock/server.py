@@ -39,6 +39,7 @@ import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -50,11 +51,13 @@ from websockets.http11 import Request, Response
 from websockets.protocol import OPEN
 
 from ..errors import AccessDenied, FrameError, IdentityError
-from ..protocol import ErrorCode, Frame, FrameType, decode, encode
+from ..protocol import Error, ErrorCode, Frame, FrameType, decode, encode
 from .access import FrontDoor, parse_identity
 from .engine import Close, ConnId, Delivery, Identity
 from .faults import REORDER_HOLD, Decision, FaultConfig, FaultDecider
 from .framing import queue_text
+from .inbound import Bucket as _Bucket
+from .inbound import DirectConnection
 from .metrics import Counters
 
 if TYPE_CHECKING:
@@ -68,6 +71,11 @@ Tap = Callable[[str, bytes], None]
 """A watcher of one conversation's frames (:attr:`WebchatServer.taps`): called
 with ``"in"`` and the raw frame a client sent, or ``"out"`` and the encoded
 frame the server sent (once per frame, whatever the number of recipients)."""
+
+
+_fields = object.__getattribute__
+"""``_fields(frame, "__dict__")``: a frame's field values, read without turning a
+:class:`~.prepared.PreparedFrame` into a model (its envelope is all it has)."""
 
 
 def _tap(watchers: set[Tap], direction: str, data: bytes) -> None:
@@ -124,36 +132,6 @@ class ServerConfig:
     faults: FaultConfig = field(default_factory=FaultConfig)
     fault_seed: int | None = None
     """The fault decider's seed when ``faults`` has none (``serve --seed``)."""
-
-
-class _Bucket:
-    """Token bucket of one connection: ``rate`` frames per second, ``burst`` deep.
-    Tokens may go below zero while frames are refused; at ``-burst`` the peer
-    has ignored ``burst`` refusals and is disconnected. ``last`` is when the
-    peer last sent a frame (for the idle timeout); :meth:`stop` empties the
-    bucket for good: the connection is gone for the core, none of its frames
-    may reach it any more (at no cost per frame: the next one is refused)."""
-
-    __slots__ = ("burst", "last", "rate", "tokens")
-
-    def __init__(self, rate: float, burst: int, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = float(burst)
-        self.last = now
-
-    def take(self, now: float) -> bool:
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        self.tokens -= 1.0
-        return self.tokens >= 0.0
-
-    @property
-    def exhausted(self) -> bool:
-        return self.tokens <= -self.burst
-
-    def stop(self) -> None:
-        self.tokens = -math.inf
 
 
 class _Outbox:
@@ -230,6 +208,7 @@ class WebchatServer:
             ping_timeout=cfg.ping_timeout,
             close_timeout=cfg.close_timeout,
             server_header="webchat-sim",
+            create_connection=DirectConnection,  # whole text frames handled at once (.inbound)
         )
         self._apply(self.core.start(time.time()))  # the autopilot hub logs its agents in
         if cfg.idle_timeout:
@@ -341,7 +320,9 @@ class WebchatServer:
         try:
             self._apply(self.core.connect(conn, self._identities.pop(ws), now))  # parsed by _process_request
             self._reschedule()
-            async for data in ws:
+            if isinstance(ws, DirectConnection):
+                ws.on_text = partial(self._on_text, ws, conn, bucket)
+            async for data in ws:  # what the fast path leaves (.inbound), in order
                 if not self._receive(conn, data, bucket):
                     # A flood (or a connection already dropped): closed at once, the rest of it unread.
                     self._close(ws, 1008, "frame rate limit exceeded", fail=True)  # docs/protocol.md, section 6
@@ -355,6 +336,19 @@ class WebchatServer:
                 self._close(ws, 1011, "internal error", fail=True)
         finally:
             self._gone(conn)
+
+    def _on_text(self, ws: ServerConnection, conn: ConnId, bucket: _Bucket, data: str) -> bool:
+        """A text message on the fast path (.inbound): as :meth:`_handler` would handle it."""
+        try:
+            if self._receive(conn, data, bucket):
+                return True
+            self._close(ws, 1008, "frame rate limit exceeded", fail=True)
+        except Exception:
+            log.exception("internal error on connection %d", conn)
+            with contextlib.suppress(Exception):
+                self._close(ws, 1011, "internal error", fail=True)
+        self._gone(conn)
+        return False
 
     def _gone(self, conn: ConnId) -> None:
         """Tell the core that ``conn`` is gone (once: when its socket ends, or
@@ -505,13 +499,11 @@ class WebchatServer:
                             framed = queue_text(ws.protocol, data, framed)
                             touched[ws] = conn
                 self.frames_out += sent
-                kind = frame.event_type or frame.type
+                fields = _fields(frame, "__dict__")
+                kind = fields["event_type"] or fields["type"]
                 counted[kind] = counted.get(kind, 0) + sent
-                if frame.error is not None:
-                    self.errors_sent += sent
-                    errors = self.counters.errors
-                    code = frame.error.error_code or "unknown"
-                    errors[code] = errors.get(code, 0) + sent
+                if fields["error"] is not None:
+                    self._count_errors(fields["error"], sent)
         finally:  # what was queued goes out, even if encoding a later frame failed
             for ws, conn in touched.items():
                 # Only text frames were queued on open protocols: no end-of-stream marker among them.
@@ -581,12 +573,16 @@ class WebchatServer:
 
     def _count(self, frame: Frame, sent: int) -> None:
         self.frames_out += sent
-        kind = frame.event_type or frame.type
+        fields = _fields(frame, "__dict__")
+        kind = fields["event_type"] or fields["type"]
         self.counters.sent[kind] = self.counters.sent.get(kind, 0) + sent
-        if frame.error is not None:
-            self.errors_sent += sent
-            code = frame.error.error_code or "unknown"
-            self.counters.errors[code] = self.counters.errors.get(code, 0) + sent
+        if fields["error"] is not None:
+            self._count_errors(fields["error"], sent)
+
+    def _count_errors(self, error: Error, sent: int) -> None:
+        self.errors_sent += sent
+        code = error.error_code or "unknown"
+        self.counters.errors[code] = self.counters.errors.get(code, 0) + sent
 
     def _enqueue(
         self,
