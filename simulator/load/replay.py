@@ -20,7 +20,8 @@ connections, one greenlet per connection, each opened at its recorded time
   pushes, status updates: :data:`INCIDENTAL`) are never required, nor are
   race refusals (:data:`RACES`); when the other side is not replayed (a live
   agent answers), what it does of its own accord (:data:`OTHER_SIDE`) is
-  waited for but not required;
+  waited for but not required; nor, both sides replayed, is what raced a
+  chat's close across connections (:attr:`Expect.raced`);
 * correlation ids are rewritten: each matched frame teaches its connection
   the mapping from the recorded ids (keys ending in ``_uuid`` or ``_arn``) to
   the new server's (per connection: with several users a replayed agent may
@@ -125,7 +126,11 @@ class Expect:
     """Recorded seconds from the step's start (the previous send or the open) to this frame."""
     required: bool
     soft: bool = False
-    """Waited for like a required frame, but its absence is no failure (:data:`OTHER_SIDE`)."""
+    """Waited for like a required frame, but its absence is no failure (:data:`OTHER_SIDE`, ``raced``)."""
+    raced: bool = False
+    """Recorded after the chat's close was sent on a connection other than the one that caused
+    it (its message's sender): the server took that message first, but which of two sockets
+    it reads first is timing, so a replay may see the close first. Soft."""
 
 
 @dataclass(slots=True)
@@ -159,20 +164,28 @@ class Plan:
         self.transcript = transcript
         self.both_sides = roles >= {"customer", "agent"}
         own: dict[str, set[str]] = {"customer": set(), "agent": set()}
+        races = _Races()
         for entry in transcript.entries:
             if entry.dir == "send" and entry.frame is not None:
                 cid = _client_message_id(entry.frame)
                 if cid is not None:
                     own[entry.role].add(cid)
+                    races.sender[cid] = entry.conn
+                chat = entry.frame.get("conversation_uuid")
+                if entry.frame.get("event_type") == "conversation closed" and isinstance(chat, str):
+                    races.closes.setdefault(chat, []).append((entry.t, entry.conn))
         self.conns: list[ConnPlan] = []
         for conn, entries in transcript.connections().items():
             role = entries[0].role
             if role in roles:
-                self.conns.append(self._plan(conn, role, entries, frozenset(own[role]), self.both_sides))
+                plan = self._plan(conn, role, entries, frozenset(own[role]), races if self.both_sides else None)
+                self.conns.append(plan)
         self.expected = sum(1 for c in self.conns for s in c.steps for e in s.expects if e.required and not e.soft)
 
     @staticmethod
-    def _plan(conn: int, role: str, entries: list[Entry], own: frozenset[str], both_sides: bool) -> ConnPlan:
+    def _plan(conn: int, role: str, entries: list[Entry], own: frozenset[str], races: _Races | None) -> ConnPlan:
+        """``races``: both sides are replayed (what raced a close across connections is soft)."""
+        both_sides = races is not None
         first = entries[0]
         opened = first.t / 1000 if first.dir == "open" else max(0.0, first.t / 1000 - 0.001)
         plan = ConnPlan(conn, role, opened, first.url if first.dir == "open" else None, first.line, [])
@@ -180,6 +193,7 @@ class Plan:
         start_t, start_line, last_t = opened, first.line, opened
         answer_due = False  # a check queue position awaits its answer
         closed: set[str] = set()  # chats this connection was told were closed
+        latest: dict[str, str | None] = {}  # each chat's latest message received: its client_message_id
         for entry in entries:
             t = entry.t / 1000
             if entry.dir == "recv" and entry.frame is not None:
@@ -190,8 +204,17 @@ class Plan:
                 if kind == ("event", "queue position") and answer_due:
                     required, answer_due = True, False
                 soft = required and not both_sides and kind in OTHER_SIDE
-                expects.append(Expect(entry, kind, max(0.0, t - start_t), required, soft))
                 chat = entry.frame.get("conversation_uuid")
+                if isinstance(chat, str) and kind[0] == "message":
+                    latest[chat] = _client_message_id(entry.frame)  # what a `new message` event follows
+                raced = (
+                    races is not None
+                    and required
+                    and isinstance(chat, str)
+                    and kind != ("event", "conversation closed")
+                    and races.raced(chat, entry.t, latest.get(chat))
+                )
+                expects.append(Expect(entry, kind, max(0.0, t - start_t), required, soft or raced, raced))
                 if kind == ("event", "conversation closed") and isinstance(chat, str):
                     closed.add(chat)
                 if required:
@@ -206,6 +229,24 @@ class Plan:
         end = entries[-1].t / 1000 if entries[-1].dir == "close" else last_t
         plan.steps.append(Step(expects, None, max(0.0, end - max(start_t, last_t)), start_line))
         return plan
+
+
+@dataclass(slots=True)
+class _Races:
+    """The transcript's closes and message senders, to tell what raced a close (:attr:`Expect.raced`)."""
+
+    closes: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+    """Each chat's ``conversation closed`` sends: recorded time (ms), connection."""
+    sender: dict[str, int] = field(default_factory=dict)
+    """``client_message_id`` -> the connection that sent it."""
+
+    def raced(self, chat: str, t: float, cid: str | None) -> bool:
+        """Whether a frame of ``chat`` received at ``t``, caused by message ``cid``, came after a
+        close sent on another connection than ``cid``'s (no cause known: no race)."""
+        if cid is None:
+            return False
+        sender = self.sender.get(cid)
+        return any(closed < t and conn != sender for closed, conn in self.closes.get(chat, ()))
 
 
 def _client_message_id(frame: dict[str, Any]) -> str | None:
@@ -239,6 +280,8 @@ class ReplayResult:
     """Connections that could not be opened."""
     cut_short: int = 0
     """Connections whose replay stopped because the live other side closed the chat earlier than recorded."""
+    raced: int = 0
+    """Frames (sent or expected) that raced a chat's close when recorded and lost it this time."""
 
 
 class _Inbox:
@@ -446,7 +489,7 @@ class Replayer:
                     self.result.cut_short += 1  # the live agent closed earlier than the recorded one
                     return
                 # both sides replayed: a frame that raced the close (it came first when recorded)
-                self.result.skipped += 1
+                self.result.raced += 1
                 step_start = time.perf_counter()
                 continue
             if not self.plan.both_sides and self._names_the_unknown(send.frame, inbox):
@@ -500,11 +543,11 @@ class Replayer:
             now = time.perf_counter()
             for expect in [e for e in pending if self._closed_here(expect, inbox)]:
                 pending.remove(expect)  # its chat is closed: it raced the close (came first when recorded)
-                self.result.skipped += 1
+                self._skip(expect)
             for expect in [e for e in pending if e.soft]:
                 if inbox.closed or now >= start + expect.delay + self.tolerance:
                     pending.remove(expect)  # the live other side said less, or closed earlier
-                    self.result.skipped += 1
+                    self._skip(expect)
             if not pending:
                 break
             first = min(pending, key=lambda e: (e.soft, e.delay))
@@ -532,6 +575,12 @@ class Replayer:
             inbox.event.clear()  # no switch since the last look: nothing can be missed
             inbox.event.wait(left)
         return last
+
+    def _skip(self, expect: Expect) -> None:
+        if expect.raced:
+            self.result.raced += 1
+        else:
+            self.result.skipped += 1
 
     @staticmethod
     def _closed_here(expect: Expect, inbox: _Inbox) -> bool:

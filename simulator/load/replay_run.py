@@ -177,6 +177,7 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
     sent = sum(r.result.sent for r in replayers)
     skipped = sum(r.result.skipped for r in replayers)
     cut = sum(r.result.cut_short for r in replayers)
+    raced = sum(r.result.raced for r in replayers)
     matched = sum(r.result.matched for r in replayers)
     latencies = sorted(x for r in replayers for x in r.result.latencies)
     p95 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.95))] * 1000 if latencies else 0.0
@@ -188,6 +189,11 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
         out.write(
             f"not replayed: {skipped} frame(s) the live agents did not send, {cut} chat(s) they closed earlier "
             "than recorded (replay the agents too with --agents)\n"
+        )
+    if raced:
+        out.write(
+            f"raced a close: {raced} frame(s) sent or received just before a chat's close when "
+            "recorded, after it this time (timing, not required)\n"
         )
     if opts.json_path:
         report = {
@@ -201,6 +207,7 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
             "matched": matched,
             "skipped": skipped,
             "cut_short": cut,
+            "raced": raced,
             "seconds": round(seconds, 3),
             "failures": [
                 {"line": f.line, "user": f.user, "conn": f.conn, "role": f.role, "reason": f.reason} for f in failures
