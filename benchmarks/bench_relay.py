@@ -532,7 +532,7 @@ def orchestrate(
             Target(
                 f"with --db >= {DB_TARGET:g}x in memory, per server CPU-second (durability costs <= 25 %)",
                 judge(worst_db, DB_TARGET, higher_is_better=True),
-                f"(worst {worst_db:.2f}x)",
+                f"(median of the paired runs {worst_db:.2f}x in the worst cell; each run's ratio in the range column)",
             )
         )
     worst_cpu = min((r["ratio_per_server_cpu_s"] or 0.0) for r in summary)
