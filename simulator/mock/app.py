@@ -228,7 +228,14 @@ async def serve_until_stopped(
         flush=True,
     )
     if store is not None:
-        print(f"webchat-sim storage {store.db.path}: restored {store.restored}", file=out, flush=True)
+        r = store.restored
+        print(
+            f"webchat-sim storage {store.db.path}: restored {r.get('open', 0)} open conversation(s), "
+            f"{r.get('messages', 0)} message(s), {r.get('resumable', 0)} participant(s) who may resume "
+            f"in {r.get('milliseconds', 0)} ms; {r.get('closed_pending', 0)} closed conversation(s) follow",
+            file=out,
+            flush=True,
+        )
     if ready is not None:
         ready(server)
     try:
