@@ -102,7 +102,7 @@ class UsageError(SimulatorError):
 
 
 class TranscriptError(UsageError):
-    """A transcript (``--record``, ``replay``, ``replay import-har``) that
+    """A transcript (``--record``, ``replay``, ``import-har``) that
     cannot be read or written; the message names the file (and the line)."""
 
 

@@ -408,3 +408,26 @@ def test_plan_does_not_require_frames_that_raced_a_close_from_another_connection
     # one side replayed: no race of the replay's own (the live agent's frames are soft already)
     alone = Plan(read_transcript(tmp_path / "race.jsonl"), frozenset({"customer"}))
     assert not any(e.raced for c in alone.conns for s in c.steps for e in s.expects)
+
+
+def test_replay_of_a_har_names_the_command_that_imports_it(tmp_path: Path) -> None:
+    path = tmp_path / "session.har"
+    path.write_bytes(b'{"log": {"entries": []}}\n')
+    proc = run_cli("replay", str(path), timeout=30)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "`webchat-sim import-har`" in proc.stderr, proc.stderr
+
+
+def test_replay_agents_of_a_transcript_without_agents_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "customers.jsonl"
+    path.write_bytes(
+        b'{"transcript": 1, "source": "load"}\n'
+        b'{"t": 0, "conn": 1, "role": "customer", "dir": "open", "url": "ws://x/ws"}\n'
+        b'{"t": 5, "conn": 1, "role": "customer", "dir": "send", "frame": {"type": "event", '
+        b'"event_type": "webchat start conversation"}}\n'
+    )
+    proc = run_cli("replay", str(path), "--agents", timeout=30)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "no agent connection" in lines[0], proc.stderr
+    assert "embedded mock" not in proc.stdout
