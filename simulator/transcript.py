@@ -346,7 +346,7 @@ def read_transcript(path: str | Path) -> Transcript:
         if header is None:
             if not isinstance(value, dict) or value.get("transcript") != FORMAT:
                 raise TranscriptError(
-                    f'{name} line {number}: not a webchat-sim transcript (the first line must be a header with '
+                    f"{name} line {number}: not a webchat-sim transcript (the first line must be a header with "
                     f'"transcript": {FORMAT}; a HAR file is imported with `webchat-sim import-har`)'
                 )
             header = value

@@ -231,9 +231,7 @@ def test_redaction_of_frames_and_urls(tmp_path: Path) -> None:
     for secret in ("SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5", "SECRET6", "SECRET7", _JWT, "pw@"):
         assert secret not in text
     entries = lines_of(path)
-    assert entries[1]["url"] == (
-        "ws://127.0.0.1:1/ws?role=agent&name=A&token=REDACTED&api_key=REDACTED&jwt=REDACTED"
-    )
+    assert entries[1]["url"] == ("ws://127.0.0.1:1/ws?role=agent&name=A&token=REDACTED&api_key=REDACTED&jwt=REDACTED")
     assert entries[2]["frame"] == {"type": "event", "resume_token": REDACTED, "x": [REDACTED]}
     assert entries[4]["frame"] == {"invalid": "not json SECRET-free"}
     assert [e["conn"] for e in entries[5:]] == [1, 2] and entries[5]["frame"] == {"type": "ping", "note": REDACTED}
@@ -270,7 +268,7 @@ def _har(recorded: Path, path: Path) -> None:
     other = {
         "_resourceType": "websocket",
         "request": {"url": "wss://chat.example.com/socket.io/?EIO=4&transport=websocket"},
-        "_webSocketMessages": [{"type": "receive", "time": start, "opcode": 1, "data": "0{\"sid\":\"x\"}"}],
+        "_webSocketMessages": [{"type": "receive", "time": start, "opcode": 1, "data": '0{"sid":"x"}'}],
     }
     page = {"_resourceType": "document", "request": {"url": "https://chat.example.com/"}}
     path.write_bytes(orjson.dumps({"log": {"version": "1.2", "entries": [page, *sockets.values(), other]}}))

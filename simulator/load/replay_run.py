@@ -128,6 +128,11 @@ def run_replay(opts: ReplayOptions, out: IO[str] = sys.stdout) -> int:
     if not plan.conns:
         sides = "customer or agent" if opts.agents else "customer (add --agents for the agent side)"
         raise UsageError(f"{opts.file}: no {sides} connection to replay")
+    if opts.agents and opts.host is None and not any(c.role == "agent" for c in plan.conns):
+        raise UsageError(
+            f"{opts.file}: no agent connection to replay with --agents (the embedded mock would have no agents "
+            "to answer); replay without --agents for its autopilot agents"
+        )
     writer = TranscriptWriter(opts.record, source="replay", meta={"replayed": opts.file}) if opts.record else None
     mock: MockProcess | None = None
     host = opts.host
