@@ -300,3 +300,14 @@ def test_closed_conversations_restored_in_parts_make_the_same_state_as_at_once(t
     # The agent is one participant in both its open and its closed chats
     agent = parts.engine._agents_by_name["agent-11"]
     assert all(agent in c.members for c in parts.engine._conversations.values())
+
+
+def test_db_commands_leave_an_empty_file_or_a_directory_alone(tmp_path: Path) -> None:
+    empty = tmp_path / "notes.txt"
+    empty.touch()
+    with pytest.raises(StoreError, match="an empty file, not a webchat-sim database"):
+        Database(empty, create=False)
+    assert empty.stat().st_size == 0
+    assert not (tmp_path / "notes.txt-wal").exists()
+    with pytest.raises(StoreError, match="is a directory"):
+        Database(tmp_path, create=False)

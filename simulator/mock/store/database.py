@@ -46,10 +46,12 @@ class Database:
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
         self.path = Path(path)
-        if not create and not self.path.is_file():
-            raise StoreError(f"{self.path}: no such database file")
         if self.path.is_dir():
             raise StoreError(f"{self.path}: is a directory, not a database file")
+        if not create and not self.path.is_file():
+            raise StoreError(f"{self.path}: no such database file")
+        if not create and self.path.stat().st_size == 0:
+            raise StoreError(f"{self.path}: an empty file, not a webchat-sim database")
         if not self.path.parent.is_dir():
             raise StoreError(f"{self.path}: the directory {self.path.parent} does not exist")
         try:
