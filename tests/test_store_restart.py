@@ -393,3 +393,17 @@ def test_retain_prunes_closed_conversations_and_keeps_open_ones(tmp_path: Path) 
         assert stored.info()["counts"]["participants"] == 1  # the customer of the pruned one went with it
     finally:
         stored.close()
+
+
+def test_a_second_server_on_the_same_db_is_refused_in_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    mock = MockProcess(["--db", str(db), *SERVE])
+    try:
+        second = run_cli("serve", "--port", "0", "--db", str(db), *SERVE, timeout=20)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert second.stderr.count("\n") == 1 and "in use by another" in second.stderr, second.stderr
+    finally:
+        mock.stop()
+    # once the first has stopped, the file is free again
+    again = MockProcess(["--db", str(db), *SERVE])
+    again.stop()

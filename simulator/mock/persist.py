@@ -41,6 +41,7 @@ work per pass); what the engine holds in memory is bounded apart
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import gc
 import logging
 import queue
@@ -48,8 +49,9 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
+from ..errors import StoreError
 from .base import Close, Delivery
 from .engine import Engine
 from .store import Database, Rows
@@ -85,6 +87,8 @@ class Persister:
         self.db = db
         self.engine = engine
         self.options = options
+        self.lock: IO[bytes] | None = None
+        """The flock on the file that keeps a second server off it (:func:`open_store`)."""
         self.rows = Rows(engine._queues, engine._agents_by_name, engine._customers_by_uuid)
         self.restored: dict[str, int] = {}
         self.commits = 0
@@ -140,6 +144,9 @@ class Persister:
             self._thread.join(timeout=30)
             self._thread = None
         self.db.close()
+        if self.lock is not None:
+            self.lock.close()  # releases the flock: another server may open the file now
+            self.lock = None
 
     # ------------------------------------------------------------------
     # The server's hooks
@@ -311,18 +318,27 @@ def open_store(options: StoreOptions, engine: Engine, *, now: float | None = Non
     now, the latest closed conversations once serving (:meth:`Persister.start`);
     :class:`~simulator.errors.StoreError` with one line if it cannot be used."""
     db = Database(options.path)
+    lock = open(db.path, "rb")  # noqa: SIM115 - held until Persister.close
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # independent of SQLite's own (fcntl) locks
+    except OSError:
+        lock.close()
+        db.close(checkpoint=False)
+        raise StoreError(f"{options.path}: in use by another webchat-sim serve (one server per --db file)") from None
     collecting = gc.isenabled()
     gc.disable()  # hundreds of thousands of new objects, none garbage: no collection passes over them meanwhile
     try:
         started = time.perf_counter()
         snapshot = db.load_open()
         persister = Persister(db, engine, options)
+        persister.lock = lock
         persister.restored = engine.restore(snapshot, time.time() if now is None else now, grace=options.grace)
         persister.restored["milliseconds"] = round((time.perf_counter() - started) * 1000)
         persister.closed_pending = db.closed_to_load(engine.config.closed_conversations_kept)
         persister.restored["closed_pending"] = len(persister.closed_pending)
     except BaseException:
         db.close()
+        lock.close()
         raise
     finally:
         if collecting:
