@@ -87,9 +87,16 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_vacuum(args: argparse.Namespace) -> int:
+    import fcntl
+
     db = _open(args.path)
     try:
-        before, after = db.vacuum()
+        with open(args.path, "rb") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the lock serve --db holds
+            except OSError:
+                raise StoreError(f"{args.path}: in use by a running webchat-sim serve; stop it first") from None
+            before, after = db.vacuum()
     finally:
         db.close()
     print(f"{args.path}: {before:,} bytes -> {after:,} bytes")

@@ -407,3 +407,15 @@ def test_a_second_server_on_the_same_db_is_refused_in_one_line(tmp_path: Path) -
     # once the first has stopped, the file is free again
     again = MockProcess(["--db", str(db), *SERVE])
     again.stop()
+
+
+def test_db_vacuum_while_a_server_holds_the_file_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "chat.db"
+    mock = MockProcess(["--db", str(db), *SERVE])
+    try:
+        vacuum = run_cli("db", "vacuum", str(db), timeout=30)
+        assert vacuum.returncode == 2, vacuum.stdout + vacuum.stderr
+        assert vacuum.stderr.count("\n") == 1 and "in use by a running" in vacuum.stderr, vacuum.stderr
+    finally:
+        mock.stop()
+    assert run_cli("db", "vacuum", str(db), timeout=30).returncode == 0
