@@ -119,6 +119,8 @@ def _check_record(path: str | None, processes: int, master: bool) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"--record: no folder {folder} for {path}")
+    if os.path.isdir(path):
+        raise UsageError(f"--record: {path} is a folder, not a file")
 
 
 def cmd_load(args: argparse.Namespace) -> int:

@@ -329,6 +329,8 @@ def test_replay_of_a_bad_file_is_one_line_and_exit_2(tmp_path: Path, content: by
         (["import-har", "{bad}", "-o", "{out}"], "not a HAR file"),
         (["replay", "{missing}", "--speed", "0"], "--speed"),
         (["load", "--record", "/no/such/folder/x.jsonl", "--run-time", "1s"], "no folder"),
+        (["load", "--record", "{dir}", "--run-time", "1s"], "is a folder"),
+        (["replay", "{missing}", "--record", "{dir}"], "is a folder"),
         (["load", "--record", "{out}", "--processes", "2", "--run-time", "1s"], "one process"),
         (["load", "--record", "{out}", "--master"], "each --worker its own --record"),
         (["serve", "--port", "0", "--record", "/no/such/folder/x.jsonl"], "cannot write the transcript"),
@@ -337,7 +339,12 @@ def test_replay_of_a_bad_file_is_one_line_and_exit_2(tmp_path: Path, content: by
 )
 def test_usage_errors_are_one_line(tmp_path: Path, args: list[str], says: str) -> None:
     (tmp_path / "bad.har").write_text("{}")
-    paths = {"missing": str(tmp_path / "nope"), "out": str(tmp_path / "o.jsonl"), "bad": str(tmp_path / "bad.har")}
+    paths = {
+        "missing": str(tmp_path / "nope"),
+        "out": str(tmp_path / "o.jsonl"),
+        "bad": str(tmp_path / "bad.har"),
+        "dir": str(tmp_path),
+    }
     proc = run_cli(*[a.format(**paths) for a in args], timeout=30)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]

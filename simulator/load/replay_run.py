@@ -70,6 +70,8 @@ def check_options(opts: ReplayOptions) -> None:
     for name, path in (("--json", opts.json_path), ("--record", opts.record)):
         if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
             raise UsageError(f"{name}: no folder {os.path.dirname(os.path.abspath(path))} for {path}")
+        if path and os.path.isdir(path):
+            raise UsageError(f"{name}: {path} is a folder, not a file")
 
 
 def recorded_queues(transcript: Transcript) -> list[str]:
