@@ -194,7 +194,9 @@ def _non_negative_int(text: str) -> int:
 
 def _positive_float(text: str) -> float:
     value = _parse(float, text, "a number")
-    if not value > 0 or value == float("inf"):
+    if value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number (got {text})")
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"must be more than 0 (got {text})")
     return value
 

@@ -82,6 +82,7 @@ def test_plain_locust_rejects_a_bad_scenario_at_start() -> None:
         (("--users", "many"), 'argument --users: "many" is not a whole number'),
         (("--processes", "0"), "argument --processes: must be a positive number, or -1"),
         (("--spawn-rate", "0"), "argument --spawn-rate: must be more than 0"),
+        (("--spawn-rate", "inf"), "argument --spawn-rate: must be a finite number (got inf)"),
         (("--run-time", "0s"), "argument --run-time: must be more than 0s"),
         (("--run-time", "5x"), 'argument --run-time: "5x" is not a duration'),
         (("--timeout", "-1"), "argument --timeout: must be more than 0"),
