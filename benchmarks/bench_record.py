@@ -1,6 +1,8 @@
 """The cost of recording a transcript (``serve --record``, ``load --record``), same-run ratios.
 
-    python benchmarks/bench_record.py [--pairs 50] [--repeat 3] [--duration 5]
+    python benchmarks/bench_record.py [--quick] [--pairs 50] [--repeat 3] [--duration 5]
+
+(``--quick``: 10 pairs, 20 users, one 1.5-s run of each: the CI smoke run.)
 
 (a) Relay. bench_relay's clients (customer/agent pairs relaying chat
 messages) against :class:`~simulator.mock.server.WebchatServer` around the
@@ -180,6 +182,7 @@ def ratio(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="10 pairs, 20 users, one short run of each (CI smoke)")
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
@@ -193,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--path", help=argparse.SUPPRESS)
     parser.add_argument("--gen-client", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.quick:
+        args.pairs, args.users, args.repeat, args.duration, args.warmup = 10, 20, 1, 1.5, 0.5
     if args.serve == "echo":
         serve_echo(args.lifetime, stats=False)
         return 0
