@@ -37,8 +37,8 @@ import bench_relay
 from _common import (
     RESULTS_DIR,
     cpu_seconds,
+    go_window,
     pin,
-    process_cpu,
     read_line,
     run_loop,
     save_results,
@@ -97,17 +97,7 @@ def measure_relay(
             clients.append(client)
             if (line := read_line(client, 80, f"client {index} setup")) != "READY":
                 raise RuntimeError(f"client {index}: expected READY, got {line!r}")
-        t0 = time.monotonic() + warmup
-        t1 = t0 + duration
-        for client in clients:
-            assert client.stdin is not None
-            client.stdin.write(f"GO {t0} {t1}\n")
-            client.stdin.flush()
-        time.sleep(max(0.0, t0 - time.monotonic()))
-        cpu0 = process_cpu(server.pid)
-        time.sleep(max(0.0, t1 - time.monotonic()))
-        cpu1 = process_cpu(server.pid)
-        results = [json.loads(read_line(c, 60, "client result")) for c in clients]
+        (server_cpu,), results = go_window([server.pid], clients, warmup=warmup, duration=duration, grace=60)
     finally:
         for client in clients:
             stop(client)
@@ -117,7 +107,7 @@ def measure_relay(
     return {
         "variant": variant,
         "messages": messages,
-        "per_server_cpu_s": round(messages / (cpu1 - cpu0), 1) if cpu1 > cpu0 else None,
+        "per_server_cpu_s": round(messages / server_cpu, 1) if server_cpu > 0 else None,
         "transcript_bytes": size,
     }
 

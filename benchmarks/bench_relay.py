@@ -46,7 +46,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import json
 import os
 import signal
 import statistics
@@ -65,12 +64,12 @@ from _common import (
     Verdict,
     client_process,
     error_note,
+    go_window,
     judge,
     paired_ratios,
     pin,
     print_header,
     print_targets,
-    process_cpu,
     read_line,
     report_head,
     run_loop,
@@ -386,26 +385,16 @@ def measure(variant: str, loop_name: str, pairs: int, processes: int, warmup: fl
             line = read_line(client, SETUP_TIMEOUT + CONNECT_TIMEOUT, f"client {index} setup")
             if line != "READY":
                 raise RuntimeError(f"client {index}: expected READY, got {line!r}")
-        t0 = time.monotonic() + warmup
-        t1 = t0 + duration
-        for client in clients:
-            assert client.stdin is not None
-            client.stdin.write(f"GO {t0} {t1}\n")
-            client.stdin.flush()
-        time.sleep(max(0.0, t0 - time.monotonic()))
         pids = [server.pid] + [c.pid for c in clients]
-        cpu_start = [process_cpu(pid) for pid in pids]
-        time.sleep(max(0.0, t1 - time.monotonic()))
-        cpu_end = [process_cpu(pid) for pid in pids]
-        results = [json.loads(read_line(c, CLIENT_GRACE, "client result")) for c in clients]
+        cpu, results = go_window(pids, clients, warmup=warmup, duration=duration, grace=CLIENT_GRACE)
     finally:
         for client in clients:
             stop(client)
         stop(server)
         if scratch is not None:
             scratch.cleanup()
-    server_cpu = cpu_end[0] - cpu_start[0]
-    client_cpu = sum(cpu_end[1:]) - sum(cpu_start[1:])
+    server_cpu = cpu[0]
+    client_cpu = sum(cpu[1:])
     messages = sum(r["messages"] for r in results)
     latencies = [x for r in results for x in r["latencies_ms_sample"]]
     errors = [e for r in results for e in r["errors"]]
