@@ -37,7 +37,7 @@ try:  # websockets' C speed-up (always built for CPython wheels); the pure-Pytho
 except ImportError:  # pragma: no cover - depends on the websockets build
     from websockets.utils import apply_mask
 
-__all__ = ["FrameSplitter", "apply_mask", "fast_receiving", "max_message_size", "text_frame_bytes"]
+__all__ = ["FrameSplitter", "apply_mask", "fast_receiving", "max_message_size", "text_frame_bytes", "text_head"]
 
 _TEXT_FIN: Final = 0x81  # FIN, no reserved bits, opcode 1 (text)
 _MASKED: Final = 0x80
@@ -72,18 +72,21 @@ def max_message_size(protocol: Protocol) -> int | None:
     return found if isinstance(found, int) else None
 
 
+def text_head(length: int, *, masked: bool) -> bytes:
+    """The header of a final text frame of ``length`` bytes (RFC 6455, section 5.2), without the key."""
+    bit = _MASKED if masked else 0
+    if length < 126:
+        return bytes((_TEXT_FIN, bit | length))
+    if length < 65536:
+        return bytes((_TEXT_FIN, bit | 126)) + length.to_bytes(2, "big")
+    return bytes((_TEXT_FIN, bit | 127)) + length.to_bytes(8, "big")
+
+
 def text_frame_bytes(payload: bytes, *, masked: bool) -> bytes:
     """A final text frame carrying ``payload``, masked with a zero key if
     ``masked`` (what a :class:`FrameSplitter` cut out, for the protocol to
     parse after all: it gives the same frame, and the same errors)."""
-    length = len(payload)
-    bit = _MASKED if masked else 0
-    if length < 126:
-        head = bytes((_TEXT_FIN, bit | length))
-    elif length < 65536:
-        head = bytes((_TEXT_FIN, bit | 126)) + length.to_bytes(2, "big")
-    else:
-        head = bytes((_TEXT_FIN, bit | 127)) + length.to_bytes(8, "big")
+    head = text_head(len(payload), masked=masked)
     return head + _NO_MASK + payload if masked else head + payload
 
 

@@ -31,12 +31,10 @@ from typing import Final
 from websockets.client import ClientProtocol
 from websockets.protocol import OPEN
 
-from ..wsframes import FrameSplitter, apply_mask, fast_receiving, max_message_size
+from ..wsframes import FrameSplitter, apply_mask, fast_receiving, max_message_size, text_head
 
 __all__ = ["FrameSplitter", "fast_receiving", "fast_sending", "max_message_size", "text_frame"]
 
-_TEXT_FIN: Final = 0x81  # FIN, no reserved bits, opcode 1 (text)
-_MASKED: Final = 0x80
 _MASK_POOL_SIZE: Final = 4096
 
 
@@ -64,14 +62,7 @@ _masks = _Masks()
 def text_frame(payload: bytes) -> bytes:
     """The bytes of one masked, final text frame carrying ``payload`` (what a client sends)."""
     mask = _masks.next()
-    length = len(payload)
-    if length < 126:
-        head = bytes((_TEXT_FIN, _MASKED | length))
-    elif length < 65536:
-        head = bytes((_TEXT_FIN, _MASKED | 126)) + length.to_bytes(2, "big")
-    else:
-        head = bytes((_TEXT_FIN, _MASKED | 127)) + length.to_bytes(8, "big")
-    return head + mask + apply_mask(payload, mask)
+    return text_head(len(payload), masked=True) + mask + apply_mask(payload, mask)
 
 
 def fast_sending(protocol: ClientProtocol) -> bool:
