@@ -1,23 +1,28 @@
-"""msgspec in place of pydantic for decoding frames, as far as it goes while
-the rest of the code keeps its pydantic ``Frame`` objects (issue 12): the
-measured answer is that it does not pay (see bench_codec.py and the README's
-performance section).
+"""The fast path of :func:`~.codec.decode`: msgspec parses and checks a
+frame, then the pydantic objects are built from its result without a second
+validation (issue 12: decode of a ``message`` frame 0.7–0.8× pydantic's).
 
-* :func:`frame_structs`: msgspec ``Struct`` types generated from the pydantic
-  models (one definition), each field ``T | None | UNSET`` (default ``UNSET``:
-  absent), the same strict types as pydantic's strict mode (``"2"`` is not an
-  integer, a boolean is no number, enums by exact value, the 64-bit bounds
-  of ``Int64``) and ``forbid_unknown_fields`` (a frame with additional
-  properties is refused: pydantic would keep them).
-* :func:`frame_decoder`: msgspec's decode into those Structs, then the very
-  ``Frame`` pydantic's validation gives, built from them by generated code
-  (``__dict__`` in field order, ``model_fields_set`` the keys present,
-  ``null`` included, no extras); ``None`` when msgspec refuses the frame
-  (then pydantic would decide and give our error text).
+* The msgspec types are generated at import from the pydantic models (one
+  definition: the JSON Schema and the AsyncAPI document come from the
+  models): per model a ``Struct`` with the same fields, each
+  ``T | None | UNSET`` (default ``UNSET``: absent), the types of pydantic's
+  strict mode (``"2"`` is not an integer, a boolean is no number, enums by
+  exact value, the 64-bit bounds of ``Int64``, no ``NaN``/``Infinity``) and
+  ``forbid_unknown_fields``. A model msgspec cannot mirror exactly (another
+  constraint, a validator, other config) fails the import.
+* Per model a builder (generated source) makes the object pydantic's
+  validation gives: every field in ``__dict__`` in field order,
+  ``model_fields_set`` the keys the frame carries (``null`` included, read
+  as absent), no extras, no private attributes.
 
-Not a benchmark (run_all.py runs ``bench_*.py`` only); not part of the
-package: building pydantic objects from Python costs more than pydantic's
-whole validation (which builds them in Rust), so the fast path was not kept.
+:func:`decode_fast` returns ``None`` whenever msgspec refuses a frame, for
+any reason: an additional property (pydantic keeps it and ``encode`` writes
+it back), a wrong type, invalid JSON… The codec then validates with
+pydantic, which gives the error with our exact path and reason. A frame
+msgspec accepts is one pydantic's strict validation accepts too, with equal
+values (tests/test_fastdecode.py compares both on drawn and mutated
+frames). Without msgspec installed, :data:`ACTIVE` is false and
+:func:`decode_fast` always returns ``None``.
 """
 
 from __future__ import annotations
@@ -31,11 +36,14 @@ from typing import Any
 from annotated_types import Ge, Le
 from pydantic.fields import FieldInfo
 
-from simulator.protocol.models import Frame, WireModel
+from .models import Frame, WireModel
 
-__all__ = ["frame_decoder", "frame_structs"]
+__all__ = ["ACTIVE", "decode_fast", "frame_structs"]
 
-import msgspec
+try:
+    import msgspec
+except ImportError:  # pragma: no cover - a dependency; without it pydantic decodes every frame
+    msgspec = None  # type: ignore[assignment]
 
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -117,26 +125,30 @@ def _struct(model: type[WireModel], structs: dict[type[WireModel], Any]) -> Any:
 def _builder_source(model: type[WireModel], index: dict[type[WireModel], int]) -> str:
     """Python source of ``build_<n>(s)``: the ``model`` object of Struct ``s``.
 
-    One local and one test per field (``UNSET``: absent, then ``None``; else
-    a field set, a nested model built), then the ``__dict__`` in field order
-    (as pydantic's) in one dict display."""
+    One test per field (``UNSET``: absent, then ``None``; else a field set,
+    a nested model built) and one attribute store per field, in field order
+    (as pydantic's ``__dict__``): stored one by one on a fresh object, the
+    ``__dict__`` shares its keys with every other object of the class (a
+    split dict: ~0.3 KB of values, not a ~0.8 KB table for 26 fields)."""
     n = index[model]
     hints = typing.get_type_hints(model)
-    lines = [f"def build_{n}(s, UNSET=UNSET, raw=raw_{n}, model=model_{n}):", "    fs = set()", "    add = fs.add"]
-    names = list(model.model_fields)
-    for i, name in enumerate(names):
+    lines = [
+        f"def build_{n}(s, UNSET=UNSET, raw=raw_{n}, model=model_{n}):",
+        "    m = raw()",
+        "    fs = set()",
+        "    add = fs.add",
+    ]
+    for name in model.model_fields:
         inner = typing.get_args(hints[name])[0]
         is_list = typing.get_origin(inner) is list
         item = typing.get_args(inner)[0] if is_list else inner
-        lines += [f"    v{i} = s.{name}", f"    if v{i} is UNSET:", f"        v{i} = None"]
-        lines += ["    else:", f"        add({name!r})"]
+        lines += [f"    v = s.{name}", "    if v is UNSET:", "        v = None", "    else:", f"        add({name!r})"]
         if isinstance(item, type) and issubclass(item, WireModel):
             build = f"build_{index[item]}"
-            value = f"[{build}(x) for x in v{i}]" if is_list else f"{build}(v{i})"
-            lines += [f"        if v{i} is not None:", f"            v{i} = {value}"]
+            value = f"[{build}(x) for x in v]" if is_list else f"{build}(v)"
+            lines += ["        if v is not None:", f"            v = {value}"]
+        lines += [f"    m.{name} = v"]
     lines += [
-        "    m = raw()",
-        "    m.__dict__ = {" + ", ".join(f"{name!r}: v{i}" for i, name in enumerate(names)) + "}",
         "    m.__pydantic_fields_set__ = fs",
         "    m.__pydantic_extra__ = {}",
         "    m.__pydantic_private__ = None",
@@ -169,10 +181,9 @@ def frame_structs() -> dict[type[WireModel], Any]:
     return structs
 
 
-def frame_decoder() -> Callable[[bytes | str], Frame | None]:
-    """``decode(data)``: the ``Frame`` of ``data`` msgspec accepts, else ``None``."""
+def _make() -> tuple[Callable[[bytes | str], Any], Callable[[Any], Frame]]:
+    """msgspec's decoder of frames and the builder of a ``Frame`` from its result."""
     structs = frame_structs()
-    decode_struct = msgspec.json.Decoder(structs[Frame]).decode
     index = {model: n for n, model in enumerate(structs)}
     namespace: dict[str, Any] = {"UNSET": msgspec.UNSET}
     for model, n in index.items():
@@ -180,12 +191,23 @@ def frame_decoder() -> Callable[[bytes | str], Frame | None]:
         namespace[f"raw_{n}"] = _raw_class(model)
     exec("\n\n".join(_builder_source(model, index) for model in index), namespace)
     build: Callable[[Any], Frame] = namespace[f"build_{index[Frame]}"]
+    return msgspec.json.Decoder(structs[Frame]).decode, build
 
-    def decode(data: bytes | str) -> Frame | None:
-        try:
-            struct = decode_struct(data)
-        except Exception:  # anything at all: pydantic would give the verdict and the error text
-            return None
-        return build(struct)
 
-    return decode
+ACTIVE = msgspec is not None
+"""Whether :func:`decode_fast` decodes (msgspec is installed)."""
+
+if ACTIVE:
+    _decode, _build = _make()
+
+
+def decode_fast(data: bytes | str) -> Frame | None:
+    """The frame of ``data`` if msgspec accepts it, else ``None`` (then
+    pydantic decides: the exact error, or a frame with additional properties)."""
+    if not ACTIVE:  # pragma: no cover
+        return None
+    try:
+        struct = _decode(data)
+    except Exception:  # anything at all: pydantic gives the verdict and the error text
+        return None
+    return _build(struct)

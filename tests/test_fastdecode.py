@@ -1,16 +1,13 @@
-"""benchmarks/_msgspec_frames.py (issue 12's measurement of a msgspec fast
-path) builds the very frames pydantic's validation gives, and never accepts
-a frame pydantic refuses: so bench_codec's msgspec→Frame figure is the cost
-of a fast path that keeps today's behaviour (it was not kept: it is no
-cheaper than pydantic)."""
+"""The codec's msgspec fast path (simulator/protocol/fastdecode.py) builds
+the very frames pydantic's validation gives (dump, fields set recursively,
+``__dict__`` order, encode bytes, the context verdict and its error text),
+never accepts a frame pydantic refuses, and is in use."""
 
 from __future__ import annotations
 
 import json
-import sys
 import types
 import typing
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -19,19 +16,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from simulator.errors import FrameError
-from simulator.protocol import Frame, decode, encode
+from simulator.protocol import Frame, codec, decode, encode, fastdecode
 from simulator.protocol.codec import check_context
 from simulator.protocol.models import WireModel
 
 from .strategies import valid_frames, wire_dicts
 
-pytest.importorskip("msgspec")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from _msgspec_frames import frame_decoder
-
 pytestmark = pytest.mark.timeout(60)
 
-to_frame = frame_decoder()
+to_frame = fastdecode.decode_fast
 _validate = Frame.__pydantic_validator__.validate_json
 
 _BAD_VALUES = st.sampled_from(
@@ -155,3 +148,28 @@ def test_mutated_frames_same_verdict(wire: dict[str, Any], data: st.DataObject) 
 )
 def test_edge_cases_same_verdict(data: bytes) -> None:
     _compare(data)
+
+
+def test_the_fast_path_is_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """msgspec is a dependency: valid frames never reach pydantic's validator."""
+    assert fastdecode.ACTIVE
+
+    def refuse(*args: object, **kwargs: object) -> Frame:
+        raise AssertionError("the pydantic path was taken")
+
+    monkeypatch.setattr(codec, "_validate_json", refuse)
+    frame = decode(b'{"type":"message","conversation_uuid":"c","message":{"body":"hi","message_epoch":1}}')
+    assert frame.message is not None and frame.message.body == "hi"
+    with pytest.raises(AssertionError, match="pydantic path"):
+        decode(b'{"type":"ping","x":1}')  # an additional property: pydantic's (it keeps it)
+
+
+def test_additional_properties_and_errors_keep_the_pydantic_path() -> None:
+    data = b'{"type":"ping","x":{"y":[1,2]},"message":{"body":"b","z":true}}'
+    assert to_frame(data) is None
+    frame = decode(data)
+    assert frame.model_extra == {"x": {"y": [1, 2]}}
+    assert orjson.loads(encode(frame)) == orjson.loads(data)  # unknown keys written back
+    with pytest.raises(FrameError, match=r'expected integer, got string "2"') as caught:
+        decode(b'{"type":"event","event_type":"queue position","event_queue_position":{"position":"2"}}')
+    assert caught.value.path == "event_queue_position.position"
