@@ -86,7 +86,7 @@ def _strip_extras(value: Any, annotation: Any) -> None:
             _strip_extras(item, hints[key])
 
 
-def _compare(data: bytes) -> Frame | None:
+def _compare(data: bytes | str) -> Frame | None:
     """msgspec's frame equals pydantic's whenever msgspec accepts one; and
     with the codec's context check it is the same verdict as ``decode``."""
     built = to_frame(data)
@@ -141,6 +141,28 @@ def test_mutated_frames_same_verdict(wire: dict[str, Any], data: st.DataObject) 
         b'{"message":{"media_urls":[null]}}',
         b'{"message":{"body":"\\ud800"}}',
         b' {"type":"ping"}\n',
+        b'\t{"type":\r"ping"}',
+        b'\x0c{"type":"ping"}',
+        b'{"type":"ping"}\x0c',
+        b'\xef\xbb\xbf{"type":"ping"}',
+        b'{"conversation_uuid":"\\udc00\\ud800"}',
+        b'{"conversation_uuid":"\\ud83d\\ude00 \\u0000"}',
+        b'{"conversation_uuid":"\xc0\x80"}',
+        b'{"conversation_uuid":"\xed\xa0\x80"}',
+        b'{"conversation_uuid":"\\u00"}',
+        b'{"event_queue_position":{"position":01}}',
+        b'{"event_queue_position":{"position":-0}}',
+        b'{"event_queue_position":{"position":+1}}',
+        b'{"event_queue_position":{"position":1e2}}',
+        b'{"event_add_item":{"items":[{"quantity":-0}]}}',
+        b'{"event_add_item":{"items":[{"quantity":.5}]}}',
+        b'{"event_add_item":{"items":[{"quantity":1.}]}}',
+        b'{"event_add_item":{"items":[{"quantity":1e-400}]}}',
+        b'{"event_add_item":{"items":[{"quantity":Infinity}]}}',
+        b'{"type":"MESSAGE"}',
+        b'{"type":"message "}',
+        b'{"message":{"type":"message","media_urls":["a",1]}}',
+        b'{"message":{}}{}',
         b'{"type":"ping"} x',
         b'{"type":"ping","x":NaN}',
         b"[]",
@@ -148,6 +170,19 @@ def test_mutated_frames_same_verdict(wire: dict[str, Any], data: st.DataObject) 
 )
 def test_edge_cases_same_verdict(data: bytes) -> None:
     _compare(data)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '{"type":"ping","conversation_uuid":"é"}',
+        '{"conversation_uuid":"\\udc00"}',  # an escaped lone surrogate
+        '{"conversation_uuid":"\udc00"}',  # a lone surrogate in the str itself (not encodable)
+        "{}",
+    ],
+)
+def test_str_input_same_verdict(data: str) -> None:
+    _compare(data)  # decode takes str too
 
 
 def test_the_fast_path_is_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
