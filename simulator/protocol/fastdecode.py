@@ -1,6 +1,6 @@
 """The fast path of :func:`~.codec.decode`: msgspec parses and checks a
 frame, then the pydantic objects are built from its result without a second
-validation (issue 12: decode of a ``message`` frame 0.7–0.8× pydantic's).
+validation (issue 12: decode 0.73–0.88× pydantic's, benchmarks/bench_codec.py).
 
 * The msgspec types are generated at import from the pydantic models (one
   definition: the JSON Schema and the AsyncAPI document come from the
@@ -108,7 +108,7 @@ def _struct(model: type[WireModel], structs: dict[type[WireModel], Any]) -> Any:
         or config.get("strict")
         or decorators.validators
         or decorators.field_validators
-        or decorators.root_validators
+        or getattr(decorators, "root_validators", None)  # pydantic v1-style, deprecated
         or decorators.model_validators
     ):
         raise TypeError(f"fastdecode: the config or validators of {model.__name__} have no msgspec equivalent")
@@ -117,7 +117,8 @@ def _struct(model: type[WireModel], structs: dict[type[WireModel], Any]) -> Any:
         (name, typing.Union[_field_type(_optional_inner(model, name, info), structs), None, unset], msgspec.UNSET)  # noqa: UP007
         for name, info in model.model_fields.items()
     ]
-    struct = msgspec.defstruct(model.__name__, fields, kw_only=True, forbid_unknown_fields=True)
+    # gc=False: a decoded tree has no cycles, and untracked Structs do not count towards collections.
+    struct = msgspec.defstruct(model.__name__, fields, kw_only=True, forbid_unknown_fields=True, gc=False)
     structs[model] = struct
     return struct
 
@@ -136,13 +137,13 @@ def _builder_source(model: type[WireModel], index: dict[type[WireModel], int]) -
         f"def build_{n}(s, UNSET=UNSET, raw=raw_{n}, model=model_{n}):",
         "    m = raw()",
         "    fs = set()",
-        "    add = fs.add",
     ]
     for name in model.model_fields:
         inner = typing.get_args(hints[name])[0]
         is_list = typing.get_origin(inner) is list
         item = typing.get_args(inner)[0] if is_list else inner
-        lines += [f"    v = s.{name}", "    if v is UNSET:", "        v = None", "    else:", f"        add({name!r})"]
+        lines += [f"    v = s.{name}", "    if v is UNSET:", "        v = None"]
+        lines += ["    else:", f"        fs.add({name!r})"]
         if isinstance(item, type) and issubclass(item, WireModel):
             build = f"build_{index[item]}"
             value = f"[{build}(x) for x in v]" if is_list else f"{build}(v)"
