@@ -6,6 +6,8 @@ never accepts a frame pydantic refuses, and is in use."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import types
 import typing
 from typing import Any
@@ -208,3 +210,17 @@ def test_additional_properties_and_errors_keep_the_pydantic_path() -> None:
     with pytest.raises(FrameError, match=r'expected integer, got string "2"') as caught:
         decode(b'{"type":"event","event_type":"queue position","event_queue_position":{"position":"2"}}')
     assert caught.value.path == "event_queue_position.position"
+
+
+def test_without_msgspec_pydantic_decodes_everything() -> None:
+    """msgspec not importable: no fast path, same results, no error."""
+    script = (
+        "import sys; sys.modules['msgspec'] = None\n"
+        "from simulator.protocol import decode, encode, fastdecode\n"
+        "assert not fastdecode.ACTIVE and fastdecode.decode_fast(b'{}') is None\n"
+        'frame = decode(b\'{"type":"message","conversation_uuid":"c","message":{"body":"hi"}}\')\n'
+        "print(encode(frame).decode())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout) == {"type": "message", "conversation_uuid": "c", "message": {"body": "hi"}}
