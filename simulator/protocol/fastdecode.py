@@ -1,6 +1,6 @@
 """The fast path of :func:`~.codec.decode`: msgspec parses and checks a
 frame, then the pydantic objects are built from its result without a second
-validation (issue 12: decode 0.73–0.88× pydantic's, benchmarks/bench_codec.py).
+validation (issue 12: decode 0.71–0.80× pydantic's, benchmarks/bench_codec.py).
 
 * The msgspec types are generated at import from the pydantic models (one
   definition: the JSON Schema and the AsyncAPI document come from the
