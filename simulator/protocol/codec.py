@@ -9,6 +9,10 @@
   path and the reason, e.g.
   ``event_queue_position.position: expected integer, got string "2"``.
   ``null`` is read as "absent" (the SDKs never send it; lenient clients may).
+  Frames go through msgspec first (:mod:`.fastdecode`, the same strict
+  rules, the same objects); any frame msgspec refuses, those with additional
+  properties included, is validated by pydantic, whose verdict and error
+  text are the codec's.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pydantic_core import ErrorDetails
 
 from ..errors import FrameError
 from .enums import ErrorCode, EventType, FrameType
+from .fastdecode import decode_fast
 from .models import ConversationWebsocketMessage, Frame, WireModel
 from .prepared import PreparedFrame
 
@@ -109,10 +114,12 @@ def decode(data: bytes | str, *, context: bool = True) -> Frame:
     With ``context=False`` only types and enums are checked, not the frame's
     required context (for peers whose dialect differs).
     """
-    try:
-        frame: Frame = _validate_json(data, strict=True)
-    except ValidationError as exc:
-        raise _frame_error(exc) from None
+    frame = decode_fast(data)
+    if frame is None:
+        try:
+            frame = _validate_json(data, strict=True)
+        except ValidationError as exc:
+            raise _frame_error(exc) from None
     if context:
         check_context(frame)
     return frame
