@@ -224,3 +224,23 @@ def test_without_msgspec_pydantic_decodes_everything() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     assert orjson.loads(done.stdout) == {"type": "message", "conversation_uuid": "c", "message": {"body": "hi"}}
+
+
+def test_a_model_msgspec_cannot_mirror_turns_the_fast_path_off_with_a_warning() -> None:
+    """The fast path cannot be built (here msgspec refuses every Struct; in
+    life, say, a pydantic whose internals moved): the package still imports,
+    says so once, and pydantic decodes everything."""
+    script = (
+        "import msgspec, warnings\n"
+        "def refuse(*args, **kwargs): raise TypeError('no Structs today')\n"
+        "msgspec.defstruct = refuse\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    from simulator.protocol import decode, encode, fastdecode\n"
+        "assert not fastdecode.ACTIVE, 'still on'\n"
+        "assert [str(w.message) for w in caught if 'fast frame decoder' in str(w.message)], caught\n"
+        'print(encode(decode(b\'{"type":"ping"}\')).decode())\n'
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert orjson.loads(done.stdout) == {"type": "ping"}

@@ -9,7 +9,8 @@ validation (issue 12: decode 0.71–0.80× pydantic's, benchmarks/bench_codec.py
   strict mode (``"2"`` is not an integer, a boolean is no number, enums by
   exact value, the 64-bit bounds of ``Int64``, no ``NaN``/``Infinity``) and
   ``forbid_unknown_fields``. A model msgspec cannot mirror exactly (another
-  constraint, a validator, other config) fails the import.
+  constraint, a validator, other config) turns the fast path off with a
+  warning (and fails ``tests/test_fastdecode.py``, which requires it on).
 * Per model a builder (generated source) makes the object pydantic's
   validation gives: every field in ``__dict__`` in field order,
   ``model_fields_set`` the keys the frame carries (``null`` included, read
@@ -30,6 +31,7 @@ from __future__ import annotations
 import enum
 import types
 import typing
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -196,10 +198,14 @@ def _make() -> tuple[Callable[[bytes | str], Any], Callable[[Any], Frame]]:
 
 
 ACTIVE = msgspec is not None
-"""Whether :func:`decode_fast` decodes (msgspec is installed)."""
+"""Whether :func:`decode_fast` decodes (msgspec is installed, and could mirror the models)."""
 
 if ACTIVE:
-    _decode, _build = _make()
+    try:
+        _decode, _build = _make()
+    except Exception as exc:  # e.g. a pydantic whose internals moved: pydantic decodes every frame, as before
+        ACTIVE = False
+        warnings.warn(f"webchat-sim: the fast frame decoder is off ({exc}); pydantic decodes", stacklevel=1)
 
 
 def decode_fast(data: bytes | str) -> Frame | None:
