@@ -47,6 +47,7 @@ from tests.sdk import validate_frame_bytes
 # ---------------------------------------------------------------------------
 # Helpers
 
+
 def _script(fake: ChatFaker) -> list[Any]:
     """A sample of every kind of output, as plain data."""
     out: list[Any] = []
@@ -407,9 +408,7 @@ def test_rrweb_sources_and_start_time() -> None:
     by_index = _recordings(chunks)
     init = json.loads(join_recording(by_index[0]))
     assert init[0]["timestamp"] == 1_800_000_000_000
-    sources = Counter(
-        e["data"]["source"] for i in by_index if i for e in json.loads(join_recording(by_index[i]))
-    )
+    sources = Counter(e["data"]["source"] for i in by_index if i for e in json.loads(join_recording(by_index[i])))
     assert {1, 2, 3, 5} <= set(sources)  # mouse moves, clicks, scrolls, inputs
 
 
@@ -646,3 +645,25 @@ def test_agent_reply_keeps_drawing_values_the_customer_did_not_give(language: st
     address = "ann.lee@example.org"
     with_email = [fake.agent_reply(Topic.ORDER_STATUS, language, slots={"email": address}) for _ in range(100)]
     assert 0 < sum(address in reply for reply in with_email) < 50
+
+
+def test_names_are_the_draws_fakers_own_methods_make(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Personas name people as Faker's ``first_name()``/``last_name()`` would,
+    draw for draw, in every locale (only without rebuilding the weights)."""
+    from simulator.fake import chat
+
+    def personas(seed: int) -> list[tuple[str, str | None]]:
+        faker = ChatFaker(seed=seed)
+        out = []
+        for locale in faker.locales:
+            out += [(p.name, p.email) for p in (faker.customer(locale) for _ in range(30))]
+            out += [(p.name, p.email) for p in (faker.agent(locale) for _ in range(5))]
+        return out
+
+    fast = personas(11)
+    assert any(
+        kit.first_names.cum_weights
+        for kit in (chat._shared_kit(loc, "DEMO", ChatFaker().store_domain) for loc in ChatFaker().locales)
+    )
+    monkeypatch.setattr(chat._Names, "pick", lambda self, rng: self.faker())
+    assert personas(11) == fast

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Collection, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import accumulate
 from typing import NamedTuple
 
 from faker import Faker
+from faker.providers.person import Provider as PersonProvider
 
 from ..protocol import (
     CartItem,
@@ -59,6 +62,48 @@ class Persona:
         return self.name.split(" ", 1)[0]
 
 
+class _Names:
+    """Faker's ``first_name()`` or ``last_name()`` of one locale, the same
+    draws from the same random, without rebuilding the weights each call.
+
+    Faker's person providers pick ``random_element(self.first_names)``: from
+    a weighted ``OrderedDict`` that is ``random.choices(names,
+    weights=tuple(values))``, whose cumulative weights are summed anew at
+    every call (a few thousand names: ~100 µs of a persona's ~250). Given
+    the cumulative weights once, ``choices`` draws exactly the same name for
+    the same random state. A provider that overrides the method, or turns
+    weighting off, is called as it is."""
+
+    __slots__ = ("cum_weights", "faker", "names")
+
+    def __init__(self, generator: Faker, method: str, elements: str) -> None:
+        self.faker: Callable[[], str] = getattr(generator, method)
+        """Faker's own method (what :meth:`pick` equals)."""
+        self.names: Sequence[str] = ()
+        self.cum_weights: list[float] | None = None
+        provider = next((p for p in generator.get_providers() if hasattr(p, elements)), None)
+        if (
+            provider is None
+            or getattr(type(provider), method) is not getattr(PersonProvider, method)
+            or not getattr(provider, "__use_weighting__", True)
+        ):
+            return  # Faker's own method
+        found = getattr(provider, elements)
+        if isinstance(found, OrderedDict):
+            self.names = tuple(found.keys())
+            self.cum_weights = list(accumulate(found.values()))
+        elif isinstance(found, (tuple, list)):
+            self.names = found
+
+    def pick(self, rng: random.Random) -> str:
+        """A name, drawn from ``rng``: the generator's random, as Faker's method draws."""
+        if self.cum_weights is not None:
+            return rng.choices(self.names, cum_weights=self.cum_weights)[0]
+        if self.names:
+            return rng.choice(self.names)
+        return self.faker()
+
+
 class _Kit(NamedTuple):
     """One locale's Faker and the providers registered on it (shared by the process's instances)."""
 
@@ -66,6 +111,8 @@ class _Kit(NamedTuple):
     shop: ShopProvider
     text: ChatTextProvider
     rrweb: RRWebProvider
+    first_names: _Names
+    last_names: _Names
 
 
 @cache
@@ -76,7 +123,9 @@ def _shared_kit(locale: str, merchant_id: str, store_domain: str) -> _Kit:
     rrweb = RRWebProvider(generator)
     for provider in (shop, text, rrweb):
         generator.add_provider(provider)
-    return _Kit(generator, shop, text, rrweb)
+    first = _Names(generator, "first_name", "first_names")
+    last = _Names(generator, "last_name", "last_names")
+    return _Kit(generator, shop, text, rrweb, first, last)
 
 
 @cache
@@ -183,7 +232,8 @@ class ChatFaker:
         locale = self._locale(language or self._random.choice(self.languages))
         kit = self._kit(locale)
         generator = kit.generator
-        first, last = generator.first_name(), generator.last_name()
+        rnd = generator.random
+        first, last = kit.first_names.pick(rnd), kit.last_names.pick(rnd)
         rnd = kit.shop.rng
         given, family = slugify(first), slugify(last)  # once each (it was six calls per persona)
         local = rnd.choice((f"{given}.{family}", f"{given}{family}{rnd.randint(1, 99)}", f"{given[:1]}{family}"))
@@ -200,7 +250,7 @@ class ChatFaker:
         locale = self._locale(language)
         kit = self._kit(locale)
         generator = kit.generator
-        first, last = generator.first_name(), generator.last_name()
+        first, last = kit.first_names.pick(generator.random), kit.last_names.pick(generator.random)
         email = f"{slugify(first)}.{slugify(last)}@{self.store_domain.removeprefix('www.')}"
         digest = hashlib.md5(email.encode(), usedforsecurity=False).hexdigest()
         return Persona(
