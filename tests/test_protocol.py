@@ -525,3 +525,14 @@ def test_wrong_types_are_reported_at_their_path(wire: dict[str, Any], key: str, 
     with pytest.raises(FrameError) as info:
         decode(orjson.dumps(wire))
     assert info.value.path in {key, "type", "event_type", "conversation_uuid", "message"}
+
+
+def test_uuid4_text_is_the_version_4_uuid_of_its_bits() -> None:
+    import random
+    import uuid
+
+    from simulator.protocol import uuid4_text
+
+    rng = random.Random(3)
+    for bits in [0, 2**128 - 1, *(rng.getrandbits(128) for _ in range(2000))]:
+        assert uuid4_text(bits) == str(uuid.UUID(int=bits, version=4))

@@ -20,7 +20,6 @@ import random
 import re
 import string
 import unicodedata
-import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -34,6 +33,7 @@ from ..protocol import (
     CartItemOptionType,
     CartItemVariationSelection,
     Currency,
+    uuid4_text,
 )
 from .phrasebook import Phrasebook, Topic, template_slots
 
@@ -204,7 +204,7 @@ class ShopProvider(SeededProvider):
 
     def shop_uuid(self) -> str:
         """A version-4 UUID drawn from the seeded random."""
-        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        return uuid4_text(self.rng.getrandbits(128))
 
     def shop_arn(self, kind: str = "participant") -> str:
         """``arn:webchat-sim:<merchant>:<kind>/<uuid>``."""

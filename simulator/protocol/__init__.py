@@ -11,6 +11,7 @@ from .codec import (
     encode,
     encoded_length,
     epoch_ms,
+    uuid4_text,
 )
 from .enums import (
     AgentStatus,
@@ -47,6 +48,7 @@ __all__ = [
     "encode",
     "encoded_length",
     "epoch_ms",
+    "uuid4_text",
     "json_schema",
     *_models_all,
 ]
