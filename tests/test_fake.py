@@ -667,3 +667,11 @@ def test_names_are_the_draws_fakers_own_methods_make(monkeypatch: pytest.MonkeyP
     )
     monkeypatch.setattr(chat._Names, "pick", lambda self, rng: self.faker())
     assert personas(11) == fast
+
+
+def test_uuids_are_the_shop_providers_draws() -> None:
+    """``ChatFaker.uuid()`` draws what its first locale's ``shop_uuid()`` would."""
+    fast, slow = ChatFaker(seed=5), ChatFaker(seed=5)
+    drawn = [fast.uuid() for _ in range(50)]
+    assert drawn == [slow.generator(slow.locales[0]).shop_uuid() for _ in range(50)]
+    assert len(set(drawn)) == 50
