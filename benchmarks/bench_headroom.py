@@ -210,6 +210,25 @@ def run_generator(
 
         sampler = StallSampler()
         sampler.start()
+    probe: list[dict[str, Any]] = []
+    if os.environ.get("HEADROOM_GCPROBE"):  # diagnostics only: what the young generations hold at a middle collection
+        from collections import Counter
+
+        def look(phase: str, info: dict[str, Any]) -> None:
+            if phase != "start" or info["generation"] != 1 or len(probe) >= 5:
+                return
+            young = gc.get_objects(0) + gc.get_objects(1)
+            sizes = sorted(((len(gc.get_referents(o)), type(o).__qualname__) for o in young), reverse=True)
+            probe.append(
+                {
+                    "objects": len(young),
+                    "referents": sum(n for n, _ in sizes),
+                    "types": Counter(type(o).__qualname__ for o in young).most_common(15),
+                    "largest": sizes[:10],
+                }
+            )
+
+        gc.callbacks.insert(0, look)
     monitor.take_unreported()  # the spawn and warm-up are not the window
     pauses.clear()
     requests0, failures0 = stats.total.num_requests, stats.total.num_failures
@@ -280,6 +299,7 @@ def run_generator(
         ],
         "gc_threshold": list(gc.get_threshold()),
         "gc_tracked_objects": census,
+        "gc_probe": probe,
         "gc_frozen_at_end": frozen,
         "gc_frozen_garbage": garbage,
         "gc_unfrozen_full_collection_ms": round(garbage_ms, 1),

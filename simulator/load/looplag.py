@@ -61,24 +61,26 @@ MIDDLE_COLLECTION_EVERY: Final = 2
 FULL_COLLECTION_EVERY: Final = 100
 """Once every user is started, the collector's thresholds: a collection of
 the middle generation every 2 young ones (Python's default: 10) and a full
-one every 100 middle ones (default: 10). A chat's frames live as long as the
-chat, so most young objects survive into the middle generation; collected
-every 10, it held ~8,000 of them, a ~40 ms pause."""
+one every 100 middle ones (default: 10). With :class:`SurvivorFreezer` the
+older generations stay empty, so these only bound what a collection would
+scan if something else left objects there."""
 REPORT_KEY: Final = "webchat_loop_lag"
 """The key of a worker's samples in its reports to the master."""
 
 
 class SurvivorFreezer:
     """Once every user is started: what exists is frozen (:func:`gc.freeze`:
-    out of the collector's reach), and so are, after every middle collection,
-    its survivors. A chat's state (its frames, waiters, timers) lives as long
-    as the chat, minutes at human pace: without this it piled up in the oldest
-    generation, which a full collection then scanned whole (the old
-    generation was ~290,000 objects at 5,000 users), and every middle
-    collection took 4-15 ms. Survivors of a middle collection were just found
-    reachable; frozen, they are freed by reference counting as before when
-    they die, only a reference cycle among them that dies later is never
-    collected (measured: bench_headroom's ``gc_frozen_garbage``).
+    out of the collector's reach), and so are, after every collection, its
+    survivors. A chat's state (its frames, waiters, timers) lives as long as
+    the chat, minutes at human pace: without this it piled up in the older
+    generations (~290,000 objects at 5,000 users), every middle collection
+    rescanned the young survivors (4-10 ms of CPU each, the young objects'
+    references to old ones are cache misses) and a full collection would scan
+    them all. Survivors of a collection were just found reachable; frozen,
+    they are freed by reference counting as before when they die; only a
+    reference cycle among them that dies later would never be collected
+    (measured by bench_headroom as ``gc_frozen_garbage``: 0 at 2,500 and
+    5,000 users). Freezing is O(1) (the generations' lists are spliced).
     :meth:`uninstall` unfreezes and restores the thresholds."""
 
     def __init__(self) -> None:
@@ -97,8 +99,8 @@ class SurvivorFreezer:
         self.installed = True
 
     def _collected(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "stop" and info.get("generation", 0) >= 1:
-            gc.freeze()  # O(1): the generations' lists are spliced onto the frozen one
+        if phase == "stop":
+            gc.freeze()
             self.freezes += 1
 
     def uninstall(self) -> None:
