@@ -20,6 +20,20 @@ After the spawn and a warm-up it measures a steady window:
   failures and fewer frames per customer: the figures then flatter the
   generator, and the table says so).
 
+* the garbage collector in the window, per generation (collections, wall and
+  CPU milliseconds, objects freed), what it still tracks at the end, and a
+  leak check: ``gc_frozen_garbage``, what a full collection of everything,
+  frozen objects included, finds unreachable after the window;
+* ``wait``: how long the generator's main thread was runnable but waiting for
+  its CPU (``/proc/PID/schedstat``): the machine's other work, which no
+  generator can help.
+
+Diagnostics (environment variables of the generator process): ``HEADROOM_GC``
+``off`` or three thresholds ``a,b,c``, applied after the spawn;
+``HEADROOM_STALLS=FILE``: :mod:`_stalls` samples the main thread's stack while
+the loop is late (biased toward calls that release the GIL);
+``HEADROOM_GCPROBE=1``: what the young generations hold at a middle collection.
+
 A step holds when CPU < 80% and the generator's own lag p99 < 10 ms: its lag
 p99 beyond the floor's, an idle gevent process on the same CPU measured in
 the same window (on a shared machine the floor alone can exceed 10 ms); the
