@@ -172,9 +172,14 @@ def test_once_every_user_is_started_the_long_lived_objects_are_frozen(monkeypatc
         assert calls == ["freeze", (700, 2, 100)]  # smaller middle collections, rarer full ones
         listeners.on_spawning_complete(user_count=20)  # a second spawn (a new ramp) installs nothing twice
         assert calls == ["freeze", (700, 2, 100)]
+        listeners.on_test_stop()  # the users stopped: what they leave is collected, not kept frozen
+        assert calls[2:] == [(700, 10, 10), "unfreeze"]
+        assert gc.callbacks == []
+        listeners.on_spawning_complete(user_count=10)  # a new test from the web UI: frozen again
+        assert calls[4:] == ["freeze", (700, 2, 100)]
     finally:
         listeners.on_quitting(SimpleNamespace(parsed_options=SimpleNamespace(csv_prefix=None)))
-    assert calls[2:] == [(700, 10, 10), "unfreeze"]  # the run's end restores Python's own settings
+    assert calls[6:] == [(700, 10, 10), "unfreeze"]  # the run's end restores Python's own settings
     assert gc.callbacks == []
 
 

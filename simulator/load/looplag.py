@@ -348,10 +348,15 @@ class _LocustLag:
 
     def on_spawning_complete(self, **_: Any) -> None:
         """Every user is started: what exists now (users, their fakers, Locust) lives as long as the run,
-        so it is moved out of the collector's reach, and so are the survivors of every middle collection
+        so it is moved out of the collector's reach, and so are the survivors of every collection
         from now on (:class:`SurvivorFreezer`); full collections no longer scan them (one of them
         stalled the loop ~0.7 s with 2,500 users)."""
         self.freezer.install()
+
+    def on_test_stop(self, **_: Any) -> None:
+        """The test stopped (its users with it; the web UI may start another): back to Python's own
+        collection, so that the reference cycles the stopped users leave are collected, not kept frozen."""
+        self.freezer.uninstall()
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_: Any) -> None:
         if self.monitor is not None:
@@ -389,6 +394,7 @@ def install(events: Any) -> None:
     listeners = _LocustLag()
     events.init.add_listener(listeners.on_init)
     events.spawning_complete.add_listener(listeners.on_spawning_complete)
+    events.test_stop.add_listener(listeners.on_test_stop)
     events.report_to_master.add_listener(listeners.on_report_to_master)
     events.worker_report.add_listener(listeners.on_worker_report)
     events.quitting.add_listener(listeners.on_quitting)
