@@ -460,9 +460,7 @@ def orchestrate(
     if quick:
         targets = [Target(f"headroom >= {TARGET_USERS:,} customers per process", Verdict.REPORT)]
     elif headroom is None:
-        targets = [
-            Target(f"headroom >= {TARGET_USERS:,} customers per process", Verdict.MISSED, "(no step held)")
-        ]
+        targets = [Target(f"headroom >= {TARGET_USERS:,} customers per process", Verdict.MISSED, "(no step held)")]
     else:
         detail = f"({headroom:,} held" + (f"; the largest step tried was {largest:,})" if headroom == largest else ")")
         targets = [
