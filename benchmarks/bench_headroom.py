@@ -20,6 +20,20 @@ After the spawn and a warm-up it measures a steady window:
   failures and fewer frames per customer: the figures then flatter the
   generator, and the table says so).
 
+* the garbage collector in the window, per generation (collections, wall and
+  CPU milliseconds, objects freed), what it still tracks at the end, and a
+  leak check: ``gc_frozen_garbage``, what a full collection of everything,
+  frozen objects included, finds unreachable after the window;
+* ``wait``: how long the generator's main thread was runnable but waiting for
+  its CPU (``/proc/PID/schedstat``): the machine's other work, which no
+  generator can help.
+
+Diagnostics (environment variables of the generator process): ``HEADROOM_GC``
+``off`` or three thresholds ``a,b,c``, applied after the spawn;
+``HEADROOM_STALLS=FILE``: :mod:`_stalls` samples the main thread's stack while
+the loop is late (biased toward calls that release the GIL);
+``HEADROOM_GCPROBE=1``: what the young generations hold at a middle collection.
+
 A step holds when CPU < 80% and the generator's own lag p99 < 10 ms: its lag
 p99 beyond the floor's, an idle gevent process on the same CPU measured in
 the same window (on a shared machine the floor alone can exceed 10 ms); the
@@ -33,6 +47,7 @@ users, a short window; its figure is not the headroom.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -86,21 +101,63 @@ def tracked_objects(top: int = 12) -> dict[str, int]:
     return {"total": len(objects), "frozen": frozen, **dict(counts.most_common(top))}
 
 
-def gc_pauses() -> list[tuple[int, float]]:
-    """Every garbage collection of this process from now on: ``(generation, milliseconds)``."""
-    import gc
+def current_rss_mb() -> float:
+    """This process's resident memory now, in MB (Linux: /proc/self/statm; else the peak)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return round(int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
-    pauses: list[tuple[int, float]] = []
-    began = [0.0]
+
+def gc_pauses() -> list[tuple[int, float, int, float]]:
+    """Every garbage collection of this process from now on: ``(generation, wall milliseconds, objects
+    collected, CPU milliseconds)`` (the CPU time leaves out what the machine's other work took meanwhile)."""
+    pauses: list[tuple[int, float, int, float]] = []
+    began = [0.0, 0.0]
 
     def callback(phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
-            began[0] = time.perf_counter()
+            began[0], began[1] = time.perf_counter(), time.thread_time()
         elif len(pauses) < 100_000:
-            pauses.append((int(info["generation"]), (time.perf_counter() - began[0]) * 1000.0))
+            wall, cpu = (time.perf_counter() - began[0]) * 1000.0, (time.thread_time() - began[1]) * 1000.0
+            pauses.append((int(info["generation"]), wall, int(info.get("collected", 0)), cpu))
 
     gc.callbacks.append(callback)
     return pauses
+
+
+def gc_summary(pauses: list[tuple[int, float, int, float]]) -> dict[str, Any]:
+    """One generation's collections in the window: how many, their wall milliseconds (total, p50, p99, max),
+    their CPU milliseconds (total, max) and the objects they freed."""
+    times = sorted(p[1] for p in pauses)
+    if not times:
+        return {"count": 0}
+
+    def at(q: float) -> float:
+        return round(times[min(len(times) - 1, int(q * len(times)))], 2)
+
+    return {
+        "count": len(times),
+        "ms_total": round(sum(times), 1),
+        "ms_p50": at(0.5),
+        "ms_p99": at(0.99),
+        "ms_max": round(times[-1], 2),
+        "cpu_ms_total": round(sum(p[3] for p in pauses), 1),
+        "cpu_ms_max": round(max(p[3] for p in pauses), 2),
+        "collected": sum(p[2] for p in pauses),
+    }
+
+
+def schedstat() -> tuple[float, float]:
+    """This process's main thread: seconds on a CPU, seconds runnable but waiting for one (Linux
+    /proc/PID/schedstat; zeros elsewhere). The wait is the machine's other work taking the CPU."""
+    try:
+        with open(f"/proc/{os.getpid()}/schedstat") as stat:
+            oncpu, waiting = stat.read().split()[:2]
+        return int(oncpu) / 1e9, int(waiting) / 1e9
+    except (OSError, ValueError):
+        return 0.0, 0.0
 
 
 def run_generator(
@@ -155,21 +212,55 @@ def run_generator(
     while runner.user_count < users and time.perf_counter() < spawn_deadline:
         gevent.sleep(0.5)
     spawned_in = time.perf_counter() - started
+    experiment = os.environ.get("HEADROOM_GC")  # diagnostics only: "off", or three thresholds "a,b,c"
+    if experiment == "off":
+        gc.disable()
+    elif experiment:
+        gc.set_threshold(*(int(n) for n in experiment.split(",")))
     gevent.sleep(warmup)
+    sampler = None
+    if os.environ.get("HEADROOM_STALLS"):  # diagnostics only: what the main thread runs while the loop is late
+        from _stalls import StallSampler
+
+        sampler = StallSampler()
+        sampler.start()
+    probe: list[dict[str, Any]] = []
+    if os.environ.get("HEADROOM_GCPROBE"):  # diagnostics only: what the young generations hold at a middle collection
+        from collections import Counter
+
+        def look(phase: str, info: dict[str, Any]) -> None:
+            if phase != "start" or info["generation"] != 1 or len(probe) >= 5:
+                return
+            young = gc.get_objects(0) + gc.get_objects(1)
+            sizes = sorted(((len(gc.get_referents(o)), type(o).__qualname__) for o in young), reverse=True)
+            probe.append(
+                {
+                    "objects": len(young),
+                    "referents": sum(n for n, _ in sizes),
+                    "types": Counter(type(o).__qualname__ for o in young).most_common(15),
+                    "largest": sizes[:10],
+                }
+            )
+
+        gc.callbacks.insert(0, look)
     monitor.take_unreported()  # the spawn and warm-up are not the window
     pauses.clear()
     requests0, failures0 = stats.total.num_requests, stats.total.num_failures
     chats0 = stats.get("start chat", "WS").num_requests
     frames0 = list(counts)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_start = current_rss_mb()
     # the floor, in the same window: an idle gevent process on the same CPU (the machine's other work alone)
     floor = subprocess.Popen(
         [sys.executable, __file__, "--idle", "--window", str(window)], stdout=subprocess.PIPE, text=True
     )
-    cpu0, wall0 = cpu_seconds(), time.perf_counter()
+    cpu0, wall0, sched0 = cpu_seconds(), time.perf_counter(), schedstat()
     gevent.sleep(window)
-    cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
+    cpu, wall, sched = cpu_seconds() - cpu0, time.perf_counter() - wall0, schedstat()
     lag = monitor.take_unreported().summary()
+    if sampler is not None:
+        sampler.stop()
+        Path(os.environ["HEADROOM_STALLS"]).write_text(json.dumps(sampler.report(), indent=1))
     try:
         idle = json.loads(floor.communicate(timeout=60)[0].strip().splitlines()[-1])
     except (subprocess.TimeoutExpired, ValueError, IndexError):
@@ -182,6 +273,14 @@ def run_generator(
     errors = [f"{e.name}: {e.error} ({e.occurrences})" for e in list(stats.errors.values())[:5]]
     connected = runner.user_count
     census = tracked_objects()
+    rss_end = current_rss_mb()
+    # the leak check: what a full collection of everything, the frozen objects included, finds unreachable
+    # (reference cycles that died after they were frozen, or are still waiting for a full collection)
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()
+    garbage_began = time.perf_counter()
+    garbage = gc.collect()
+    garbage_ms = (time.perf_counter() - garbage_began) * 1000.0
     monitor.stop()
     runner.quit()
     cpu_percent = 100.0 * cpu / wall if wall > 0 else None
@@ -191,6 +290,7 @@ def run_generator(
         "spawned_in_s": round(spawned_in, 1),
         "cpu_percent": round(cpu_percent, 1) if cpu_percent is not None else None,
         "cpu_s": round(cpu, 3),
+        "runqueue_wait_s": round(sched[1] - sched0[1], 3),
         "wall_s": round(wall, 3),
         "lag_p50_ms": lag["p50_ms"],
         "lag_p99_ms": lag["p99_ms"],
@@ -203,13 +303,22 @@ def run_generator(
         "frames_per_user_per_min": round((sent + received) / wall * 60 / max(users, 1), 2),
         "cpu_us_per_frame": round(cpu / (sent + received) * 1e6, 1) if sent + received else None,
         "gc_collections": len(gc_window),
-        "gc_ms_total": round(sum(ms for _, ms in gc_window), 1),
-        "gc_ms_max": round(max((ms for _, ms in gc_window), default=0.0), 1),
-        "gc_full_collections": sum(1 for generation, _ in gc_window if generation == 2),
+        "gc_ms_total": round(sum(p[1] for p in gc_window), 1),
+        "gc_ms_max": round(max((p[1] for p in gc_window), default=0.0), 1),
+        "gc_cpu_ms_total": round(sum(p[3] for p in gc_window), 1),
+        "gc_full_collections": sum(1 for p in gc_window if p[0] == 2),
+        "gc_by_generation": [gc_summary([p for p in gc_window if p[0] == generation]) for generation in range(3)],
         "gc_ms_max_by_generation": [
-            round(max((ms for g, ms in gc_window if g == generation), default=0.0), 1) for generation in range(3)
+            round(max((p[1] for p in gc_window if p[0] == generation), default=0.0), 1) for generation in range(3)
         ],
+        "gc_threshold": list(gc.get_threshold()),
         "gc_tracked_objects": census,
+        "gc_probe": probe,
+        "gc_frozen_at_end": frozen,
+        "gc_frozen_garbage": garbage,
+        "gc_unfrozen_full_collection_ms": round(garbage_ms, 1),
+        "rss_window_start_mb": rss_start,
+        "rss_window_end_mb": rss_end,
         "chats_started": chats,
         "locust_requests": requests,
         "locust_failures": failures,
@@ -281,6 +390,7 @@ def holds(step: dict[str, Any], *, strict: bool = False) -> bool:
 def show(step: dict[str, Any]) -> None:
     print(
         f"{step['users']:>7,} | {step['spawned']:>7,} | {step['cpu_percent'] or 0:>5.1f}% | "
+        f"{100.0 * step.get('runqueue_wait_s', 0.0) / max(step['wall_s'], 1e-9):>5.0f}% | "
         f"{step['lag_p50_ms'] or 0:>6.1f} | {step['lag_p99_ms'] or 0:>6.1f} | {step['lag_max_ms'] or 0:>7.1f} | "
         f"{step['floor_lag_p99_ms'] or 0:>7.1f} | "
         f"{step['frames_sent_per_s'] + step['frames_received_per_s']:>9,.0f} | {step['cpu_us_per_frame'] or 0:>6.0f} | "
@@ -304,9 +414,11 @@ def orchestrate(
     steps: list[dict[str, Any]] = []
     print(f"generator headroom: happy_path at pace human, one Locust process, {mocks} mock process(es)")
     header = (
-        f"{'users':>7} | {'spawned':>7} | {'CPU':>6} | {'lag50':>6} | {'lag99':>6} | {'lagmax':>7} | {'floor99':>7} | "
+        f"{'users':>7} | {'spawned':>7} | {'CPU':>6} | {'wait':>6} | {'lag50':>6} | {'lag99':>6} | {'lagmax':>7} | "
+        f"{'floor99':>7} | "
         f"{'frames/s':>9} | {'µs/fr':>6} | {'mock':>6} | {'fails':>5} | {'holds':>5} | {'strict':>6}"
     )
+    print("wait: of the window, how long the generator was runnable but waited for its CPU (others' work);")
     print("floor99: in the same window, the lag p99 of an idle gevent process on the generator's CPU;")
     print(f"holds: CPU < {CPU_LIMIT:g}% and the own lag p99 (lag99 - floor99) < {LAG_LIMIT_MS:g} ms;", end=" ")
     print("strict: lag99 itself")
@@ -348,9 +460,7 @@ def orchestrate(
     if quick:
         targets = [Target(f"headroom >= {TARGET_USERS:,} customers per process", Verdict.REPORT)]
     elif headroom is None:
-        targets = [
-            Target(f"headroom >= {TARGET_USERS:,} customers per process", Verdict.MISSED, "(no step held)")
-        ]
+        targets = [Target(f"headroom >= {TARGET_USERS:,} customers per process", Verdict.MISSED, "(no step held)")]
     else:
         detail = f"({headroom:,} held" + (f"; the largest step tried was {largest:,})" if headroom == largest else ")")
         targets = [

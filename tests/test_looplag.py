@@ -19,6 +19,7 @@ from simulator.load.looplag import (
     REPORT_KEY,
     LagHistogram,
     LoopLagMonitor,
+    SurvivorFreezer,
     _LocustLag,
     lag_lines,
     lag_path,
@@ -161,7 +162,59 @@ def test_once_every_user_is_started_the_long_lived_objects_are_frozen(monkeypatc
 
     calls: list[object] = []
     monkeypatch.setattr(gc, "freeze", lambda: calls.append("freeze"))
+    monkeypatch.setattr(gc, "unfreeze", lambda: calls.append("unfreeze"))
     monkeypatch.setattr(gc, "get_threshold", lambda: (700, 10, 10))
     monkeypatch.setattr(gc, "set_threshold", lambda *limits: calls.append(limits))
-    _LocustLag().on_spawning_complete(user_count=10)
-    assert calls == ["freeze", (700, 2, 100)]  # smaller middle collections, rarer full ones
+    monkeypatch.setattr(gc, "callbacks", [])  # no real collection calls the freezer meanwhile
+    listeners = _LocustLag()
+    try:
+        listeners.on_spawning_complete(user_count=10)
+        assert calls == ["freeze", (700, 2, 100)]  # smaller middle collections, rarer full ones
+        listeners.on_spawning_complete(user_count=20)  # a second spawn (a new ramp) installs nothing twice
+        assert calls == ["freeze", (700, 2, 100)]
+        listeners.on_test_stop()  # the users stopped: what they leave is collected, not kept frozen
+        assert calls[2:] == [(700, 10, 10), "unfreeze"]
+        assert gc.callbacks == []
+        listeners.on_spawning_complete(user_count=10)  # a new test from the web UI: frozen again
+        assert calls[4:] == ["freeze", (700, 2, 100)]
+    finally:
+        listeners.on_quitting(SimpleNamespace(parsed_options=SimpleNamespace(csv_prefix=None)))
+    assert calls[6:] == [(700, 10, 10), "unfreeze"]  # the run's end restores Python's own settings
+    assert gc.callbacks == []
+
+
+def test_the_survivors_of_every_collection_are_frozen_and_uninstall_restores() -> None:
+    import gc
+
+    thresholds, enabled = gc.get_threshold(), gc.isenabled()
+    gc.disable()  # only the collections this test asks for
+    freezer = SurvivorFreezer()
+    try:
+        freezer.install()
+        assert gc.get_threshold() == (thresholds[0], 2, 100)
+        frozen = gc.get_freeze_count()
+        survivors = [[n] for n in range(1000)]  # tracked containers that live on
+        assert len(gc.get_objects(0)) >= len(survivors)
+        gc.collect(0)  # a young collection: what survived it is frozen
+        assert freezer.freezes == 1
+        assert gc.get_freeze_count() >= frozen + len(survivors)
+        assert not gc.get_objects(1) and not gc.get_objects(2)
+        assert len(gc.get_objects(0)) < 10  # only what was allocated since
+        cycle: list[object] = []
+        cycle.append(cycle)
+        del cycle  # garbage that only the collector frees: still young, so collected
+        assert gc.collect(0) == 1
+        assert freezer.freezes == 2
+        # a frozen object still dies by reference counting
+        survivor = survivors.pop()
+        before = gc.get_freeze_count()
+        del survivor
+        assert gc.get_freeze_count() == before - 1
+    finally:
+        freezer.uninstall()
+        if enabled:
+            gc.enable()
+    assert gc.get_threshold() == thresholds
+    assert gc.get_freeze_count() == 0
+    assert freezer._collected not in gc.callbacks
+    freezer.uninstall()  # twice is harmless

@@ -39,6 +39,7 @@ from ..protocol import (
     Frame,
     FrameType,
 )
+from .templates import Template
 
 __all__ = ["Auth", "AuthError", "AuthRequest", "AuthSettings", "Dialect"]
 
@@ -78,6 +79,30 @@ class AuthError(Exception):
 
 
 _JSON_HEADERS = {"Accept": "application/json", "Content-Type": "application/json"}
+
+
+def _plain(*values: object) -> bool:
+    return all(type(value) is str for value in values)
+
+
+class _Templates:
+    """The base dialect's frames sent per exchange, as :class:`~.templates.Template` (made on first use)."""
+
+    def __init__(self) -> None:
+        base = Dialect()
+        self.message = Template(base.message, 4)
+        self.message_no_language = Template(lambda c, b, m: base.message(c, b, m, None), 3)
+        self.typing = Template(base.typing, 2)
+        self.read = Template(base.read, 2)
+
+
+_made: list[_Templates] = []
+
+
+def _templates() -> _Templates:
+    if not _made:
+        _made.append(_Templates())
+    return _made[0]
 
 
 class Dialect:
@@ -265,6 +290,31 @@ class Dialect:
             conversation_uuid=conversation_uuid,
             message=ConversationMessage(body=body, client_message_id=client_message_id, language_iso_code=language),
         )
+
+    def message_wire(
+        self, conversation_uuid: str, body: str, client_message_id: str, language: str | None
+    ) -> Frame | bytes:
+        """What a session sends for :meth:`message`: its bytes written from a
+        template (:mod:`.templates`) when this class's own :meth:`message`
+        builds it and the values are plain strings, else :meth:`message`'s frame."""
+        if type(self).message is Dialect.message and _plain(conversation_uuid, body, client_message_id):
+            if language is None:
+                return _templates().message_no_language.fill(conversation_uuid, body, client_message_id)
+            if type(language) is str:
+                return _templates().message.fill(conversation_uuid, body, client_message_id, language)
+        return self.message(conversation_uuid, body, client_message_id, language)
+
+    def typing_wire(self, conversation_uuid: str, value: str) -> Frame | bytes:
+        """:meth:`typing`, as :meth:`message_wire` is :meth:`message`."""
+        if type(self).typing is Dialect.typing and _plain(conversation_uuid, value):
+            return _templates().typing.fill(conversation_uuid, value)
+        return self.typing(conversation_uuid, value)
+
+    def read_wire(self, conversation_uuid: str, message_uuid: str) -> Frame | bytes:
+        """:meth:`read`, as :meth:`message_wire` is :meth:`message`."""
+        if type(self).read is Dialect.read and _plain(conversation_uuid, message_uuid):
+            return _templates().read.fill(conversation_uuid, message_uuid)
+        return self.read(conversation_uuid, message_uuid)
 
     def typing(self, conversation_uuid: str, value: str) -> Frame:
         return Frame(

@@ -354,12 +354,12 @@ class Session:
     def _send_message(self, conversation_uuid: str, text: str, language: str | None) -> str:
         conn = self._connection()
         if self.pacing.pace is not Pace.NONE:
-            conn.send(self.dialect.typing(conversation_uuid, text[: max(1, len(text) // 3)]))
+            conn.send(self.dialect.typing_wire(conversation_uuid, text[: max(1, len(text) // 3)]))
             self.pause(self.pacing.typing_time(text))
         cid = self.faker.client_message_id()
         self.meter.sent(KPI.MESSAGE_ACK, cid, time.perf_counter())
         try:
-            conn.send(self.dialect.message(conversation_uuid, text, cid, language))
+            conn.send(self.dialect.message_wire(conversation_uuid, text, cid, language))
         except TransportError:
             self.meter.cancel(KPI.MESSAGE_ACK, cid)  # never sent: the broken connection is the failure, not an ack
             raise
@@ -404,7 +404,7 @@ class Session:
             raise ValueError(f"read() needs a chat message frame, got a {message.type} frame")
         uuid = message.message.conversation_message_uuid
         if uuid is not None:
-            conn.send(self.dialect.read(conversation_uuid, uuid))
+            conn.send(self.dialect.read_wire(conversation_uuid, uuid))
 
     def disconnect(self, *, abrupt: bool = False) -> None:
         """Drop the connection (without closing any chat; ``abrupt``: without
