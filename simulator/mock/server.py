@@ -52,6 +52,7 @@ from websockets.protocol import OPEN
 
 from ..errors import AccessDenied, FrameError, IdentityError
 from ..protocol import Error, ErrorCode, Frame, FrameType, decode, encode
+from .accept import Acceptor, connection_factory
 from .access import FrontDoor, parse_identity
 from .engine import Close, ConnId, Delivery, Identity
 from .faults import REORDER_HOLD, Decision, FaultConfig, FaultDecider
@@ -170,6 +171,7 @@ class WebchatServer:
         self._buckets: dict[ConnId, _Bucket] = {}  # of the connections in _conns
         self._next_conn: ConnId = 1
         self._server: Server | None = None
+        self._acceptor: Acceptor | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._sweeper: asyncio.Task[None] | None = None
@@ -195,21 +197,23 @@ class WebchatServer:
 
     async def start(self) -> None:
         cfg = self.config
+        # The same options for serve() and the factory the Acceptor (.accept) hands accepted sockets to.
+        options: dict[str, Any] = {"max_size": cfg.max_frame_bytes, "max_queue": 64, "close_timeout": cfg.close_timeout}
+        options.update(ping_interval=cfg.ping_interval, ping_timeout=cfg.ping_timeout)
         self._server = await serve(
             self._handler,
             cfg.host,
             cfg.port,
             process_request=self._process_request,
             compression="deflate" if cfg.compression else None,
-            max_size=cfg.max_frame_bytes,
-            max_queue=64,
             backlog=cfg.backlog,
-            ping_interval=cfg.ping_interval,
-            ping_timeout=cfg.ping_timeout,
-            close_timeout=cfg.close_timeout,
             server_header="webchat-sim",
             create_connection=DirectConnection,  # whole text frames handled at once (.inbound)
+            **options,
         )
+        factory = connection_factory(self._server, DirectConnection, compression=cfg.compression, **options)
+        self._acceptor = Acceptor(self._server, factory)
+        self._acceptor.start()  # accepts every waiting connection at once, beside the loop's one per turn
         self._apply(self.core.start(time.time()))  # the autopilot hub logs its agents in
         if cfg.idle_timeout:
             self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(cfg.idle_timeout))
@@ -239,6 +243,8 @@ class WebchatServer:
             self._timer = None
         for ws in list(self._conns.values()):  # bounded by the close timeout (see _close), not by ws.close()
             self._close(ws, 1001, "server shutting down")
+        if self._acceptor is not None:
+            self._acceptor.close()
         if self._server is not None:
             self._server.close(close_connections=True, reason="server shutting down")  # handshakes in progress
             await self._server.wait_closed()
