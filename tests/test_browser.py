@@ -372,6 +372,9 @@ def test_the_widget_alone_with_an_autopilot_agent_by_keyboard_after_a_reload_and
         widget.get_by_test_id("message-input").fill("Thanks, that is all")
         widget.get_by_test_id("send").click()
         expect(widget.get_by_test_id("ended")).to_be_visible()  # its exchanges done, the autopilot says goodbye
+        # Typing stops before the goodbye, not after it: the autopilot closes at once on a goodbye.
+        kinds = [orjson.loads(raw).get("event_type") or orjson.loads(raw)["type"] for raw in wire.sent]
+        assert kinds[-2:] == ["typing", "message"], kinds
         expect(widget.get_by_test_id("new-chat")).to_be_focused()
         _fits(widget, 390)
         _screenshot(widget, artifacts, "widget-autopilot-phone")

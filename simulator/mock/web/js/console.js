@@ -502,10 +502,10 @@ function reply(event) {
   const body = ui["reply-input"].value.trim();
   const chat = chats.get(active);
   if (!body || !chat || chat.closed) return;
+  sendTyping("");  // typing stops first: the customer may close as soon as the message comes
   socket.send(P.messageFrame(chat.uuid, body));
   ui["reply-input"].value = "";
   chat.draft = "";
-  sendTyping("");
 }
 
 function sendTyping(value) {

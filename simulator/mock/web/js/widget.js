@@ -426,9 +426,11 @@ function sendMessage(event) {
   event.preventDefault();
   const body = ui["message-input"].value.trim();
   if (!body || !conversation() || closed) return;
+  // Typing stops first: the message may be the conversation's last frame (an
+  // autopilot closes at once on a goodbye; a typing frame after it is refused).
+  sendTyping("");
   socket.send(P.messageFrame(conversation(), body, session.language));
   ui["message-input"].value = "";
-  sendTyping("");
   ui["message-input"].focus();
 }
 
