@@ -21,9 +21,9 @@ leave every other frame to the protocol, byte for byte:
   open, has no extension (compression), is not inside a fragmented message
   and its parser waits at a frame boundary with nothing buffered.
 
-Neither wing checks UTF-8 here: each decodes the payload and hands a frame
-that is not valid UTF-8 back to the protocol (:func:`text_frame_bytes`), which
-closes with 1007 as it always did.
+UTF-8 is not checked here: each wing decodes the payloads it is handed;
+the mock's connection hands a frame that is not valid UTF-8 back to the
+protocol (:func:`masked_text_frame`), which closes with 1007 as it always did.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ try:  # websockets' C speed-up (always built for CPython wheels); the pure-Pytho
 except ImportError:  # pragma: no cover - depends on the websockets build
     from websockets.utils import apply_mask
 
-__all__ = ["FrameSplitter", "apply_mask", "fast_receiving", "max_message_size", "text_frame_bytes", "text_head"]
+__all__ = ["FrameSplitter", "apply_mask", "fast_receiving", "masked_text_frame", "max_message_size", "text_head"]
 
 _TEXT_FIN: Final = 0x81  # FIN, no reserved bits, opcode 1 (text)
 _MASKED: Final = 0x80
@@ -82,12 +82,11 @@ def text_head(length: int, *, masked: bool) -> bytes:
     return bytes((_TEXT_FIN, bit | 127)) + length.to_bytes(8, "big")
 
 
-def text_frame_bytes(payload: bytes, *, masked: bool) -> bytes:
-    """A final text frame carrying ``payload``, masked with a zero key if
-    ``masked`` (what a :class:`FrameSplitter` cut out, for the protocol to
-    parse after all: it gives the same frame, and the same errors)."""
-    head = text_head(len(payload), masked=masked)
-    return head + _NO_MASK + payload if masked else head + payload
+def masked_text_frame(payload: bytes) -> bytes:
+    """A client's final text frame carrying ``payload``, masked with a zero key
+    (what a :class:`FrameSplitter` cut out, for the protocol to parse after
+    all: it gives the same frame, and the same errors)."""
+    return text_head(len(payload), masked=True) + _NO_MASK + payload
 
 
 class FrameSplitter:

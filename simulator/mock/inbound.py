@@ -46,7 +46,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import OPEN, Event
 
-from ..wsframes import FrameSplitter, fast_receiving, max_message_size, text_frame_bytes
+from ..wsframes import FrameSplitter, fast_receiving, masked_text_frame, max_message_size
 
 __all__ = ["Bucket", "DirectConnection"]
 
@@ -117,7 +117,7 @@ class DirectConnection(ServerConnection):
     def _unsplit(self, splitter: FrameSplitter, texts: list[bytes], other: bytes | None) -> None:
         """Leave the split: what was cut and not handled, and what is buffered, goes to the protocol."""
         self.splitter = None
-        rest = b"".join(text_frame_bytes(payload, masked=True) for payload in texts)
+        rest = b"".join(masked_text_frame(payload) for payload in texts)
         if other is not None:
             rest += other
         rest += splitter.take()
